@@ -1,0 +1,87 @@
+// Package tenant describes one tenant database and the sources that find them.
+package tenant
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+)
+
+// Tenant is one customer database. ID is stable (a Neon project id, or the
+// name given in database-urls) and is what sharding partitions on.
+type Tenant struct {
+	ID   string // Neon project id, or the explicit name for database-urls
+	Name string // human name (Neon project name)
+
+	// URL is the connection string, password included. It is a credential:
+	// never format it; use Redacted or String.
+	URL string
+
+	// ResolveErr is set when the tenant was found but its connection string
+	// could not be resolved. The runner reports it as that tenant's failure
+	// instead of stopping the run.
+	ResolveErr error
+}
+
+// String names the tenant for humans without any credential:
+// "name (id, host/db)".
+func (t Tenant) String() string {
+	where := HostDB(t.URL)
+	label := t.Name
+	if label == "" {
+		label = t.ID
+	}
+	switch {
+	case label == t.ID && where == "":
+		return label
+	case label == t.ID:
+		return fmt.Sprintf("%s (%s)", label, where)
+	case where == "":
+		return fmt.Sprintf("%s (%s)", label, t.ID)
+	default:
+		return fmt.Sprintf("%s (%s, %s)", label, t.ID, where)
+	}
+}
+
+// HostDB returns "host/db" of a connection URL, or "" when it cannot be parsed.
+func HostDB(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Hostname() + "/" + trimSlash(u.Path)
+}
+
+// Password returns the password in a connection URL, or "".
+func Password(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	p, _ := u.User.Password()
+	return p
+}
+
+// Redacted returns the URL with its password replaced by "xxxxx".
+func Redacted(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparseable url>"
+	}
+	return u.Redacted()
+}
+
+func trimSlash(s string) string {
+	for len(s) > 0 && s[0] == '/' {
+		s = s[1:]
+	}
+	return s
+}
+
+// Source finds tenants. Implementations stream: they call yield as soon as a
+// tenant is known, so work can start before the whole fleet has been listed.
+type Source interface {
+	// Tenants calls yield for each selected tenant until the source is
+	// exhausted, yield returns false, or ctx is done.
+	Tenants(ctx context.Context, yield func(Tenant) bool) error
+}
