@@ -31,6 +31,8 @@ type Result struct {
 	Started  time.Time
 	Duration time.Duration
 	Detail   any // mode-specific, e.g. *migrate.Detail
+
+	index int // position in Outcome.Results
 }
 
 // Counts tallies results by status.

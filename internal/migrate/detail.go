@@ -8,4 +8,5 @@ type Detail struct {
 	Pending []string `json:"pending,omitempty"`     // files still pending (dry run, or left by a failure)
 	DryRun  bool     `json:"dry_run,omitempty"`     // nothing was changed
 	Failed  string   `json:"failed_file,omitempty"` // the file whose migration failed
+	Log     string   `json:"-"`                     // dbmate's own log lines for this tenant
 }

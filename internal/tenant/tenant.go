@@ -17,8 +17,14 @@ type Tenant struct {
 	// never format it; use Redacted or String.
 	URL string
 
-	// ResolveErr is set when the tenant was found but its connection string
-	// could not be resolved. The runner reports it as that tenant's failure
+	// Resolve, when set, fetches URL just before the tenant is worked on. A
+	// source whose connection strings cost an API call each (Neon) defers
+	// them this way, so tenants that never start (canary failed, max-failures,
+	// filtered out) cost nothing.
+	Resolve func(ctx context.Context) (string, error) `json:"-"`
+
+	// ResolveErr is set when the tenant was found but is unusable (say, a
+	// malformed entry). The runner reports it as that tenant's failure
 	// instead of stopping the run.
 	ResolveErr error
 }

@@ -1,0 +1,363 @@
+package main
+
+// End-to-end tests: the real binary, built once, run the way the Actions
+// runner runs it (inputs as INPUT_* variables, GITHUB_STEP_SUMMARY and
+// GITHUB_OUTPUT files), against a real PostgreSQL cluster and the Neon API
+// emulator.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgfleet/pgfleet/internal/testenv"
+	"github.com/pgfleet/pgfleet/internal/testenv/neonapi"
+	"github.com/pgfleet/pgfleet/internal/testenv/pgcluster"
+)
+
+var (
+	binary  string             // the pgfleet binary under test
+	cluster *pgcluster.Cluster // shared by every test; each makes its own tenants
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "pgfleet-e2e-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		binary = filepath.Join(dir, "pgfleet")
+		build := exec.Command("go", "build", "-o", binary, ".")
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build pgfleet:", err)
+			return 1
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cluster, err = pgcluster.Start(ctx, pgcluster.Options{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "start PostgreSQL:", err)
+			return 1
+		}
+		defer cluster.Stop()
+		return m.Run()
+	}())
+}
+
+var prefixSeq struct {
+	sync.Mutex
+	n int
+}
+
+// newFleet makes n fresh tenants and an emulator listing them.
+func newFleet(t *testing.T, n int, cfg neonapi.Config) *testenv.Fleet {
+	t.Helper()
+	prefixSeq.Lock()
+	prefixSeq.n++
+	prefix := fmt.Sprintf("t%02d", prefixSeq.n)
+	prefixSeq.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f, err := testenv.StartFleet(ctx, testenv.FleetOptions{Tenants: n, Prefix: prefix, Cluster: cluster, Neon: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	return f
+}
+
+// run is one finished pgfleet process and everything it wrote.
+type run struct {
+	code     int
+	stdout   string
+	stderr   string
+	summary  string
+	outputs  map[string]string
+	report   reportFile
+	elapsed  time.Duration
+	files    map[string]string // every file the run wrote, for leak scans
+	reportOK bool
+}
+
+type reportFile struct {
+	Mode    string `json:"mode"`
+	Counts  map[string]int
+	Tenants []struct {
+		ID      string   `json:"id"`
+		Name    string   `json:"name"`
+		Status  string   `json:"status"`
+		Error   string   `json:"error"`
+		Reason  string   `json:"reason"`
+		From    string   `json:"from_version"`
+		To      string   `json:"to_version"`
+		Applied []string `json:"applied"`
+		Pending []string `json:"pending"`
+	} `json:"tenants"`
+}
+
+func (r reportFile) byID() map[string]int {
+	m := map[string]int{}
+	for i, t := range r.Tenants {
+		m[t.ID] = i
+	}
+	return m
+}
+
+// inputs are action inputs by name; env holds extra variables.
+type inputs map[string]string
+
+func neonInputs(f *testenv.Fleet, migrations string) inputs {
+	return inputs{
+		"mode":           "migrate",
+		"neon-api-key":   f.APIKey,
+		"neon-api-url":   f.Neon.URL(),
+		"migrations-dir": migrations,
+	}
+}
+
+// start launches pgfleet as the Actions runner would.
+func start(t *testing.T, in inputs, env ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command(binary)
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + dir,
+		"GITHUB_ACTIONS=true",
+		"RUNNER_TEMP=" + dir,
+		"GITHUB_STEP_SUMMARY=" + filepath.Join(dir, "summary.md"),
+		"GITHUB_OUTPUT=" + filepath.Join(dir, "output.txt"),
+	}
+	for k, v := range in {
+		cmd.Env = append(cmd.Env, "INPUT_"+strings.ToUpper(k)+"="+v)
+	}
+	cmd.Env = append(cmd.Env, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, &stdout, &stderr, dir
+}
+
+// finish waits for a started pgfleet and collects what it wrote.
+func finish(t *testing.T, cmd *exec.Cmd, stdout, stderr *bytes.Buffer, dir string, began time.Time) run {
+	t.Helper()
+	err := cmd.Wait()
+	r := run{elapsed: time.Since(began), stdout: stdout.String(), stderr: stderr.String(), files: map[string]string{}}
+	if exit, ok := err.(*exec.ExitError); ok {
+		r.code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		r.files[e.Name()] = string(b)
+	}
+	r.summary = r.files["summary.md"]
+	r.outputs = parseOutputs(r.files["output.txt"])
+	if b, ok := r.files["pgfleet-migrate-report.json"]; ok {
+		if err := json.Unmarshal([]byte(b), &r.report); err != nil {
+			t.Fatalf("report is not JSON: %v\n%s", err, b)
+		}
+		r.reportOK = true
+	}
+	return r
+}
+
+func runPgfleet(t *testing.T, in inputs, env ...string) run {
+	t.Helper()
+	began := time.Now()
+	cmd, stdout, stderr, dir := start(t, in, env...)
+	return finish(t, cmd, stdout, stderr, dir, began)
+}
+
+func parseOutputs(s string) map[string]string {
+	out := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// assertNoLeak fails if any password (or the API key) appears anywhere the
+// run wrote, other than the ::add-mask:: commands that tell the runner to
+// hide it; and checks every password it saw was registered for masking.
+func assertNoLeak(t *testing.T, r run, secrets ...string) {
+	t.Helper()
+	var visible strings.Builder
+	masked := map[string]bool{}
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if m, ok := strings.CutPrefix(line, "::add-mask::"); ok {
+			masked[m] = true
+			continue
+		}
+		visible.WriteString(line + "\n")
+	}
+	visible.WriteString(r.stderr)
+	for _, f := range r.files {
+		visible.WriteString(f)
+	}
+	all := visible.String()
+	for _, s := range secrets {
+		if s != "" && strings.Contains(all, s) {
+			t.Fatalf("a credential leaked into the run's output or files (len %d)", len(s))
+		}
+	}
+	_ = masked
+}
+
+func assertMasked(t *testing.T, r run, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if !strings.Contains(r.stdout, "::add-mask::"+s+"\n") {
+			t.Fatalf("a credential was never registered with ::add-mask::")
+		}
+	}
+}
+
+// versions lists the versions recorded in a tenant's schema_migrations (nil
+// when the table does not exist).
+func versions(t *testing.T, url string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if !exists {
+		return nil
+	}
+	rows, _ := conn.Query(ctx, "SELECT version FROM schema_migrations")
+	vs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(vs)
+	return vs
+}
+
+func execSQL(t *testing.T, url, sql string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// migrationsCopy copies testdata/migrations into a temp dir and adds files.
+func migrationsCopy(t *testing.T, extra map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	entries, err := os.ReadDir("testdata/migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("testdata/migrations", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644)
+	}
+	for name, body := range extra {
+		os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644)
+	}
+	return dir
+}
+
+// baseVersions are the versions of testdata/migrations.
+func baseVersions(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir("testdata/migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vs []string
+	for _, e := range entries {
+		v, _, _ := strings.Cut(e.Name(), "_")
+		vs = append(vs, v)
+	}
+	sort.Strings(vs)
+	return vs
+}
+
+func mustCode(t *testing.T, r run, want int) {
+	t.Helper()
+	if r.code != want {
+		t.Fatalf("exit status %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, want, tail(r.stdout, 4000), tail(r.stderr, 2000))
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+var execCommand = exec.Command
+
+// countSleepers counts backends anywhere in the cluster running pg_sleep.
+func countSleepers(t *testing.T) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, cluster.AdminURL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func tableExists(t *testing.T, url, table string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}

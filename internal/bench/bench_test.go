@@ -1,0 +1,231 @@
+// Package bench measures pgfleet migrate against its floor: a plain pgx loop
+// running the same SQL with the same concurrency over the same local fleet,
+// measured in the same run, so the ratio means something on a noisy machine.
+//
+//	make bench
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgfleet/pgfleet/internal/migrate"
+	"github.com/pgfleet/pgfleet/internal/testenv/pgcluster"
+)
+
+const (
+	tenants     = 200
+	concurrency = 10
+	rounds      = 3 // each figure is the median of this many
+)
+
+func BenchmarkMigrate200Tenants(b *testing.B) {
+	ctx := context.Background()
+	root := repoRoot(b)
+	bin := filepath.Join(b.TempDir(), "pgfleet")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	migrations := filepath.Join(root, "testdata", "migrations")
+	set, err := migrate.Load(migrations)
+	if err != nil {
+		b.Fatal(err)
+	}
+	files := readFiles(b, migrations, set)
+
+	cluster := pgcluster.StartForTest(b)
+	dbs, err := cluster.CreateTenants(ctx, "bench", tenants)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var list strings.Builder
+	for _, db := range dbs {
+		fmt.Fprintf(&list, "%s=%s\n", db.Name, db.URL)
+	}
+	reset := func() {
+		forEach(b, dbs, func(conn *pgx.Conn) error {
+			_, err := conn.Exec(ctx, "DROP TABLE IF EXISTS tasks, projects, users, schema_migrations CASCADE")
+			return err
+		})
+	}
+	pgfleet := func() (time.Duration, int64) {
+		cmd := exec.Command(bin, "migrate", "--migrations-dir", migrations, "--concurrency", fmt.Sprint(concurrency),
+			"--report-file", filepath.Join(b.TempDir(), "r.json"))
+		cmd.Env = append(os.Environ(), "INPUT_DATABASE-URLS="+list.String())
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		took := time.Since(start)
+		if err != nil {
+			b.Fatalf("pgfleet: %v\n%s", err, out)
+		}
+		return took, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
+	}
+	floor := func() time.Duration {
+		start := time.Now()
+		forEach(b, dbs, func(conn *pgx.Conn) error { return plainMigrate(ctx, conn, files) })
+		return time.Since(start)
+	}
+
+	var floorCold, fleetCold, floorWarm, fleetWarm []time.Duration
+	var peakKiB int64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for r := 0; r < rounds; r++ {
+			// Alternate who goes first, so neither always meets a warmer cache.
+			measure := []func(){
+				func() { reset(); floorCold = append(floorCold, floor()); floorWarm = append(floorWarm, floor()) },
+				func() {
+					reset()
+					d, rss := pgfleet()
+					fleetCold = append(fleetCold, d)
+					d, rss2 := pgfleet()
+					fleetWarm = append(fleetWarm, d)
+					peakKiB = max(peakKiB, rss, rss2)
+				},
+			}
+			if r%2 == 1 {
+				measure[0], measure[1] = measure[1], measure[0]
+			}
+			measure[0]()
+			measure[1]()
+		}
+	}
+	b.StopTimer()
+	rate := func(d time.Duration) float64 { return float64(tenants) / d.Seconds() }
+	fc, pc, fw, pw := median(floorCold), median(fleetCold), median(floorWarm), median(fleetWarm)
+	b.ReportMetric(rate(pc), "cold-tenants/s")
+	b.ReportMetric(rate(fc), "floor-cold-tenants/s")
+	b.ReportMetric(pc.Seconds()/fc.Seconds(), "cold-x-floor")
+	b.ReportMetric(rate(pw), "warm-tenants/s")
+	b.ReportMetric(rate(fw), "floor-warm-tenants/s")
+	b.ReportMetric(pw.Seconds()/fw.Seconds(), "warm-x-floor")
+	b.ReportMetric(float64(peakKiB)/1024, "peak-MiB")
+	fmt.Printf("\n%d tenants, concurrency %d, %d migrations, median of %d rounds (GOMAXPROCS %d)\n", tenants, concurrency, len(files), rounds, runtime.GOMAXPROCS(0))
+	fmt.Printf("  cold:  pgfleet %6.1f tenants/s   floor %6.1f tenants/s   pgfleet takes %.2fx the floor's time (target <= 1.3x)\n", rate(pc), rate(fc), pc.Seconds()/fc.Seconds())
+	fmt.Printf("  warm:  pgfleet %6.1f tenants/s   floor %6.1f tenants/s   pgfleet takes %.2fx the floor's time (target <= 1.3x)\n", rate(pw), rate(fw), pw.Seconds()/fw.Seconds())
+	fmt.Printf("  pgfleet peak RSS: %.1f MiB\n", float64(peakKiB)/1024)
+}
+
+type file struct{ version, up string }
+
+func readFiles(b *testing.B, dir string, set *migrate.Set) []file {
+	var out []file
+	for _, f := range set.Files {
+		body, err := os.ReadFile(filepath.Join(dir, f.Name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		up := string(body)
+		if i := strings.Index(up, "-- migrate:down"); i >= 0 {
+			up = up[:i]
+		}
+		out = append(out, file{f.Version, up})
+	}
+	return out
+}
+
+// plainMigrate is the floor: what any migration tool must do at the least.
+func plainMigrate(ctx context.Context, conn *pgx.Conn, files []file) error {
+	if _, err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS schema_migrations (version varchar(128) PRIMARY KEY)"); err != nil {
+		return err
+	}
+	rows, _ := conn.Query(ctx, "SELECT version FROM schema_migrations")
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	done := map[string]bool{}
+	for _, v := range applied {
+		done[v] = true
+	}
+	for _, f := range files {
+		if done[f.version] {
+			continue
+		}
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, f.up); err != nil {
+			tx.Rollback(ctx)
+			return err
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", f.version); err != nil {
+			tx.Rollback(ctx)
+			return err
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// forEach connects to every tenant, concurrency at a time, and runs fn.
+func forEach(b *testing.B, dbs []pgcluster.TenantDB, fn func(*pgx.Conn) error) {
+	ctx := context.Background()
+	work := make(chan pgcluster.TenantDB)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for w := 0; w < concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for db := range work {
+				conn, err := pgx.Connect(ctx, db.URL)
+				if err == nil {
+					err = fn(conn)
+					conn.Close(ctx)
+				}
+				if err != nil {
+					mu.Lock()
+					firstErr = err
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, db := range dbs {
+		work <- db
+	}
+	close(work)
+	wg.Wait()
+	if firstErr != nil {
+		b.Fatal(firstErr)
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+func repoRoot(b *testing.B) string {
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			b.Fatal("go.mod not found")
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,249 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pgfleet/pgfleet/internal/tenant"
+)
+
+// listSource yields n tenants t000..; gate, when set, is waited on before
+// yielding tenant index gateAt, so tests can observe pipelining.
+type listSource struct {
+	ids    []string
+	err    error
+	gateAt int
+	gate   chan struct{}
+}
+
+func (s listSource) Tenants(ctx context.Context, yield func(tenant.Tenant) bool) error {
+	for i, id := range s.ids {
+		if s.gate != nil && i == s.gateAt {
+			select {
+			case <-s.gate:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if !yield(tenant.Tenant{ID: id, Name: "name-" + id}) {
+			return ctx.Err()
+		}
+	}
+	return s.err
+}
+
+func ids(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("t%03d", i)
+	}
+	return out
+}
+
+func byID(out Outcome) map[string]Result {
+	m := map[string]Result{}
+	for _, r := range out.Results {
+		m[r.Tenant.ID] = r
+	}
+	return m
+}
+
+func TestRunAllSucceedWithinConcurrencyCap(t *testing.T) {
+	var now, peak atomic.Int32
+	work := func(ctx context.Context, tn tenant.Tenant) (Status, any, error) {
+		n := now.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+		now.Add(-1)
+		return Succeeded, tn.ID, nil
+	}
+	out := Run(context.Background(), Options{Concurrency: 4}, listSource{ids: ids(40)}, work)
+	c := Count(out.Results)
+	if c.Total != 40 || c.Succeeded != 40 {
+		t.Fatalf("counts = %+v, want 40 succeeded", c)
+	}
+	if peak.Load() > 4 || peak.Load() < 2 {
+		t.Fatalf("peak concurrency %d, want 2..4", peak.Load())
+	}
+	for i, r := range out.Results {
+		if r.Tenant.ID != fmt.Sprintf("t%03d", i) || r.Detail != r.Tenant.ID {
+			t.Fatalf("result %d = %+v: results must keep the order found and carry the detail", i, r)
+		}
+	}
+}
+
+func TestRunStartsWorkBeforeListingEnds(t *testing.T) {
+	gate := make(chan struct{})
+	var once sync.Once
+	work := func(ctx context.Context, tn tenant.Tenant) (Status, any, error) {
+		once.Do(func() { close(gate) }) // listing can only go on once work has started
+		return Succeeded, nil, nil
+	}
+	done := make(chan Outcome)
+	go func() {
+		done <- Run(context.Background(), Options{}, listSource{ids: ids(10), gateAt: 5, gate: gate}, work)
+	}()
+	select {
+	case out := <-done:
+		if c := Count(out.Results); c.Succeeded != 10 {
+			t.Fatalf("counts %+v", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("runner waited for the whole listing before starting work")
+	}
+}
+
+func TestRunMaxFailuresStopsStartingTenants(t *testing.T) {
+	var started atomic.Int32
+	work := func(ctx context.Context, tn tenant.Tenant) (Status, any, error) {
+		started.Add(1)
+		return "", nil, errors.New("boom")
+	}
+	out := Run(context.Background(), Options{Concurrency: 1, MaxFailures: 3}, listSource{ids: ids(20)}, work)
+	c := Count(out.Results)
+	if c.Failed != 3 || started.Load() != 3 {
+		t.Fatalf("failed=%d started=%d, want 3 and 3", c.Failed, started.Load())
+	}
+	if out.Stopped != "max-failures (3) reached" {
+		t.Fatalf("Stopped = %q", out.Stopped)
+	}
+	for _, r := range out.Results[3:] {
+		if r.Status != Skipped || r.Reason != out.Stopped {
+			t.Fatalf("tenant after the stop: %+v", r)
+		}
+	}
+}
+
+func TestRunCanaryFailureLeavesOthersUntouched(t *testing.T) {
+	var touched sync.Map
+	work := func(ctx context.Context, tn tenant.Tenant) (Status, any, error) {
+		touched.Store(tn.ID, true)
+		if tn.ID == "t001" {
+			return "", nil, errors.New("bad migration")
+		}
+		return Succeeded, nil, nil
+	}
+	out := Run(context.Background(), Options{Concurrency: 8, CanaryCount: 2}, listSource{ids: ids(30)}, work)
+	for _, id := range ids(30)[2:] {
+		if _, ok := touched.Load(id); ok {
+			t.Fatalf("%s was touched although a canary failed", id)
+		}
+	}
+	m := byID(out)
+	if !m["t000"].Canary || !m["t001"].Canary || m["t002"].Canary {
+		t.Fatal("the first two tenants must be the canaries")
+	}
+	if m["t001"].Status != Failed || m["t000"].Status != Succeeded {
+		t.Fatalf("canaries: %+v %+v", m["t000"], m["t001"])
+	}
+	if c := Count(out.Results); c.Skipped != 28 {
+		t.Fatalf("skipped %d, want 28 (%+v)", c.Skipped, c)
+	}
+	if out.Stopped == "" {
+		t.Fatal("Stopped must say the canary failed")
+	}
+}
+
+func TestRunCanaryGlobsRunFirst(t *testing.T) {
+	var mu sync.Mutex
+	var order []string
+	work := func(ctx context.Context, tn tenant.Tenant) (Status, any, error) {
+		mu.Lock()
+		order = append(order, tn.ID)
+		mu.Unlock()
+		return Succeeded, nil, nil
+	}
+	// the canary is the last tenant listed: nothing else may start before it.
+	out := Run(context.Background(), Options{Concurrency: 4, CanaryGlobs: []string{"name-t019"}}, listSource{ids: ids(20)}, work)
+	if c := Count(out.Results); c.Succeeded != 20 {
+		t.Fatalf("counts %+v", c)
+	}
+	if order[0] != "t019" {
+		t.Fatalf("first started %s, want the canary t019", order[0])
+	}
+}
+
+func TestRunCancelLetsInFlightFinishWithinGrace(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{}, 100)
+	work := func(wctx context.Context, tn tenant.Tenant) (Status, any, error) {
+		started <- struct{}{}
+		if tn.ID == "t000" {
+			time.Sleep(50 * time.Millisecond) // finishes inside the grace period
+			return Succeeded, nil, nil
+		}
+		<-wctx.Done() // never finishes on its own
+		return "", nil, wctx.Err()
+	}
+	go func() {
+		<-started
+		<-started
+		cancel()
+	}()
+	begin := time.Now()
+	out := Run(ctx, Options{Concurrency: 2, Grace: 300 * time.Millisecond}, listSource{ids: ids(10)}, work)
+	if time.Since(begin) > 5*time.Second {
+		t.Fatalf("cancelled run took %s", time.Since(begin))
+	}
+	m := byID(out)
+	if !out.Cancelled || m["t000"].Status != Succeeded || m["t001"].Status != Cancelled {
+		t.Fatalf("cancelled=%v t000=%s t001=%s", out.Cancelled, m["t000"].Status, m["t001"].Status)
+	}
+	for _, id := range ids(10)[2:] {
+		if m[id].Status != Skipped && m[id].Status != "" {
+			t.Fatalf("%s = %s, want skipped", id, m[id].Status)
+		}
+	}
+}
+
+func TestRunTimeoutPanicAndResolveErrorsStayWithTheirTenant(t *testing.T) {
+	src := sourceFunc(func(ctx context.Context, yield func(tenant.Tenant) bool) error {
+		yield(tenant.Tenant{ID: "slow"})
+		yield(tenant.Tenant{ID: "panics"})
+		yield(tenant.Tenant{ID: "unresolved", ResolveErr: errors.New("connection_uri: 404")})
+		yield(tenant.Tenant{ID: "fine"})
+		return nil
+	})
+	work := func(ctx context.Context, tn tenant.Tenant) (Status, any, error) {
+		switch tn.ID {
+		case "slow":
+			<-ctx.Done()
+			return "", nil, ctx.Err()
+		case "panics":
+			panic("nil map")
+		}
+		return UpToDate, nil, nil
+	}
+	out := Run(context.Background(), Options{TenantTimeout: 100 * time.Millisecond}, src, work)
+	m := byID(out)
+	if m["slow"].Status != Failed || m["panics"].Status != Failed || m["unresolved"].Status != Failed || m["fine"].Status != UpToDate {
+		t.Fatalf("statuses: %+v", m)
+	}
+	if got := m["slow"].Err.Error(); got[:9] != "timed out" {
+		t.Fatalf("timeout error %q", got)
+	}
+}
+
+func TestRunReportsSourceError(t *testing.T) {
+	out := Run(context.Background(), Options{}, listSource{ids: ids(3), err: errors.New("page 2: 500")},
+		func(ctx context.Context, tn tenant.Tenant) (Status, any, error) { return Succeeded, nil, nil })
+	if out.SourceErr == nil || Count(out.Results).Succeeded != 3 {
+		t.Fatalf("want the 3 found tenants done and the source error kept: %+v", out)
+	}
+}
+
+type sourceFunc func(ctx context.Context, yield func(tenant.Tenant) bool) error
+
+func (f sourceFunc) Tenants(ctx context.Context, yield func(tenant.Tenant) bool) error {
+	return f(ctx, yield)
+}

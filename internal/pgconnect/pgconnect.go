@@ -1,0 +1,164 @@
+// Package pgconnect opens tenant connections the way a fleet needs them:
+// patient with computes that are waking up (Neon scales idle ones to zero and
+// they take from a few hundred milliseconds to a few seconds to accept
+// connections), quick to give up on errors that a retry cannot fix.
+package pgconnect
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/lib/pq"
+
+	"github.com/pgfleet/pgfleet/internal/tenant"
+)
+
+// Options tune connecting. Zero values mean the documented defaults.
+type Options struct {
+	Attempts       int           // connection attempts before a tenant counts as failed; default 4
+	BaseBackoff    time.Duration // first wait between attempts, doubling, jittered; default 1s
+	ConnectTimeout time.Duration // per attempt; default 30s, room for a cold compute to wake
+	AppName        string        // application_name; default "pgfleet"
+}
+
+// Timeout is the per-attempt connect timeout.
+func (o Options) Timeout() time.Duration {
+	if o.ConnectTimeout <= 0 {
+		return 30 * time.Second
+	}
+	return o.ConnectTimeout
+}
+
+func (o Options) attempts() int {
+	if o.Attempts <= 0 {
+		return 4
+	}
+	return o.Attempts
+}
+
+// Backoff is the jittered wait after the given failed attempt (1-based).
+func (o Options) Backoff(attempt int) time.Duration {
+	base := o.BaseBackoff
+	if base <= 0 {
+		base = time.Second
+	}
+	d := base << (attempt - 1)
+	return d/2 + rand.N(d/2+1)
+}
+
+// Connect opens a pgx connection, retrying transient failures. Errors name
+// the host and database, never the password.
+func Connect(ctx context.Context, rawURL string, o Options) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		// pgx's parse errors can quote the string they failed on.
+		return nil, fmt.Errorf("parse connection string for %s: malformed URL", tenant.HostDB(rawURL))
+	}
+	cfg.ConnectTimeout = o.Timeout()
+	if o.AppName == "" {
+		o.AppName = "pgfleet"
+	}
+	cfg.RuntimeParams["application_name"] = o.AppName
+	var lastErr error
+	for attempt := 1; attempt <= o.attempts(); attempt++ {
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err == nil {
+			return conn, nil
+		}
+		lastErr = err
+		if !Transient(err) || ctx.Err() != nil || attempt == o.attempts() {
+			break
+		}
+		if Sleep(ctx, o.Backoff(attempt)) != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("connect to %s: %w", tenant.HostDB(rawURL), lastErr)
+}
+
+// Sleep waits d or until ctx is done.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Transient reports whether err is worth another attempt: the network, a
+// server that is starting or out of connection slots, a dropped connection.
+// Authentication failures, missing databases and SQL errors are not.
+func Transient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return transientCode(pgErr.Code)
+	}
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		return transientCode(string(pqErr.Code))
+	}
+	var netErr net.Error
+	switch {
+	case errors.Is(err, driver.ErrBadConn),
+		errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE),
+		errors.Is(err, context.DeadlineExceeded),
+		errors.As(err, &netErr):
+		return true
+	}
+	// lib/pq reports some dial failures as plain strings.
+	msg := err.Error()
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "connection reset") ||
+		strings.Contains(msg, "i/o timeout") || strings.Contains(msg, "the database system is starting up")
+}
+
+func transientCode(code string) bool {
+	switch {
+	case strings.HasPrefix(code, "08"): // connection exceptions
+		return true
+	case code == "57P03", // cannot_connect_now: the compute is starting
+		code == "53300", // too_many_connections
+		code == "57P01": // admin_shutdown: the compute restarted under us
+		return true
+	}
+	return false
+}
+
+// WithParams returns rawURL with the given query parameters set, keeping
+// existing ones the caller did not name, unless the URL already sets them
+// (the user's choice wins for connect_timeout).
+func WithParams(rawURL string, params map[string]string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	q := u.Query()
+	for k, v := range params {
+		if k == "connect_timeout" && q.Get(k) != "" {
+			continue
+		}
+		q.Set(k, v)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}

@@ -1,0 +1,549 @@
+package report
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/pgfleet/pgfleet/internal/fleet"
+	"github.com/pgfleet/pgfleet/internal/migrate"
+)
+
+// MaxSummaryBytes is GitHub's cap on one step's job summary.
+const MaxSummaryBytes = 1 << 20
+
+// DefaultSummaryBytes is the limit Summary uses when given none: a little
+// under MaxSummaryBytes, leaving room for anything else the step writes.
+const DefaultSummaryBytes = MaxSummaryBytes - 24<<10
+
+// maxSkippedRows is how many skipped tenants get a row of their own in the
+// failures table; more are summarized by reason.
+const maxSkippedRows = 20
+
+// entry is one result prepared for the summary: every string scrubbed, not
+// yet escaped.
+type entry struct {
+	index      int
+	status     fleet.Status
+	label      string // name, or id when there is none
+	id         string
+	err        string
+	reason     string
+	canary     bool
+	attempts   int
+	dur        string
+	detail     bool // has a migrate detail
+	from, to   string
+	applied    []string
+	pending    []string
+	failedFile string
+}
+
+// Summary renders the job-summary Markdown of a run, at most limit bytes
+// (DefaultSummaryBytes when limit <= 0, never more than MaxSummaryBytes).
+// Sections come in order of importance (verdict and totals, schema versions,
+// failures, every tenant); rows that do not fit are left out and a note
+// points to the JSON report.
+func Summary(r Run, limit int) string {
+	if limit <= 0 {
+		limit = DefaultSummaryBytes
+	}
+	limit = min(limit, MaxSummaryBytes)
+
+	c := cleaner{scrub: scrubber(r.Scrub)}
+	entries := prepare(r, c)
+	counts := fleet.Count(r.Results)
+	isMigrate := r.Mode == "migrate"
+
+	d := &doc{limit: limit, report: reportRef(c.plain(r.ReportFile))}
+	d.b.WriteString(header(r, c, counts, entries))
+	if d.b.Len() > limit {
+		return cutBytes(d.b.String(), limit)
+	}
+
+	tenantsNote := d.noteFn("tenants")
+	failuresNote := d.noteFn("failed, cancelled or skipped tenants")
+	reserveTenants := maxNote(tenantsNote, len(entries))
+	if isMigrate && len(entries) > 0 {
+		d.versions(r.DryRun, entries, reserveTenants+maxNote(failuresNote, len(entries)))
+	}
+	d.failures(entries, failuresNote, reserveTenants)
+	d.tenants(entries, r.DryRun, isMigrate, tenantsNote)
+	return d.b.String()
+}
+
+func prepare(r Run, c cleaner) []entry {
+	entries := make([]entry, len(r.Results))
+	for i, res := range r.Results {
+		t := res.Tenant
+		e := entry{
+			index:    i,
+			status:   res.Status,
+			id:       c.tenant(t, t.ID),
+			label:    c.tenant(t, t.Name),
+			err:      c.tenant(t, errText(res)),
+			reason:   c.tenant(t, res.Reason),
+			canary:   res.Canary,
+			attempts: res.Attempts,
+			dur:      "—",
+		}
+		if e.label == "" {
+			e.label = e.id
+		}
+		if res.Duration > 0 {
+			e.dur = human(res.Duration)
+		}
+		if md := migrateDetail(res.Detail); md != nil {
+			e.detail = true
+			e.from = c.tenant(t, md.From)
+			e.to = c.tenant(t, afterRun(md))
+			e.applied = c.all(t, md.Applied)
+			e.pending = c.all(t, md.Pending)
+			e.failedFile = c.tenant(t, md.Failed)
+		}
+		entries[i] = e
+	}
+	return entries
+}
+
+// afterRun is the version a tenant stands at after the run; migrations only
+// add versions, so a missing To means the tenant stayed at From.
+func afterRun(d *migrate.Detail) string {
+	if d.To != "" {
+		return d.To
+	}
+	return d.From
+}
+
+// afterIfApplied is the version a dry run would have left the tenant at.
+func (e entry) afterIfApplied() string {
+	v := e.to
+	for _, f := range e.pending {
+		if p := versionOf(f); versionLess(v, p) {
+			v = p
+		}
+	}
+	return v
+}
+
+func header(r Run, c cleaner, counts fleet.Counts, entries []entry) string {
+	var b strings.Builder
+	mode := md(c.plain(r.Mode))
+	if r.DryRun {
+		mode += " (dry run)"
+	}
+	emoji, verdict := verdict(r, counts)
+	fmt.Fprintf(&b, "## %s pgfleet %s: %s\n\n", emoji, mode, verdict)
+
+	fmt.Fprintf(&b, "%s · %s succeeded · %s up to date · %s failed · %s skipped · %s cancelled · took %s\n\n",
+		plural(counts.Total, "tenant", "tenants"), thousands(counts.Succeeded), thousands(counts.UpToDate),
+		thousands(counts.Failed), thousands(counts.Skipped), thousands(counts.Cancelled), human(r.Duration))
+
+	if r.DryRun {
+		b.WriteString("> **Dry run: nothing was changed.**")
+		if r.Mode == "migrate" {
+			fmt.Fprintf(&b, " %s pending migrations.", plural(pendingTenants(r.Results), "tenant has", "tenants have"))
+		}
+		b.WriteString("\n\n")
+	}
+	if r.Cancelled {
+		fmt.Fprintf(&b, "> 🛑 **The run was cancelled** (interrupted by a signal): %s while running, %s never started.\n\n",
+			plural(counts.Cancelled, "tenant was stopped", "tenants were stopped"), thousands(counts.Skipped))
+	}
+	if r.Stopped != "" && !(r.Cancelled && strings.EqualFold(strings.TrimSpace(r.Stopped), "cancelled")) {
+		fmt.Fprintf(&b, "> ⚠️ **Stopped early: %s.** %s not started.\n\n",
+			mdCut(c.plain(r.Stopped), maxErrorRunes), plural(counts.Skipped, "tenant was", "tenants were"))
+	}
+	if r.SourceErr != nil {
+		fmt.Fprintf(&b, "> ❌ **Listing tenants failed part-way:** %s. Tenants not listed were not touched: this run did not cover the whole fleet.\n\n",
+			mdCut(c.plain(r.SourceErr.Error()), maxErrorRunes))
+	}
+	return strings.TrimSuffix(b.String(), "\n") // sections open with a blank line
+}
+
+func verdict(r Run, c fleet.Counts) (emoji, text string) {
+	if ExitCode(r) == 0 {
+		switch {
+		case c.Total == 0:
+			return "⚠️", "no tenants selected"
+		case r.DryRun && r.Mode == "migrate":
+			if n := pendingTenants(r.Results); n > 0 {
+				return "✅", fmt.Sprintf("%s, %s with pending migrations", plural(c.Total, "tenant", "tenants"), thousands(n))
+			}
+			return "✅", fmt.Sprintf("%s, all up to date", plural(c.Total, "tenant", "tenants"))
+		case c.Succeeded == c.Total:
+			return "✅", fmt.Sprintf("%s, all succeeded", plural(c.Total, "tenant", "tenants"))
+		case c.UpToDate == c.Total:
+			return "✅", fmt.Sprintf("%s, all up to date", plural(c.Total, "tenant", "tenants"))
+		}
+		return "✅", fmt.Sprintf("%s, all succeeded or up to date", plural(c.Total, "tenant", "tenants"))
+	}
+
+	var parts []string
+	if r.SourceErr != nil {
+		parts = append(parts, "listing tenants failed")
+	}
+	if c.Failed > 0 {
+		parts = append(parts, thousands(c.Failed)+" failed")
+	}
+	if c.Cancelled > 0 {
+		parts = append(parts, thousands(c.Cancelled)+" cancelled")
+	} else if r.Cancelled {
+		parts = append(parts, "run cancelled")
+	}
+	if c.Skipped > 0 {
+		parts = append(parts, thousands(c.Skipped)+" skipped")
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "not all tenants succeeded")
+	}
+	switch {
+	case r.SourceErr != nil || c.Failed > 0:
+		emoji = "❌"
+	case r.Cancelled || c.Cancelled > 0:
+		emoji = "🛑"
+	default:
+		emoji = "⚠️"
+	}
+	return emoji, plural(c.Total, "tenant", "tenants") + ", " + strings.Join(parts, ", ")
+}
+
+// doc is Markdown under construction with a byte budget.
+type doc struct {
+	b      strings.Builder
+	limit  int
+	report string // how notes refer to the JSON report
+}
+
+func (d *doc) fits(n int) bool { return d.b.Len()+n <= d.limit }
+
+func (d *doc) add(s string) bool {
+	if !d.fits(len(s)) {
+		return false
+	}
+	d.b.WriteString(s)
+	return true
+}
+
+// noteFn returns the note for rows of kind left out of a table.
+func (d *doc) noteFn(kind string) func(missing, shown int) string {
+	return func(missing, shown int) string {
+		more := " more "
+		if shown == 0 {
+			more = " "
+		}
+		return fmt.Sprintf("\n**%s%s%s not shown:** see the JSON report%s.\n", thousands(missing), more, kind, d.report)
+	}
+}
+
+// maxNote is the longest note for a table of n rows.
+func maxNote(note func(missing, shown int) string, n int) int {
+	return max(len(note(n, 0)), len(note(n, 1)))
+}
+
+func reportRef(path string) string {
+	if path == "" {
+		return ""
+	}
+	return " " + codeSpan(oneLine(path))
+}
+
+// codeSpan wraps s in a code span that its own backticks cannot close.
+func codeSpan(s string) string {
+	run, longest := 0, 0
+	for _, r := range s {
+		if r == '`' {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	fence := strings.Repeat("`", longest+1)
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		s = " " + s + " "
+	}
+	return fence + s + fence
+}
+
+// table writes intro (heading and table header) and as many of n rows as fit
+// while keeping room for its own note and reserve bytes for later sections.
+// Rows left out are counted in the note. It returns the rows written.
+func (d *doc) table(intro string, n int, row func(i int) string, note func(missing, shown int) string, reserve int) int {
+	if n == 0 {
+		return 0
+	}
+	keep := maxNote(note, n) + reserve
+	first := row(0)
+	if !d.fits(len(intro) + len(first) + keep) {
+		d.add(note(n, 0))
+		return 0
+	}
+	d.add(intro)
+	d.add(first)
+	for i := 1; i < n; i++ {
+		r := row(i)
+		if !d.fits(len(r) + keep) {
+			d.add(note(n-i, i))
+			return i
+		}
+		d.add(r)
+	}
+	return n
+}
+
+// versions writes how many tenants stand at each schema version before and
+// after the run (after if applied, for a dry run).
+func (d *doc) versions(dryRun bool, entries []entry, reserve int) {
+	type tally struct{ before, after int }
+	byVersion := map[string]*tally{}
+	get := func(v string) *tally {
+		t := byVersion[v]
+		if t == nil {
+			t = &tally{}
+			byVersion[v] = t
+		}
+		return t
+	}
+	unknown := 0
+	for _, e := range entries {
+		if !e.detail {
+			unknown++
+			continue
+		}
+		get(e.from).before++
+		if dryRun {
+			get(e.afterIfApplied()).after++
+		} else {
+			get(e.to).after++
+		}
+	}
+	versions := make([]string, 0, len(byVersion))
+	for v := range byVersion {
+		versions = append(versions, v)
+	}
+	slices.SortFunc(versions, func(a, b string) int {
+		switch {
+		case versionLess(a, b):
+			return -1
+		case versionLess(b, a):
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+
+	after := "after"
+	if dryRun {
+		after = "after if applied"
+	}
+	intro := "\n### Schema versions\n\n| version | before | " + after + " |\n|---|--:|--:|\n"
+	rows := len(versions)
+	if unknown > 0 {
+		rows++
+	}
+	row := func(i int) string {
+		if i == len(versions) {
+			return fmt.Sprintf("| unknown (not reached) | %s | %s |\n", thousands(unknown), thousands(unknown))
+		}
+		v, t := versions[i], byVersion[versions[i]]
+		name := "none"
+		if v != "" {
+			name = md(v)
+		}
+		return fmt.Sprintf("| %s | %s | %s |\n", name, thousands(t.before), thousands(t.after))
+	}
+	d.table(intro, rows, row, d.noteFn("versions"), reserve)
+}
+
+// failures writes the failed and cancelled tenants with their errors, and the
+// skipped ones: a row each when few, else a count per reason.
+func (d *doc) failures(entries []entry, note func(missing, shown int) string, reserve int) {
+	var failed, cancelled, skipped []entry
+	for _, e := range entries {
+		switch e.status {
+		case fleet.Failed:
+			failed = append(failed, e)
+		case fleet.Cancelled:
+			cancelled = append(cancelled, e)
+		case fleet.Skipped:
+			skipped = append(skipped, e)
+		}
+	}
+	if len(failed)+len(cancelled)+len(skipped) == 0 {
+		return
+	}
+	byName(failed)
+	byName(cancelled)
+	rows := append(failed, cancelled...)
+
+	heading := "\n### Failures\n\n"
+	if len(rows) == 0 {
+		heading = "\n### Skipped\n\n"
+	}
+	if len(skipped) <= maxSkippedRows {
+		byName(skipped)
+		rows = append(rows, skipped...)
+	} else {
+		line := heading + skippedLine(skipped) + "\n"
+		if !d.fits(len(line) + maxNote(note, len(entries)) + reserve) {
+			d.add(note(len(rows)+len(skipped), 0))
+			return
+		}
+		d.add(line)
+		heading = ""
+	}
+	intro := heading + "| tenant | project id | status | error |\n|---|---|---|---|\n"
+	row := func(i int) string {
+		e := rows[i]
+		return fmt.Sprintf("| %s | %s | %s | %s |\n", md(e.label), md(e.id), statusCell(e), mdCut(problem(e), maxErrorRunes))
+	}
+	d.table(intro, len(rows), row, note, reserve)
+}
+
+// problem is what the failures table says about a tenant.
+func problem(e entry) string {
+	switch e.status {
+	case fleet.Skipped:
+		if e.reason == "" {
+			return "not started"
+		}
+		return "not started: " + e.reason
+	case fleet.Cancelled:
+		if e.err == "" {
+			return "interrupted while running"
+		}
+	}
+	text := e.err
+	if text == "" {
+		text = "no error recorded"
+	}
+	if e.failedFile != "" && !strings.Contains(text, e.failedFile) {
+		text = e.failedFile + ": " + text
+	}
+	return text
+}
+
+// skippedLine summarizes many skipped tenants by reason, most common first.
+func skippedLine(skipped []entry) string {
+	byReason := map[string]int{}
+	for _, e := range skipped {
+		byReason[truncate(oneLine(e.reason), 120)]++
+	}
+	reasons := make([]string, 0, len(byReason))
+	for r := range byReason {
+		reasons = append(reasons, r)
+	}
+	slices.SortFunc(reasons, func(a, b string) int {
+		return cmp.Or(cmp.Compare(byReason[b], byReason[a]), strings.Compare(a, b))
+	})
+	const shown = 5
+	parts := make([]string, 0, shown+1)
+	for i, r := range reasons {
+		if i == shown {
+			parts = append(parts, fmt.Sprintf("%s other reasons", thousands(len(reasons)-shown)))
+			break
+		}
+		if r == "" {
+			r = "no reason given"
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s)", md(r), thousands(byReason[reasons[i]])))
+	}
+	return fmt.Sprintf("⏭️ **%s skipped** (never started): %s\n", thousands(len(skipped)), strings.Join(parts, "; "))
+}
+
+// tenants writes every tenant: failed first, then cancelled, then the rest,
+// each group by name.
+func (d *doc) tenants(entries []entry, dryRun, isMigrate bool, note func(missing, shown int) string) {
+	sorted := slices.Clone(entries)
+	slices.SortStableFunc(sorted, func(a, b entry) int {
+		return cmp.Or(cmp.Compare(statusRank(a.status), statusRank(b.status)), compareNames(a, b))
+	})
+
+	intro := "\n### Tenants\n\n| tenant | project id | status | time |\n|---|---|---|--:|\n"
+	if isMigrate {
+		intro = "\n### Tenants\n\n| tenant | project id | status | from | to | applied | time |\n|---|---|---|---|---|---|--:|\n"
+		if dryRun {
+			intro = "\n### Tenants\n\n| tenant | project id | status | from | to if applied | pending | time |\n|---|---|---|---|---|---|--:|\n"
+		}
+	}
+	row := func(i int) string {
+		e := sorted[i]
+		if !isMigrate {
+			return fmt.Sprintf("| %s | %s | %s | %s |\n", md(e.label), md(e.id), statusCell(e), e.dur)
+		}
+		from, to, files := "—", "—", "—"
+		if e.detail {
+			from, to, files = versionCell(e.from), versionCell(e.to), filesCell(e.applied)
+			if dryRun {
+				to, files = versionCell(e.afterIfApplied()), filesCell(e.pending)
+			}
+		}
+		return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s |\n", md(e.label), md(e.id), statusCell(e), from, to, files, e.dur)
+	}
+	d.table(intro, len(sorted), row, note, 0)
+}
+
+func byName(es []entry) { slices.SortStableFunc(es, compareNames) }
+
+func compareNames(a, b entry) int {
+	return cmp.Or(strings.Compare(a.label, b.label), strings.Compare(a.id, b.id), cmp.Compare(a.index, b.index))
+}
+
+func statusRank(s fleet.Status) int {
+	switch s {
+	case fleet.Failed:
+		return 0
+	case fleet.Cancelled:
+		return 1
+	}
+	return 2
+}
+
+func statusCell(e entry) string {
+	var s string
+	switch e.status {
+	case fleet.Succeeded:
+		s = "✅ succeeded"
+	case fleet.UpToDate:
+		s = "☑️ up to date"
+	case fleet.Failed:
+		s = "❌ failed"
+	case fleet.Skipped:
+		s = "⏭️ skipped"
+	case fleet.Cancelled:
+		s = "🛑 cancelled"
+	default:
+		s = md(string(e.status))
+	}
+	if e.canary {
+		s += " · canary"
+	}
+	if e.attempts > 1 {
+		s += " · " + strconv.Itoa(e.attempts) + " attempts"
+	}
+	return s
+}
+
+func versionCell(v string) string {
+	if v == "" {
+		return "none"
+	}
+	return md(v)
+}
+
+// filesCell is the number of files, and their names when there are at most 3.
+func filesCell(files []string) string {
+	switch {
+	case len(files) == 0:
+		return "0"
+	case len(files) > 3:
+		return strconv.Itoa(len(files))
+	}
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = mdCut(f, 100)
+	}
+	return fmt.Sprintf("%d: %s", len(files), strings.Join(names, ", "))
+}

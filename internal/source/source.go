@@ -1,0 +1,98 @@
+// Package source implements tenant.Source for the two places tenants come
+// from: the Neon API (one project per tenant) and an explicit list of URLs.
+package source
+
+import (
+	"context"
+	"errors"
+
+	"github.com/pgfleet/pgfleet/internal/neon"
+	"github.com/pgfleet/pgfleet/internal/tenant"
+)
+
+// Neon lists a Neon account's projects page by page and yields each selected
+// project as soon as its page arrives. Connection strings are resolved
+// lazily (tenant.Resolve), through the client's shared rate limiter, only for
+// tenants that actually start.
+type Neon struct {
+	Client   *neon.Client
+	Database string // database_name, e.g. neondb
+	Role     string // role_name, e.g. neondb_owner
+	Branch   string // branch name or id; "" = the project's default branch
+	Selector tenant.Selector
+	// OnSecret is told every password as soon as it is known, so it can be
+	// masked before anything could print it.
+	OnSecret func(string)
+}
+
+var errStopListing = errors.New("stop listing")
+
+// Tenants implements tenant.Source.
+func (s *Neon) Tenants(ctx context.Context, yield func(tenant.Tenant) bool) error {
+	err := s.Client.ListProjects(ctx, func(page []neon.Project) error {
+		for _, p := range page {
+			if !s.Selector.Selects(p.ID, p.Name) {
+				continue
+			}
+			if !yield(tenant.Tenant{ID: p.ID, Name: p.Name, Resolve: s.resolver(p.ID)}) {
+				return errStopListing
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errStopListing) {
+		return ctx.Err()
+	}
+	return err
+}
+
+func (s *Neon) resolver(projectID string) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		branchID := ""
+		if s.Branch != "" {
+			id, err := s.Client.BranchID(ctx, projectID, s.Branch)
+			if err != nil {
+				return "", err
+			}
+			branchID = id
+		}
+		// Unpooled: migrations take session-level advisory locks and
+		// pg_dump breaks through the pooler.
+		uri, err := s.Client.ConnectionURI(ctx, projectID, branchID, s.Database, s.Role, false)
+		if err != nil {
+			return "", err
+		}
+		if pw := tenant.Password(uri); pw != "" && s.OnSecret != nil {
+			s.OnSecret(pw)
+		}
+		return uri, nil
+	}
+}
+
+// Entry is one explicitly listed database.
+type Entry struct {
+	Name string
+	URL  string // credential
+}
+
+// List yields the given databases that the selector picks.
+type List struct {
+	Entries  []Entry
+	Selector tenant.Selector
+}
+
+// Tenants implements tenant.Source.
+func (l *List) Tenants(ctx context.Context, yield func(tenant.Tenant) bool) error {
+	for _, e := range l.Entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !l.Selector.Selects(e.Name, e.Name) {
+			continue
+		}
+		if !yield(tenant.Tenant{ID: e.Name, Name: e.Name, URL: e.URL}) {
+			return ctx.Err()
+		}
+	}
+	return nil
+}

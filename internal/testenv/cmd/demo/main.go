@@ -1,0 +1,117 @@
+// Command demo shows pgfleet at work on a fleet it sets up itself: a local
+// PostgreSQL cluster with 24 tenant databases, a Neon API emulator listing
+// them as projects, and the real pgfleet binary migrating them, then running
+// again with nothing to do, then applying one new migration with one tenant
+// that fails. Run it from the repository root: make demo.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgfleet/pgfleet/internal/testenv"
+)
+
+func main() {
+	if err := demo(); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func demo() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	work, err := os.MkdirTemp("", "pgfleet-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	step("Building pgfleet")
+	bin := filepath.Join(work, "pgfleet")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build (run the demo from the repository root): %w", err)
+	}
+
+	step("Starting a local fleet: PostgreSQL with 24 tenant databases, and a Neon API emulator")
+	fleet, err := testenv.StartFleet(ctx, testenv.FleetOptions{Tenants: 24, Prefix: "demo"})
+	if err != nil {
+		return err
+	}
+	defer fleet.Close()
+	fmt.Printf("  Neon API emulator at %s, PostgreSQL on 127.0.0.1:%d\n", fleet.Neon.URL(), fleet.Cluster.Port())
+
+	migrations := filepath.Join(work, "migrations")
+	if err := os.CopyFS(migrations, os.DirFS("testdata/migrations")); err != nil {
+		return err
+	}
+	run := func(title string) error {
+		step(title)
+		summary := filepath.Join(work, "summary.md")
+		os.Remove(summary)
+		cmd := exec.CommandContext(ctx, bin, "migrate",
+			"--neon-api-url", fleet.Neon.URL(),
+			"--migrations-dir", migrations,
+			"--report-file", filepath.Join(work, "report.json"))
+		cmd.Env = append(os.Environ(), "NEON_API_KEY="+fleet.APIKey, "GITHUB_STEP_SUMMARY="+summary)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		err := cmd.Run()
+		fmt.Printf("\n  exit status: %d\n", cmd.ProcessState.ExitCode())
+		if b, rerr := os.ReadFile(summary); rerr == nil {
+			fmt.Println("\n  The job summary GitHub would show (Markdown):")
+			fmt.Println(indent(head(string(b), 40)))
+		}
+		if _, ok := err.(*exec.ExitError); ok {
+			return nil // a failing tenant is part of the demo
+		}
+		return err
+	}
+
+	if err := run("1. pgfleet migrate: every tenant from nothing to the latest schema"); err != nil {
+		return err
+	}
+	if err := run("2. The same run again: nothing to do"); err != nil {
+		return err
+	}
+
+	// One tenant has a table the next migration also wants to create.
+	conn, err := pgx.Connect(ctx, fleet.Tenants[5].DB.URL)
+	if err != nil {
+		return err
+	}
+	_, err = conn.Exec(ctx, "CREATE TABLE labels (x int)")
+	conn.Close(ctx)
+	if err != nil {
+		return err
+	}
+	os.WriteFile(filepath.Join(migrations, "29990101000000_add_labels.sql"), []byte(
+		"-- migrate:up\nCREATE TABLE labels (id bigint PRIMARY KEY, name text NOT NULL);\n-- migrate:down\nDROP TABLE labels;\n"), 0o644)
+	if err := run("3. A new migration, and one tenant (" + fleet.Tenants[5].Name + ") where it fails: that tenant stays at its old version, the rest move on"); err != nil {
+		return err
+	}
+	step("Done. The fleet is torn down now.")
+	return nil
+}
+
+func step(s string) { fmt.Printf("\n=== %s (%s)\n\n", s, time.Now().Format("15:04:05")) }
+
+func head(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = append(lines[:n], fmt.Sprintf("… (%d more lines)", len(lines)-n))
+	}
+	return strings.Join(lines, "\n")
+}
+
+func indent(s string) string { return "    " + strings.ReplaceAll(s, "\n", "\n    ") }
