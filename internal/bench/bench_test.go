@@ -28,7 +28,7 @@ import (
 const (
 	tenants     = 200
 	concurrency = 10
-	rounds      = 3 // each figure is the median of this many
+	rounds      = 5 // each figure is the median of this many
 )
 
 func BenchmarkMigrate200Tenants(b *testing.B) {

@@ -8,15 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"net/url"
+	"maps"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/amacneil/dbmate/v2/pkg/dbmate"
-	_ "github.com/amacneil/dbmate/v2/pkg/driver/postgres" // registers dbmate's postgres driver
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/pgfleet/pgfleet/internal/fleet"
 	"github.com/pgfleet/pgfleet/internal/pgconnect"
@@ -58,34 +58,48 @@ func lockKey(table string) int64 {
 	return int64(h.Sum64())
 }
 
-// Migrate brings one tenant to the latest migration. It holds the advisory
-// lock on a dedicated connection while dbmate runs on its own, and when ctx
-// ends (tenant-timeout, cancelled run) it terminates dbmate's backend, since
-// dbmate takes no context: the migration in flight rolls back and the tenant
-// stays at its last good version.
+// Migrate brings one tenant to the latest migration: one session, the
+// advisory lock taken on it, versions read, dbmate run on the same session,
+// versions read again. When ctx ends (tenant-timeout, cancelled run) the
+// session is stopped: the statement in flight is cancelled, dbmate's open
+// transaction rolls back, and the tenant stays at its last good version.
+// A dropped connection is retried from the top: the lock makes that safe,
+// and dbmate picks up at the first file not recorded.
 func (m *Migrator) Migrate(ctx context.Context, t tenant.Tenant) (fleet.Status, any, error) {
+	attempts := max(m.o.Connect.Attempts, 1)
+	var (
+		status fleet.Status
+		d      *Detail
+		err    error
+	)
+	for attempt := 1; ; attempt++ {
+		status, d, err = m.migrateOnce(ctx, t)
+		if err == nil || !pgconnect.Transient(err) || ctx.Err() != nil || attempt >= attempts {
+			return status, d, err
+		}
+		if pgconnect.Sleep(ctx, m.o.Connect.Backoff(attempt)) != nil {
+			return status, d, err
+		}
+	}
+}
+
+func (m *Migrator) migrateOnce(ctx context.Context, t tenant.Tenant) (fleet.Status, *Detail, error) {
 	d := &Detail{DryRun: m.o.DryRun}
-	conn, err := pgconnect.Connect(ctx, t.URL, m.o.Connect)
+	s, err := m.open(ctx, t.URL)
 	if err != nil {
 		return "", d, err
 	}
-	defer conn.Close(context.Background())
+	// Closing the session also releases the advisory lock.
+	defer s.close()
 
-	if err := m.acquireLock(ctx, conn); err != nil {
+	if err := m.acquireLock(ctx, s.pgx()); err != nil {
 		return "", d, err
 	}
-	// Closing the connection releases the lock too; unlocking explicitly
-	// keeps the session clean if a pooler ever sits in between.
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", m.lock)
-	}()
-
-	before, err := m.applied(ctx, conn)
+	before, schema, err := m.applied(ctx, s.pgx())
 	if err != nil {
 		return "", d, err
 	}
+	s.schema = schema
 	d.From, d.To = highest(before), highest(before)
 	pending := m.set.Pending(before)
 	d.Pending = names(pending)
@@ -96,15 +110,23 @@ func (m *Migrator) Migrate(ctx context.Context, t tenant.Tenant) (fleet.Status, 
 		return fleet.Succeeded, d, nil
 	}
 
-	runErr := m.runDbmate(ctx, conn, t, d)
-
-	// Read where the tenant stands now, even if ctx is over: the report must
-	// say which version a failed or cancelled tenant was left at.
-	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	after, err := m.applied(rctx, conn)
-	if err != nil {
-		return "", d, errors.Join(runErr, fmt.Errorf("read applied versions after migrating: %w", err))
+	runErr, finished := m.runDbmate(ctx, s, d)
+	if !finished {
+		return "", d, runErr
+	}
+	after := maps.Clone(before)
+	if runErr == nil {
+		// dbmate applied every pending file, each recorded in its own
+		// transaction: no need to ask the database again.
+		for _, f := range pending {
+			after[f.Version] = true
+		}
+	} else {
+		// Read where the tenant stands now, even if ctx is over: the report
+		// must say which version a failed or stopped tenant was left at.
+		if after, err = m.appliedAfterStop(s); err != nil {
+			return "", d, errors.Join(runErr, fmt.Errorf("read applied versions after migrating: %w", err))
+		}
 	}
 	d.To = highest(after)
 	d.Applied, d.Pending = nil, nil
@@ -125,11 +147,31 @@ func (m *Migrator) Migrate(ctx context.Context, t tenant.Tenant) (fleet.Status, 
 	return fleet.Succeeded, d, nil
 }
 
-func (m *Migrator) acquireLock(ctx context.Context, conn *pgx.Conn) error {
-	if _, err := conn.Exec(ctx, fmt.Sprintf("SET lock_timeout = %d", m.o.LockTimeout.Milliseconds())); err != nil {
-		return fmt.Errorf("set lock_timeout: %w", err)
+// open connects the tenant's session, retrying a compute that is waking up.
+func (m *Migrator) open(ctx context.Context, rawURL string) (*session, error) {
+	cfg, err := pgconnect.Config(rawURL, m.o.Connect)
+	if err != nil {
+		return nil, err
 	}
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", m.lock); err != nil {
+	connector := stdlib.GetConnector(*cfg)
+	var s *session
+	err = pgconnect.Retry(ctx, m.o.Connect, rawURL, func(ctx context.Context) error {
+		dc, err := connector.Connect(ctx)
+		if err != nil {
+			return err
+		}
+		s = &session{conn: dc.(*stdlib.Conn), table: m.o.Table}
+		return nil
+	})
+	return s, err
+}
+
+// acquireLock waits up to lock-timeout for the tenant's migration lock, in
+// one round trip; lock_timeout is reset after so it does not apply to the
+// migrations themselves.
+func (m *Migrator) acquireLock(ctx context.Context, conn *pgx.Conn) error {
+	sql := fmt.Sprintf("SET lock_timeout = %d; SELECT pg_advisory_lock(%d); RESET lock_timeout", m.o.LockTimeout.Milliseconds(), m.lock)
+	if _, err := conn.Exec(ctx, sql); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55P03" {
 			return fmt.Errorf("another migration run held this tenant's migration lock for longer than lock-timeout (%s)", m.o.LockTimeout)
@@ -140,99 +182,90 @@ func (m *Migrator) acquireLock(ctx context.Context, conn *pgx.Conn) error {
 }
 
 // applied reads the versions recorded in the migrations table (none if it
-// does not exist yet).
-func (m *Migrator) applied(ctx context.Context, conn *pgx.Conn) (map[string]bool, error) {
+// does not exist yet), and the session's current schema, where dbmate will
+// look for an unqualified migrations table.
+func (m *Migrator) applied(ctx context.Context, conn *pgx.Conn) (map[string]bool, string, error) {
 	ident := pgx.Identifier(strings.Split(m.o.Table, ".")).Sanitize()
 	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("look for migrations table %s: %w", m.o.Table, err)
+	var schema *string
+	if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL, current_schema()", ident).Scan(&exists, &schema); err != nil {
+		return nil, "", fmt.Errorf("look for migrations table %s: %w", m.o.Table, err)
 	}
 	out := map[string]bool{}
+	if schema == nil {
+		schema = new(string)
+	}
 	if !exists {
-		return out, nil
+		return out, *schema, nil
 	}
 	rows, err := conn.Query(ctx, "SELECT version::text FROM "+ident)
 	if err != nil {
-		return nil, fmt.Errorf("read migrations table %s: %w", m.o.Table, err)
+		return nil, "", fmt.Errorf("read migrations table %s: %w", m.o.Table, err)
 	}
 	versions, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("read migrations table %s: %w", m.o.Table, err)
+		return nil, "", fmt.Errorf("read migrations table %s: %w", m.o.Table, err)
 	}
 	for _, v := range versions {
 		out[v] = true
 	}
-	return out, nil
+	return out, *schema, nil
 }
 
-// runDbmate applies the pending files with dbmate, retrying when dbmate
-// could not reach the database (a compute still waking up). A retry is safe:
-// the lock is still held, and each migration is its own transaction, so
-// dbmate picks up at the first file not recorded.
-func (m *Migrator) runDbmate(ctx context.Context, lockConn *pgx.Conn, t tenant.Tenant, d *Detail) error {
+// appliedAfterStop reads the versions with a fresh deadline. A cancel
+// request sent to stop dbmate can land on this read instead (Postgres
+// cancels whatever runs when it arrives), so one failure is retried.
+func (m *Migrator) appliedAfterStop(s *session) (map[string]bool, error) {
 	var err error
-	attempts := max(m.o.Connect.Attempts, 1)
-	for attempt := 1; attempt <= attempts; attempt++ {
-		err = m.runDbmateOnce(ctx, lockConn, t, d)
-		if err == nil || !pgconnect.Transient(err) || ctx.Err() != nil || attempt == attempts {
-			return err
+	for try := 0; try < 2; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var out map[string]bool
+		out, _, err = m.applied(ctx, s.pgx())
+		cancel()
+		if err == nil {
+			return out, nil
 		}
-		if sleepErr := pgconnect.Sleep(ctx, m.o.Connect.Backoff(attempt)); sleepErr != nil {
-			return err
-		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return err
+	return nil, err
 }
 
-func (m *Migrator) runDbmateOnce(ctx context.Context, lockConn *pgx.Conn, t tenant.Tenant, d *Detail) error {
-	appName := "pgfleet-migrate-" + randomHex(6)
-	u, err := url.Parse(pgconnect.WithParams(t.URL, map[string]string{
-		"application_name": appName,
-		"connect_timeout":  fmt.Sprint(int(m.o.Connect.Timeout().Seconds())),
-	}))
-	if err != nil {
-		return fmt.Errorf("parse connection string: %v", tenant.Redacted(t.URL))
-	}
-	db := dbmate.New(u)
-	db.AutoDumpSchema = false // no pg_dump after migrating: we manage no schema.sql, and pg_dump may not even be installed
+// runDbmate applies the pending files with dbmate on the session. dbmate
+// takes no context, so when ctx ends the session is stopped under it.
+// finished is false if dbmate did not return even then; the session must
+// not be used again.
+func (m *Migrator) runDbmate(ctx context.Context, s *session, d *Detail) (err error, finished bool) {
+	id := randomHex(8)
+	sessions.Store(id, s)
+	defer sessions.Delete(id)
+
+	db := dbmate.New(sessionURL(id, s.schema))
+	db.AutoDumpSchema = false // no pg_dump after migrating: pgfleet keeps no schema.sql, and pg_dump may not be installed
 	db.FS = m.set.fsys
 	db.MigrationsDir = []string{"."}
 	db.MigrationsTableName = m.o.Table
 	log := &syncBuffer{}
 	db.Log = log
+	defer func() { d.Log += log.String() }()
 
 	done := make(chan error, 1)
 	go func() { done <- db.Migrate() }()
 	select {
-	case err = <-done:
+	case err := <-done:
+		return err, true
 	case <-ctx.Done():
-		err = m.stopDbmate(lockConn, appName, done)
 	}
-	d.Log += log.String()
-	return err
-}
-
-// stopDbmate terminates dbmate's backend (found by its unique
-// application_name) until dbmate gives up. It repeats because dbmate opens
-// more than one connection in turn, and one may appear after the first kill.
-func (m *Migrator) stopDbmate(lockConn *pgx.Conn, appName string, done <-chan error) error {
-	deadline := time.After(10 * time.Second)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		kctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		lockConn.Exec(kctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()", appName)
-		cancel()
-		select {
-		case err := <-done:
-			if err == nil {
-				err = errors.New("interrupted")
-			}
-			return fmt.Errorf("stopped: %w", err)
-		case <-deadline:
-			return errors.New("stopped, but dbmate did not return within 10s of its backend being terminated")
-		case <-tick.C:
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.stop(cctx)
+	select {
+	case err := <-done:
+		if err == nil {
+			err = errStopped
 		}
+		return fmt.Errorf("%w (%v)", ctx.Err(), err), true
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("%w: dbmate did not return within 10s of its statement being cancelled", ctx.Err()), false
 	}
 }
 

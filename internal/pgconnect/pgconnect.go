@@ -60,6 +60,22 @@ func (o Options) Backoff(attempt int) time.Duration {
 // Connect opens a pgx connection, retrying transient failures. Errors name
 // the host and database, never the password.
 func Connect(ctx context.Context, rawURL string, o Options) (*pgx.Conn, error) {
+	cfg, err := Config(rawURL, o)
+	if err != nil {
+		return nil, err
+	}
+	var conn *pgx.Conn
+	err = Retry(ctx, o, rawURL, func(ctx context.Context) (err error) {
+		conn, err = pgx.ConnectConfig(ctx, cfg)
+		return err
+	})
+	return conn, err
+}
+
+// Config parses a connection string and applies the options. Statements run
+// without server-side prepared statements (one round trip each): a fleet
+// connection runs each statement once, so preparing only costs time.
+func Config(rawURL string, o Options) (*pgx.ConnConfig, error) {
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
 		// pgx's parse errors can quote the string they failed on.
@@ -70,21 +86,27 @@ func Connect(ctx context.Context, rawURL string, o Options) (*pgx.Conn, error) {
 		o.AppName = "pgfleet"
 	}
 	cfg.RuntimeParams["application_name"] = o.AppName
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	return cfg, nil
+}
+
+// Retry calls connect until it succeeds, fails for good, or attempts run
+// out, waiting a jittered, doubling backoff between attempts.
+func Retry(ctx context.Context, o Options, rawURL string, connect func(context.Context) error) error {
 	var lastErr error
 	for attempt := 1; attempt <= o.attempts(); attempt++ {
-		conn, err := pgx.ConnectConfig(ctx, cfg)
-		if err == nil {
-			return conn, nil
+		lastErr = connect(ctx)
+		if lastErr == nil {
+			return nil
 		}
-		lastErr = err
-		if !Transient(err) || ctx.Err() != nil || attempt == o.attempts() {
+		if !Transient(lastErr) || ctx.Err() != nil || attempt == o.attempts() {
 			break
 		}
 		if Sleep(ctx, o.Backoff(attempt)) != nil {
 			break
 		}
 	}
-	return nil, fmt.Errorf("connect to %s: %w", tenant.HostDB(rawURL), lastErr)
+	return fmt.Errorf("connect to %s: %w", tenant.HostDB(rawURL), lastErr)
 }
 
 // Sleep waits d or until ctx is done.
