@@ -73,11 +73,23 @@ func newFleet(t *testing.T, n int, cfg neonapi.Config) *testenv.Fleet {
 	prefixSeq.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	// Every request pgfleet sends, and every answer, is checked against
+	// Neon's OpenAPI spec: a request the real API would reject fails the test.
+	spec, err := neonapi.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Spec = spec
 	f, err := testenv.StartFleet(ctx, testenv.FleetOptions{Tenants: n, Prefix: prefix, Cluster: cluster, Neon: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.Close)
+	t.Cleanup(func() {
+		for _, v := range f.Neon.SpecViolations() {
+			t.Errorf("Neon API exchange does not follow the spec: %s", v)
+		}
+	})
 	return f
 }
 

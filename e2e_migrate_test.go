@@ -22,10 +22,13 @@ func TestMigrateFleetThenRerunThenNewMigration(t *testing.T) {
 	f := newFleet(t, 50, neonapi.Config{})
 	want := baseVersions(t)
 
-	r := runPgfleet(t, neonInputs(f, "testdata/migrations"))
+	r := runPgfleet(t, neonInputs(f, "testdata/migrations"), "PGFLEET_PROGRESS_EVERY=20ms")
 	mustCode(t, r, 0)
 	if r.outputs["total"] != "50" || r.outputs["succeeded"] != "50" || r.outputs["failed"] != "0" {
 		t.Fatalf("outputs %v", r.outputs)
+	}
+	if !strings.Contains(r.stdout, "progress: ") || !strings.Contains(r.stdout, "tenants/s") || !strings.Contains(r.stdout, "finished: 50/50 done") {
+		t.Fatalf("no progress lines (done/total, rate, ETA):\n%s", r.stdout)
 	}
 	for _, tn := range f.Tenants {
 		if got := versions(t, tn.DB.URL); !slices.Equal(got, want) {
@@ -468,6 +471,30 @@ func TestCLIFlags(t *testing.T) {
 	for _, s := range secrets(f) {
 		if strings.Contains(string(out), s) {
 			t.Fatal("a credential leaked into CLI output")
+		}
+	}
+}
+
+// max-failures stops starting tenants once that many have failed.
+func TestMaxFailuresStopsTheRun(t *testing.T) {
+	f := newFleet(t, 10, neonapi.Config{})
+	for _, tn := range f.Tenants[:4] {
+		execSQL(t, tn.DB.URL, "CREATE TABLE users (x int)")
+	}
+	in := neonInputs(f, "testdata/migrations")
+	in["concurrency"] = "1"
+	in["max-failures"] = "2"
+	r := runPgfleet(t, in)
+	mustCode(t, r, 1)
+	if r.outputs["failed"] != "2" || r.outputs["skipped"] != "8" {
+		t.Fatalf("outputs %v", r.outputs)
+	}
+	if !strings.Contains(r.summary, "max-failures") {
+		t.Fatalf("summary does not say why the run stopped:\n%s", r.summary)
+	}
+	for _, tn := range f.Tenants[2:] {
+		if versions(t, tn.DB.URL) != nil {
+			t.Fatalf("%s was started after max-failures was reached", tn.ProjectID)
 		}
 	}
 }

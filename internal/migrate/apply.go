@@ -140,6 +140,7 @@ func (m *Migrator) migrateOnce(ctx context.Context, t tenant.Tenant) (fleet.Stat
 	if runErr != nil {
 		if len(d.Pending) > 0 {
 			d.Failed = d.Pending[0]
+			d.Log = dropLine(d.Log, "Applied: "+d.Failed+" ")
 			return "", d, fmt.Errorf("%s: %w", d.Failed, runErr)
 		}
 		return "", d, runErr
@@ -267,6 +268,18 @@ func (m *Migrator) runDbmate(ctx context.Context, s *session, d *Detail) (err er
 	case <-time.After(10 * time.Second):
 		return fmt.Errorf("%w: dbmate did not return within 10s of its statement being cancelled", ctx.Err()), false
 	}
+}
+
+// dropLine removes the log line starting with prefix. dbmate prints
+// "Applied: <file> in <time>" before it checks whether the file failed.
+func dropLine(log, prefix string) string {
+	var keep []string
+	for _, l := range strings.SplitAfter(log, "\n") {
+		if !strings.HasPrefix(l, prefix) {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "")
 }
 
 func names(files []File) []string {

@@ -18,34 +18,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/pgfleet/pgfleet/internal/testenv/neonapi"
 )
 
 const testKey = "napi_test_SECRET_k3y_0123456789abcdef"
-
-var (
-	specOnce sync.Once
-	specDoc  *openapi3.T
-)
 
 // newEmulator starts the Neon emulator with the spec (when it can be found)
 // checking every request the client sends and every answer it gets, and
 // fails the test at the end if any did not conform.
 func newEmulator(t *testing.T, cfg neonapi.Config) *neonapi.Server {
 	t.Helper()
-	specOnce.Do(func() {
-		path, err := neonapi.FindSpec(".")
-		if err != nil {
-			return
-		}
-		specDoc, err = neonapi.LoadSpec(path)
-		if err != nil {
-			panic(err)
-		}
-	})
-	if specDoc == nil {
-		t.Logf("Neon OpenAPI spec not found; requests are not checked against it (set %s)", neonapi.SpecEnv)
+	specDoc, err := neonapi.Spec()
+	if err != nil {
+		t.Fatal(err)
 	}
 	if cfg.APIKey == "" {
 		cfg.APIKey = testKey

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -21,32 +22,31 @@ import (
 
 const testKey = "napi_test_key_0123456789"
 
-var (
-	specOnce sync.Once
-	specDoc  *openapi3.T
-	specErr  error
-)
-
-// loadSpec loads neon-openapi.json once per test binary. Only a spec that
-// cannot be found skips; one that cannot be loaded fails.
+// loadSpec loads Neon's spec (the copy in testdata, or $NEON_OPENAPI_SPEC).
 func loadSpec(t *testing.T) *openapi3.T {
 	t.Helper()
-	specOnce.Do(func() {
-		var path string
-		path, specErr = FindSpec(".")
-		if specErr != nil {
-			specErr = fmt.Errorf("skip: %w", specErr)
-			return
-		}
-		specDoc, specErr = LoadSpec(path)
-	})
-	if specErr != nil {
-		if strings.HasPrefix(specErr.Error(), "skip: ") {
-			t.Skipf("Neon OpenAPI spec not found, so responses cannot be checked against it: %v (set %s)", specErr, SpecEnv)
-		}
-		t.Fatal(specErr)
+	doc, err := Spec()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return specDoc
+	return doc
+}
+
+// TestEmbeddedSpecMatchesShared catches drift between the copy of the spec
+// in testdata and shared/neon-openapi.json, when shared/ is beside the repo.
+func TestEmbeddedSpecMatchesShared(t *testing.T) {
+	t.Setenv(SpecEnv, "")
+	path, err := FindSpec(".")
+	if err != nil {
+		t.Skipf("shared/neon-openapi.json is not beside this checkout, nothing to compare: %v", err)
+	}
+	shared, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(shared, embeddedSpec) {
+		t.Fatalf("testdata/neon-openapi.json differs from %s: copy it over and re-run the tests", path)
+	}
 }
 
 // conformance checks, independently of the server's own Config.Spec

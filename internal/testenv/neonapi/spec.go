@@ -3,11 +3,13 @@ package neonapi
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -49,6 +51,33 @@ func FindSpec(dir string) (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// embeddedSpec is a copy of Neon's spec (shared/neon-openapi.json, which the
+// emulator follows), kept in the repository so a fresh clone checks the
+// emulator and the client against it with nothing else present.
+// TestEmbeddedSpecMatchesShared flags drift from shared/ when it is there.
+//
+//go:embed testdata/neon-openapi.json
+var embeddedSpec []byte
+
+var (
+	specOnce sync.Once
+	specDoc  *openapi3.T
+	specErr  error
+)
+
+// Spec returns Neon's spec: $NEON_OPENAPI_SPEC when set, else the copy in
+// this package. It is loaded once per process.
+func Spec() (*openapi3.T, error) {
+	specOnce.Do(func() {
+		if p := os.Getenv(SpecEnv); p != "" {
+			specDoc, specErr = LoadSpec(p)
+			return
+		}
+		specDoc, specErr = openapi3.NewLoader().LoadFromData(embeddedSpec)
+	})
+	return specDoc, specErr
 }
 
 // LoadSpec loads Neon's OpenAPI spec for Config.Spec.
