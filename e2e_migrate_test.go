@@ -498,3 +498,31 @@ func TestMaxFailuresStopsTheRun(t *testing.T) {
 		}
 	}
 }
+
+// branch picks the branch in each project; a branch a project lacks fails
+// that tenant with the reason, and a selection matching nothing says so.
+func TestBranchAndEmptySelection(t *testing.T) {
+	f := newFleet(t, 3, neonapi.Config{})
+	in := neonInputs(f, "testdata/migrations")
+	in["branch"] = "main"
+	r := runPgfleet(t, in)
+	mustCode(t, r, 0)
+	if r.outputs["succeeded"] != "3" {
+		t.Fatalf("outputs %v", r.outputs)
+	}
+	in["branch"] = "feature-x"
+	r = runPgfleet(t, in)
+	mustCode(t, r, 1)
+	for _, rec := range r.report.Tenants {
+		if rec.Status != "failed" || !strings.Contains(rec.Error, "feature-x") {
+			t.Fatalf("record %+v", rec)
+		}
+	}
+	in = neonInputs(f, "testdata/migrations")
+	in["projects"] = "nobody-*"
+	r = runPgfleet(t, in)
+	mustCode(t, r, 0)
+	if r.outputs["total"] != "0" || !strings.Contains(r.stdout, "::warning") || !strings.Contains(r.stdout, "no tenants selected") {
+		t.Fatalf("outputs %v\n%s", r.outputs, r.stdout)
+	}
+}

@@ -130,6 +130,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	if outcome.SourceErr != nil {
 		out.errorf("listing tenants failed: %v", outcome.SourceErr)
+	} else if len(outcome.Results) == 0 {
+		out.warnf("no tenants selected: check projects, exclude-projects and shard (and, for Neon, that the key sees the projects: neon-org-id)")
 	}
 	if err := writeReport(reportPath, run); err != nil {
 		out.errorf("write report: %v", err)

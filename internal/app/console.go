@@ -45,6 +45,15 @@ func (c *console) errorf(format string, a ...any) {
 	fmt.Fprintf(c.w, "error: %s\n", msg)
 }
 
+func (c *console) warnf(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	if c.actions {
+		fmt.Fprintf(c.w, "::warning title=pgfleet::%s\n", escapeCommand(msg))
+		return
+	}
+	fmt.Fprintf(c.w, "warning: %s\n", msg)
+}
+
 // tenantDone prints one line per tenant, and a log group with the error and
 // dbmate's own output for each failure.
 func (c *console) tenantDone(r fleet.Result) {

@@ -131,6 +131,11 @@ func validate(path, name, version, body string) (File, error) {
 	switch {
 	case len(upLines) == 0:
 		return File{}, fe(1, "no '-- migrate:up' line: dbmate needs one to know what to apply")
+	case len(downLines) > 0 && downLines[0] < upLines[0]:
+		// Before the statement check: a down section placed first has
+		// statements above the up directive, and "move it below the
+		// directive" would turn them into part of the up migration.
+		return File{}, fe(downLines[0], "'-- migrate:down' comes before '-- migrate:up'")
 	case firstStmt > 0 && firstStmt < upLines[0]:
 		return File{}, fe(firstStmt, "statement before '-- migrate:up': dbmate would reject it; move it below the directive")
 	case len(upLines) > 1:
@@ -139,8 +144,6 @@ func validate(path, name, version, body string) (File, error) {
 		return File{}, fe(len(lines), "no '-- migrate:down' line: dbmate requires a down section, even an empty one")
 	case len(downLines) > 1:
 		return File{}, fe(downLines[1], "second '-- migrate:down' section: keep one per file")
-	case downLines[0] < upLines[0]:
-		return File{}, fe(downLines[0], "'-- migrate:down' comes before '-- migrate:up'")
 	}
 	// Let dbmate's own parser have the final word, so we accept exactly
 	// what it will run.

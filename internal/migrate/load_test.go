@@ -137,6 +137,11 @@ func TestLoadFileErrors(t *testing.T) {
 			path:  "1_x.sql", line: 1, msg: "comes before",
 		},
 		{
+			name:  "empty down before up",
+			files: map[string]string{"1_x.sql": "-- header\n-- migrate:down\n-- migrate:up\nCREATE TABLE a (id int);\n"},
+			path:  "1_x.sql", line: 2, msg: "comes before",
+		},
+		{
 			name:  "name without version",
 			files: map[string]string{"1_ok.sql": good, "create_users.sql": good},
 			path:  "create_users.sql", line: 0, msg: "must start with its version",

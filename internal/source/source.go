@@ -29,11 +29,15 @@ var errStopListing = errors.New("stop listing")
 
 // Tenants implements tenant.Source.
 func (s *Neon) Tenants(ctx context.Context, yield func(tenant.Tenant) bool) error {
+	// A project listed twice (a listing that shifts while it is paged) must
+	// still be worked on once.
+	seen := map[string]bool{}
 	err := s.Client.ListProjects(ctx, func(page []neon.Project) error {
 		for _, p := range page {
-			if !s.Selector.Selects(p.ID, p.Name) {
+			if seen[p.ID] || !s.Selector.Selects(p.ID, p.Name) {
 				continue
 			}
+			seen[p.ID] = true
 			if !yield(tenant.Tenant{ID: p.ID, Name: p.Name, Resolve: s.resolver(p.ID)}) {
 				return errStopListing
 			}
