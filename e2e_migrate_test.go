@@ -361,7 +361,7 @@ func TestTenantTimeoutStopsTheWork(t *testing.T) {
 // database-urls instead of Neon: named and bare URLs.
 func TestDatabaseURLsSource(t *testing.T) {
 	f := newFleet(t, 3, neonapi.Config{})
-	list := fmt.Sprintf("# tenants\nalpha=%s\n\nbeta=%s\n%s\n", f.Tenants[0].DB.URL, f.Tenants[1].DB.URL, f.Tenants[2].DB.URL)
+	list := fmt.Sprintf("# tenants\nalpha=%s\n\nbeta=%s\n   %s\n", f.Tenants[0].DB.URL, f.Tenants[1].DB.URL, f.Tenants[2].DB.URL)
 	r := runPgfleet(t, inputs{"mode": "migrate", "database-urls": list, "migrations-dir": "testdata/migrations"})
 	mustCode(t, r, 0)
 	ids := r.report.byID()

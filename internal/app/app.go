@@ -68,10 +68,11 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	// validation: an error message could otherwise carry one.
 	red.Add(get("neon-api-key"))
 	for _, line := range strings.Split(get("database-urls"), "\n") {
-		if _, u, ok := strings.Cut(strings.TrimSpace(line), "="); ok && !strings.HasPrefix(line, "postgres") {
+		// Either a bare URL or name=URL: register whichever parses.
+		line = strings.TrimSpace(line)
+		red.Add(tenant.Password(line))
+		if _, u, ok := strings.Cut(line, "="); ok {
 			red.Add(tenant.Password(strings.TrimSpace(u)))
-		} else {
-			red.Add(tenant.Password(strings.TrimSpace(line)))
 		}
 	}
 

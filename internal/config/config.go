@@ -260,6 +260,12 @@ func ParseDatabaseURLs(raw string) ([]NamedURL, error) {
 			errs = append(errs, fmt.Errorf("line %d: want name=postgres://user:password@host/database (or a bare postgres:// URL) with a host and a database", lineNo))
 			continue
 		}
+		if strings.Contains(u.Path, "@") || strings.Contains(u.Host, "@") {
+			// postgres://u:12/34@h/db parses as host "u:12", path "/34@h/db":
+			// part of the password would become the tenant's name.
+			errs = append(errs, fmt.Errorf("line %d: the password seems to contain an unencoded '/', '@' or '#'; percent-encode it (%%2F, %%40, %%23)", lineNo))
+			continue
+		}
 		if name == "" {
 			name = u.Hostname() + "/" + strings.Trim(u.Path, "/")
 		}

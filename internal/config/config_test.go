@@ -72,7 +72,7 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatalf("Load(minimal) = %v", err)
 	}
 	checks := []struct {
-		name     string
+		name      string
 		got, want any
 	}{
 		{"Mode", c.Mode, "migrate"},
@@ -342,5 +342,12 @@ func TestParseDatabaseURLsErrors(t *testing.T) {
 				t.Errorf("Load error %q contains the password", err)
 			}
 		})
+	}
+}
+
+func TestParseDatabaseURLsRejectsUnencodedSlashInPassword(t *testing.T) {
+	_, err := ParseDatabaseURLs("postgres://u:1234/secretpart@h/db\n")
+	if err == nil || !strings.Contains(err.Error(), "percent-encode") || strings.Contains(err.Error(), "secretpart") {
+		t.Fatalf("err = %v", err)
 	}
 }

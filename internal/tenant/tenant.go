@@ -58,21 +58,41 @@ func HostDB(raw string) string {
 	return u.Hostname() + "/" + trimSlash(u.Path)
 }
 
-// Password returns the password in a connection URL, or "".
+// Password returns the password in a connection URL, or "". libpq and pgx
+// also take it as a query parameter (?password=...), which then overrides
+// the one in the userinfo, so that one is returned when both are set.
 func Password(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
+	if err != nil {
+		return ""
+	}
+	if p := u.Query().Get("password"); p != "" {
+		return p
+	}
+	if u.User == nil {
 		return ""
 	}
 	p, _ := u.User.Password()
 	return p
 }
 
-// Redacted returns the URL with its password replaced by "xxxxx".
+// Redacted returns the URL with its password, in the userinfo or in a
+// password (or sslpassword) query parameter, replaced by "xxxxx".
 func Redacted(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "<unparseable url>"
+	}
+	q := u.Query()
+	masked := false
+	for _, k := range []string{"password", "sslpassword"} {
+		if q.Has(k) {
+			q.Set(k, "xxxxx")
+			masked = true
+		}
+	}
+	if masked {
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }

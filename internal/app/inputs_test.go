@@ -1,0 +1,80 @@
+package app
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseArgs(t *testing.T) {
+	cases := []struct {
+		args []string
+		want map[string]string
+		err  string
+	}{
+		{[]string{"migrate", "--concurrency=5", "--migrations-dir", "db/m"}, map[string]string{"mode": "migrate", "concurrency": "5", "migrations-dir": "db/m"}, ""},
+		{[]string{"migrate", "--dry-run"}, map[string]string{"mode": "migrate", "dry-run": "true"}, ""},
+		{[]string{"migrate", "--dry-run", "false"}, map[string]string{"mode": "migrate", "dry-run": "false"}, ""},
+		{[]string{"migrate", "--dry-run", "--concurrency", "3"}, map[string]string{"mode": "migrate", "dry-run": "true", "concurrency": "3"}, ""},
+		{[]string{"--mode=migrate"}, map[string]string{"mode": "migrate"}, ""},
+		{[]string{"migrate", "--bogus=1"}, nil, "unknown flag --bogus"},
+		{[]string{"migrate", "--concurrency"}, nil, "needs a value"},
+		{[]string{"migrate", "backup"}, nil, "unexpected argument"},
+	}
+	for _, c := range cases {
+		got, err := parseArgs(c.args)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("parseArgs(%q) err = %v, want %q", c.args, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("parseArgs(%q): %v", c.args, err)
+			continue
+		}
+		if len(got) != len(c.want) {
+			t.Errorf("parseArgs(%q) = %v, want %v", c.args, got, c.want)
+		}
+		for k, v := range c.want {
+			if got[k] != v {
+				t.Errorf("parseArgs(%q)[%s] = %q, want %q", c.args, k, got[k], v)
+			}
+		}
+	}
+}
+
+func TestLookupPrecedence(t *testing.T) {
+	env := map[string]string{
+		"INPUT_CONCURRENCY":    "7",
+		"INPUT_MIGRATIONS-DIR": "from-env",
+		"NEON_API_KEY":         "key-from-env",
+	}
+	get := lookup(map[string]string{"migrations-dir": "from-flag"}, func(k string) string { return env[k] })
+	if got := get("migrations-dir"); got != "from-flag" {
+		t.Errorf("a flag must win over INPUT_*: got %q", got)
+	}
+	if got := get("concurrency"); got != "7" {
+		t.Errorf("INPUT_CONCURRENCY not read: got %q", got)
+	}
+	if got := get("neon-api-key"); got != "key-from-env" {
+		t.Errorf("NEON_API_KEY not used for neon-api-key: got %q", got)
+	}
+	env["INPUT_NEON-API-KEY"] = "key-from-input"
+	if got := get("neon-api-key"); got != "key-from-input" {
+		t.Errorf("INPUT_NEON-API-KEY must win over NEON_API_KEY: got %q", got)
+	}
+}
+
+func TestEveryInputIsInActionYAML(t *testing.T) {
+	// action.yml is the public contract: every input the binary reads must be
+	// declared there, or the runner never passes it.
+	b, err := readFileUp("action.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range inputNames {
+		if !strings.Contains(b, "\n  "+name+":\n") {
+			t.Errorf("input %q is not declared in action.yml", name)
+		}
+	}
+}
