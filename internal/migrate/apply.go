@@ -46,13 +46,14 @@ func New(set *Set, o Options) *Migrator {
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = time.Minute
 	}
-	return &Migrator{set: set, o: o, lock: lockKey(o.Table)}
+	return &Migrator{set: set, o: o, lock: LockKey(o.Table)}
 }
 
-// lockKey is the advisory lock every pgfleet run migrating this table takes.
+// LockKey is the advisory lock every pgfleet run migrating this table takes
+// (exported so operators and tests can hold it by hand).
 // It is derived from the table name so two fleets sharing a database with
 // different tables do not block each other.
-func lockKey(table string) int64 {
+func LockKey(table string) int64 {
 	h := fnv.New64a()
 	h.Write([]byte("pgfleet/migrate/" + table))
 	return int64(h.Sum64())
