@@ -324,6 +324,10 @@ func TestFlakyNeonAPILosesNoTenant(t *testing.T) {
 		t.Fatalf("the emulator never answered 429 (%d requests): the test did not exercise retries", total)
 	}
 	t.Logf("%d Neon API requests, %d answered 429, 3 answered 503: all 25 tenants migrated", total, limited)
+	if !strings.Contains(r.stdout, "::debug::Neon API GET") {
+		t.Fatalf("retries are not logged as debug lines:\n%s", r.stdout)
+	}
+	assertNoLeak(t, r, secrets(f)...)
 	f.Neon.FailNext(4, 423)
 	r = runPgfleet(t, in)
 	mustCode(t, r, 0)

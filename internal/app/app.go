@@ -87,7 +87,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return ExitInvalidInput
 	}
 
-	src, where := buildSource(cfg, red)
+	src, where := buildSource(cfg, red, out.apiRetry)
 	reportPath := cfg.ReportFile
 	if reportPath == "" {
 		reportPath = defaultReportPath(getenv, cfg.Mode)
@@ -152,7 +152,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	return report.ExitCode(run)
 }
 
-func buildSource(cfg config.Config, red *redact.Redactor) (tenant.Source, string) {
+func buildSource(cfg config.Config, red *redact.Redactor, onRetry func(string, int, time.Duration, error)) (tenant.Source, string) {
 	if len(cfg.DatabaseURLs) > 0 {
 		entries := make([]source.Entry, len(cfg.DatabaseURLs))
 		for i, u := range cfg.DatabaseURLs {
@@ -166,6 +166,7 @@ func buildSource(cfg config.Config, red *redact.Redactor) (tenant.Source, string
 		OrgID:             cfg.Neon.OrgID,
 		RequestsPerMinute: cfg.Neon.RequestsPerMinute,
 		UserAgent:         "pgfleet/" + Version,
+		OnRetry:           onRetry,
 	})
 	return &source.Neon{
 		Client:   client,

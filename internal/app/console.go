@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/pgfleet/pgfleet/internal/config"
 	"github.com/pgfleet/pgfleet/internal/fleet"
@@ -52,6 +53,19 @@ func (c *console) warnf(format string, a ...any) {
 		return
 	}
 	fmt.Fprintf(c.w, "warning: %s\n", msg)
+}
+
+// apiRetry notes a Neon API retry. In Actions every one is a debug line
+// (shown when step debug logging is on); on a terminal only repeated ones,
+// since a single 429 under load is routine.
+func (c *console) apiRetry(route string, attempt int, wait time.Duration, err error) {
+	msg := fmt.Sprintf("Neon API %s: attempt %d failed (%v); retrying in %s", route, attempt, err, wait.Round(time.Millisecond))
+	switch {
+	case c.actions:
+		fmt.Fprintf(c.w, "::debug::%s\n", escapeCommand(msg))
+	case attempt >= 3:
+		fmt.Fprintf(c.w, "%s\n", msg)
+	}
 }
 
 // tenantDone prints one line per tenant, and a log group with the error and
