@@ -1,8 +1,11 @@
 package app
 
 import (
+	"slices"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -65,16 +68,42 @@ func TestLookupPrecedence(t *testing.T) {
 	}
 }
 
-func TestEveryInputIsInActionYAML(t *testing.T) {
-	// action.yml is the public contract: every input the binary reads must be
-	// declared there, or the runner never passes it.
+// TestActionYAMLMatchesTheBinary keeps action.yml, the public contract,
+// in step with the binary: it must parse, declare every input the binary
+// reads (else the runner never passes it) and no input it ignores, and
+// declare every output the binary writes.
+func TestActionYAMLMatchesTheBinary(t *testing.T) {
 	b, err := readFileUp("action.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var action struct {
+		Inputs  map[string]any `yaml:"inputs"`
+		Outputs map[string]any `yaml:"outputs"`
+		Runs    struct {
+			Using string `yaml:"using"`
+			Image string `yaml:"image"`
+		} `yaml:"runs"`
+	}
+	if err := yaml.Unmarshal([]byte(b), &action); err != nil {
+		t.Fatalf("action.yml does not parse: %v", err)
+	}
 	for _, name := range inputNames {
-		if !strings.Contains(b, "\n  "+name+":\n") {
-			t.Errorf("input %q is not declared in action.yml", name)
+		if _, ok := action.Inputs[name]; !ok {
+			t.Errorf("input %q is read by the binary but not declared in action.yml", name)
 		}
+	}
+	for name := range action.Inputs {
+		if !slices.Contains(inputNames, name) {
+			t.Errorf("action.yml declares input %q, which the binary never reads", name)
+		}
+	}
+	for _, name := range []string{"total", "succeeded", "failed", "skipped", "up-to-date", "cancelled", "pending", "report-file"} {
+		if _, ok := action.Outputs[name]; !ok {
+			t.Errorf("output %q is written by the binary but not declared in action.yml", name)
+		}
+	}
+	if action.Runs.Using != "docker" || action.Runs.Image != "Dockerfile" {
+		t.Errorf("runs = %+v, want the Docker container action built from Dockerfile", action.Runs)
 	}
 }
