@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"gopkg.in/yaml.v3"
 
 	"github.com/pgfleet/pgfleet/internal/testenv"
 	"github.com/pgfleet/pgfleet/internal/testenv/neonapi"
@@ -155,6 +156,13 @@ func start(t *testing.T, in inputs, env ...string) (*exec.Cmd, *bytes.Buffer, *b
 		"GITHUB_STEP_SUMMARY=" + filepath.Join(dir, "summary.md"),
 		"GITHUB_OUTPUT=" + filepath.Join(dir, "output.txt"),
 	}
+	// Like the runner: every input action.yml gives a default is passed,
+	// set by the workflow or not.
+	for k, v := range actionDefaults(t) {
+		if _, set := in[k]; !set {
+			cmd.Env = append(cmd.Env, "INPUT_"+strings.ToUpper(k)+"="+v)
+		}
+	}
 	for k, v := range in {
 		cmd.Env = append(cmd.Env, "INPUT_"+strings.ToUpper(k)+"="+v)
 	}
@@ -165,6 +173,38 @@ func start(t *testing.T, in inputs, env ...string) (*exec.Cmd, *bytes.Buffer, *b
 		t.Fatal(err)
 	}
 	return cmd, &stdout, &stderr, dir
+}
+
+var defaults struct {
+	once sync.Once
+	m    map[string]string
+	err  error
+}
+
+// actionDefaults reads the inputs' defaults from action.yml.
+func actionDefaults(t *testing.T) map[string]string {
+	t.Helper()
+	defaults.once.Do(func() {
+		var action struct {
+			Inputs map[string]struct {
+				Default *string `yaml:"default"`
+			} `yaml:"inputs"`
+		}
+		b, err := os.ReadFile("action.yml")
+		if err == nil {
+			err = yaml.Unmarshal(b, &action)
+		}
+		defaults.m, defaults.err = map[string]string{}, err
+		for name, in := range action.Inputs {
+			if in.Default != nil {
+				defaults.m[name] = *in.Default
+			}
+		}
+	})
+	if defaults.err != nil {
+		t.Fatal(defaults.err)
+	}
+	return defaults.m
 }
 
 // finish waits for a started pgfleet and collects what it wrote.
