@@ -93,14 +93,17 @@ func (m *Migrator) migrateOnce(ctx context.Context, t tenant.Tenant) (fleet.Stat
 	// Closing the session also releases the advisory lock.
 	defer s.close()
 
-	if err := m.acquireLock(ctx, s.pgx()); err != nil {
-		return "", d, err
-	}
-	before, schema, err := m.applied(ctx, s.pgx())
+	exists, schema, err := m.lockAndLook(ctx, s.pgx())
 	if err != nil {
 		return "", d, err
 	}
 	s.schema = schema
+	before := map[string]bool{}
+	if exists {
+		if before, err = m.versions(ctx, s.pgx()); err != nil {
+			return "", d, err
+		}
+	}
 	d.From, d.To = highest(before), highest(before)
 	pending := m.set.Pending(before)
 	d.Pending = names(pending)
@@ -168,50 +171,64 @@ func (m *Migrator) open(ctx context.Context, rawURL string) (*session, error) {
 	return s, err
 }
 
-// acquireLock waits up to lock-timeout for the tenant's migration lock, in
-// one round trip; lock_timeout is reset after so it does not apply to the
-// migrations themselves.
-func (m *Migrator) acquireLock(ctx context.Context, conn *pgx.Conn) error {
-	sql := fmt.Sprintf("SET lock_timeout = %d; SELECT pg_advisory_lock(%d); RESET lock_timeout", m.o.LockTimeout.Milliseconds(), m.lock)
-	if _, err := conn.Exec(ctx, sql); err != nil {
+// lockAndLook waits up to lock-timeout for the tenant's migration lock,
+// then says whether the migrations table exists and what the session's
+// current schema is (where dbmate will look for an unqualified table), all
+// in one round trip: on a fleet, round trips per tenant add up. lock_timeout
+// is reset so it does not apply to the migrations themselves.
+func (m *Migrator) lockAndLook(ctx context.Context, conn *pgx.Conn) (exists bool, schema string, err error) {
+	batch := fmt.Sprintf("SET lock_timeout = %d; SELECT pg_advisory_lock(%d); RESET lock_timeout; SELECT to_regclass(%s) IS NOT NULL, current_schema()",
+		m.o.LockTimeout.Milliseconds(), m.lock, quoteLiteral(m.ident()))
+	results, err := conn.PgConn().Exec(ctx, batch).ReadAll()
+	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55P03" {
-			return fmt.Errorf("another migration run held this tenant's migration lock for longer than lock-timeout (%s)", m.o.LockTimeout)
+			return false, "", fmt.Errorf("another migration run held this tenant's migration lock for longer than lock-timeout (%s)", m.o.LockTimeout)
 		}
-		return fmt.Errorf("take migration lock: %w", err)
+		return false, "", fmt.Errorf("take migration lock: %w", err)
 	}
-	return nil
+	look := results[len(results)-1].Rows
+	if len(look) != 1 || len(look[0]) != 2 {
+		return false, "", fmt.Errorf("look for migrations table %s: unexpected answer", m.o.Table)
+	}
+	return string(look[0][0]) == "t", string(look[0][1]), nil // text format; a NULL schema reads as ""
 }
 
+// ident is the migrations table as a quoted SQL identifier.
+func (m *Migrator) ident() string {
+	return pgx.Identifier(strings.Split(m.o.Table, ".")).Sanitize()
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
 // applied reads the versions recorded in the migrations table (none if it
-// does not exist yet), and the session's current schema, where dbmate will
-// look for an unqualified migrations table.
-func (m *Migrator) applied(ctx context.Context, conn *pgx.Conn) (map[string]bool, string, error) {
-	ident := pgx.Identifier(strings.Split(m.o.Table, ".")).Sanitize()
+// does not exist yet).
+func (m *Migrator) applied(ctx context.Context, conn *pgx.Conn) (map[string]bool, error) {
 	var exists bool
-	var schema *string
-	if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL, current_schema()", ident).Scan(&exists, &schema); err != nil {
-		return nil, "", fmt.Errorf("look for migrations table %s: %w", m.o.Table, err)
-	}
-	out := map[string]bool{}
-	if schema == nil {
-		schema = new(string)
+	if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", m.ident()).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("look for migrations table %s: %w", m.o.Table, err)
 	}
 	if !exists {
-		return out, *schema, nil
+		return map[string]bool{}, nil
 	}
-	rows, err := conn.Query(ctx, "SELECT version::text FROM "+ident)
+	return m.versions(ctx, conn)
+}
+
+// versions reads the migrations table, which must exist.
+func (m *Migrator) versions(ctx context.Context, conn *pgx.Conn) (map[string]bool, error) {
+	rows, err := conn.Query(ctx, "SELECT version::text FROM "+m.ident())
 	if err != nil {
-		return nil, "", fmt.Errorf("read migrations table %s: %w", m.o.Table, err)
+		return nil, fmt.Errorf("read migrations table %s: %w", m.o.Table, err)
 	}
 	versions, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, "", fmt.Errorf("read migrations table %s: %w", m.o.Table, err)
+		return nil, fmt.Errorf("read migrations table %s: %w", m.o.Table, err)
 	}
+	out := map[string]bool{}
 	for _, v := range versions {
 		out[v] = true
 	}
-	return out, *schema, nil
+	return out, nil
 }
 
 // appliedAfterStop reads the versions with a fresh deadline. A cancel
@@ -222,7 +239,7 @@ func (m *Migrator) appliedAfterStop(s *session) (map[string]bool, error) {
 	for try := 0; try < 2; try++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		var out map[string]bool
-		out, _, err = m.applied(ctx, s.pgx())
+		out, err = m.applied(ctx, s.pgx())
 		cancel()
 		if err == nil {
 			return out, nil
