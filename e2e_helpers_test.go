@@ -404,3 +404,11 @@ func tableExists(t *testing.T, url, table string) (ok bool) {
 	})
 	return ok
 }
+
+func columnExists(t *testing.T, url, table, column string) (ok bool) {
+	t.Helper()
+	withConn(t, url, func(ctx context.Context, conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = $1 AND column_name = $2)", table, column).Scan(&ok)
+	})
+	return ok
+}

@@ -560,3 +560,36 @@ func TestLockTimeout(t *testing.T) {
 		t.Fatal("the tenant whose lock was held was migrated anyway")
 	}
 }
+
+// A file marked transaction:false runs outside a transaction (CREATE INDEX
+// CONCURRENTLY refuses to run inside one), and an SQL error names the file,
+// line and column.
+func TestTransactionFalseAndErrorPosition(t *testing.T) {
+	f := newFleet(t, 2, neonapi.Config{})
+	dir := migrationsCopy(t, map[string]string{
+		"29990101000000_concurrent_index.sql": "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY tasks_due_at_idx ON tasks (due_at);\n-- migrate:down transaction:false\nDROP INDEX CONCURRENTLY tasks_due_at_idx;\n",
+	})
+	r := runPgfleet(t, neonInputs(f, dir))
+	mustCode(t, r, 0)
+	for _, tn := range f.Tenants {
+		if !tableExists(t, tn.DB.URL, "tasks_due_at_idx") {
+			t.Fatalf("%s lacks the concurrently built index", tn.ProjectID)
+		}
+	}
+	bad := migrationsCopy(t, map[string]string{
+		"29990101000000_concurrent_index.sql": "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY tasks_due_at_idx ON tasks (due_at);\n-- migrate:down\n",
+		"29990102000000_typo.sql":             "-- migrate:up\nALTER TABLE tasks\n  ADD COLUMN priority int;\nSELEKT 1;\n-- migrate:down\n",
+	})
+	r = runPgfleet(t, neonInputs(f, bad))
+	mustCode(t, r, 1)
+	for _, rec := range r.report.Tenants {
+		if !strings.Contains(rec.Error, "29990102000000_typo.sql") || !strings.Contains(rec.Error, "line: 4") {
+			t.Fatalf("error does not point at the file and line: %q", rec.Error)
+		}
+	}
+	for _, tn := range f.Tenants {
+		if columnExists(t, tn.DB.URL, "tasks", "priority") {
+			t.Fatalf("%s kept the first statement of a failed migration", tn.ProjectID)
+		}
+	}
+}
