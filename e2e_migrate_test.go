@@ -28,6 +28,7 @@ func TestMigrateFleetThenRerunThenNewMigration(t *testing.T) {
 	if r.outputs["total"] != "50" || r.outputs["succeeded"] != "50" || r.outputs["failed"] != "0" {
 		t.Fatalf("outputs %v", r.outputs)
 	}
+	t.Logf("50 tenants, cold, through the Neon emulator: %s", r.elapsed.Round(time.Millisecond))
 	if !strings.Contains(r.stdout, "progress: ") || !strings.Contains(r.stdout, "tenants/s") || !strings.Contains(r.stdout, "finished: 50/50 done") {
 		t.Fatalf("no progress lines (done/total, rate, ETA):\n%s", r.stdout)
 	}
@@ -72,6 +73,7 @@ func TestMigrateFleetThenRerunThenNewMigration(t *testing.T) {
 	// Nothing to do.
 	r = runPgfleet(t, neonInputs(f, "testdata/migrations"))
 	mustCode(t, r, 0)
+	t.Logf("50 tenants, nothing to do: %s", r.elapsed.Round(time.Millisecond))
 	if r.outputs["up-to-date"] != "50" || r.outputs["succeeded"] != "0" {
 		t.Fatalf("re-run outputs %v", r.outputs)
 	}
