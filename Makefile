@@ -4,16 +4,21 @@
 
 GO ?= go
 
-.PHONY: demo test bench build vet
+.PHONY: demo test bench build postgres
 
-demo:
+# The demo, tests and benchmark start their own PostgreSQL cluster; this
+# installs its server binaries first when the machine has none.
+postgres:
+	@./scripts/ensure-postgres
+
+demo: postgres
 	$(GO) run ./internal/testenv/cmd/demo
 
-test:
+test: postgres
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
-bench:
+bench: postgres
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/bench/
 
 build:

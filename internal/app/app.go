@@ -255,7 +255,7 @@ func writeOutputs(path string, run report.Run, w io.Writer) error {
 	}
 	outputs := report.Outputs(run)
 	for _, k := range sorted(keys(outputs)) {
-		v := run.Scrub(outputs[k])
+		v := outputs[k]
 		if strings.ContainsAny(v, "\r\n") {
 			return errors.Join(f.Close(), fmt.Errorf("output %s has a newline", k))
 		}

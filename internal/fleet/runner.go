@@ -327,9 +327,6 @@ func (r *run) execute(hardCtx context.Context, res Result) {
 // resolve fills in the tenant's connection string when its source defers
 // that (Neon: one API call per tenant, made only for tenants that start).
 func resolve(ctx context.Context, t *tenant.Tenant) error {
-	if t.ResolveErr != nil {
-		return t.ResolveErr
-	}
 	if t.Resolve == nil {
 		return nil
 	}

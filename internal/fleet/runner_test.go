@@ -210,7 +210,7 @@ func TestRunTimeoutPanicAndResolveErrorsStayWithTheirTenant(t *testing.T) {
 	src := sourceFunc(func(ctx context.Context, yield func(tenant.Tenant) bool) error {
 		yield(tenant.Tenant{ID: "slow"})
 		yield(tenant.Tenant{ID: "panics"})
-		yield(tenant.Tenant{ID: "unresolved", ResolveErr: errors.New("connection_uri: 404")})
+		yield(tenant.Tenant{ID: "unresolved", Resolve: func(context.Context) (string, error) { return "", errors.New("connection_uri: 404") }})
 		yield(tenant.Tenant{ID: "fine"})
 		return nil
 	})

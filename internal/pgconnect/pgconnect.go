@@ -12,7 +12,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -164,23 +163,4 @@ func transientCode(code string) bool {
 		return true
 	}
 	return false
-}
-
-// WithParams returns rawURL with the given query parameters set, keeping
-// existing ones the caller did not name, unless the URL already sets them
-// (the user's choice wins for connect_timeout).
-func WithParams(rawURL string, params map[string]string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return rawURL
-	}
-	q := u.Query()
-	for k, v := range params {
-		if k == "connect_timeout" && q.Get(k) != "" {
-			continue
-		}
-		q.Set(k, v)
-	}
-	u.RawQuery = q.Encode()
-	return u.String()
 }

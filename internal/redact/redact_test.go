@@ -40,3 +40,14 @@ func TestWriterScrubs(t *testing.T) {
 		t.Fatalf("got %q", buf.String())
 	}
 }
+
+func TestScrubOverlappingAndShortSecrets(t *testing.T) {
+	r := New(nil)
+	r.Add("abcd")     // a prefix of the next one
+	r.Add("abcdefgh") // must be removed whole, not leave "efgh"
+	r.Add("xy")       // shorter than the index prefix
+	got := r.Scrub("1 abcdefgh 2 abcd 3 xy 4")
+	if got != "1 *** 2 *** 3 *** 4" {
+		t.Fatalf("got %q", got)
+	}
+}

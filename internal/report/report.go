@@ -130,11 +130,8 @@ func (c cleaner) all(t tenant.Tenant, ss []string) []string {
 
 // errText is why the tenant failed or was cancelled, "" when no error is known.
 func errText(res fleet.Result) string {
-	switch {
-	case res.Err != nil:
+	if res.Err != nil {
 		return res.Err.Error()
-	case res.Tenant.ResolveErr != nil:
-		return res.Tenant.ResolveErr.Error()
 	}
 	return ""
 }

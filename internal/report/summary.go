@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/pgfleet/pgfleet/internal/fleet"
-	"github.com/pgfleet/pgfleet/internal/migrate"
 )
 
 // MaxSummaryBytes is GitHub's cap on one step's job summary.
@@ -74,17 +73,19 @@ func Summary(r Run, limit int) string {
 	return d.b.String()
 }
 
+// prepare builds the summary's entries from the JSON report's records, so
+// each tenant's strings are cleaned in one place for both.
 func prepare(r Run, c cleaner) []entry {
 	entries := make([]entry, len(r.Results))
 	for i, res := range r.Results {
-		t := res.Tenant
+		rec := tenantRecord(c, res, false)
 		e := entry{
 			index:    i,
 			status:   res.Status,
-			id:       c.tenant(t, t.ID),
-			label:    c.tenant(t, t.Name),
-			err:      c.tenant(t, errText(res)),
-			reason:   c.tenant(t, res.Reason),
+			id:       rec.ID,
+			label:    rec.Name,
+			err:      rec.Error,
+			reason:   rec.Reason,
 			canary:   res.Canary,
 			attempts: res.Attempts,
 			dur:      "—",
@@ -95,13 +96,10 @@ func prepare(r Run, c cleaner) []entry {
 		if res.Duration > 0 {
 			e.dur = human(res.Duration)
 		}
-		if md := migrateDetail(res.Detail); md != nil {
+		if m := rec.jsonMigrate; m != nil {
 			e.detail = true
-			e.from = c.tenant(t, md.From)
-			e.to = c.tenant(t, afterRun(md))
-			e.applied = c.all(t, md.Applied)
-			e.pending = c.all(t, md.Pending)
-			e.failedFile = c.tenant(t, md.Failed)
+			e.from, e.to = m.From, afterRun(m.From, m.To)
+			e.applied, e.pending, e.failedFile = m.Applied, m.Pending, m.FailedFile
 		}
 		entries[i] = e
 	}
@@ -109,12 +107,12 @@ func prepare(r Run, c cleaner) []entry {
 }
 
 // afterRun is the version a tenant stands at after the run; migrations only
-// add versions, so a missing To means the tenant stayed at From.
-func afterRun(d *migrate.Detail) string {
-	if d.To != "" {
-		return d.To
+// add versions, so a missing to means the tenant stayed at from.
+func afterRun(from, to string) string {
+	if to != "" {
+		return to
 	}
-	return d.From
+	return from
 }
 
 // afterIfApplied is the version a dry run would have left the tenant at.

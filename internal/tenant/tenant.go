@@ -14,7 +14,7 @@ type Tenant struct {
 	Name string // human name (Neon project name)
 
 	// URL is the connection string, password included. It is a credential:
-	// never format it; use Redacted or String.
+	// never format it; use String.
 	URL string
 
 	// Resolve, when set, fetches URL just before the tenant is worked on. A
@@ -22,11 +22,6 @@ type Tenant struct {
 	// them this way, so tenants that never start (canary failed, max-failures,
 	// filtered out) cost nothing.
 	Resolve func(ctx context.Context) (string, error) `json:"-"`
-
-	// ResolveErr is set when the tenant was found but is unusable (say, a
-	// malformed entry). The runner reports it as that tenant's failure
-	// instead of stopping the run.
-	ResolveErr error
 }
 
 // String names the tenant for humans without any credential:
@@ -74,27 +69,6 @@ func Password(raw string) string {
 	}
 	p, _ := u.User.Password()
 	return p
-}
-
-// Redacted returns the URL with its password, in the userinfo or in a
-// password (or sslpassword) query parameter, replaced by "xxxxx".
-func Redacted(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<unparseable url>"
-	}
-	q := u.Query()
-	masked := false
-	for _, k := range []string{"password", "sslpassword"} {
-		if q.Has(k) {
-			q.Set(k, "xxxxx")
-			masked = true
-		}
-	}
-	if masked {
-		u.RawQuery = q.Encode()
-	}
-	return u.Redacted()
 }
 
 func trimSlash(s string) string {
