@@ -6,7 +6,6 @@ package main
 // emulator.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -148,11 +147,22 @@ func start(t *testing.T, in inputs, env ...string) (*exec.Cmd, *bytes.Buffer, *b
 	t.Helper()
 	dir := t.TempDir()
 	cmd := exec.Command(binary)
+	// Like the runner inside a Docker action: the working directory is the
+	// workspace, and relative inputs are relative to it.
+	cmd.Dir = dir
+	if m := in["migrations-dir"]; m != "" && !filepath.IsAbs(m) {
+		abs, err := filepath.Abs(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in["migrations-dir"] = abs
+	}
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + dir,
 		"GITHUB_ACTIONS=true",
-		"RUNNER_TEMP=" + dir,
+		"GITHUB_WORKSPACE=" + dir,
+		"RUNNER_TEMP=" + filepath.Join(dir, "runner-temp"),
 		"GITHUB_STEP_SUMMARY=" + filepath.Join(dir, "summary.md"),
 		"GITHUB_OUTPUT=" + filepath.Join(dir, "output.txt"),
 	}
@@ -240,11 +250,22 @@ func runPgfleet(t *testing.T, in inputs, env ...string) run {
 	return finish(t, cmd, stdout, stderr, dir, began)
 }
 
+// parseOutputs reads $GITHUB_OUTPUT as the runner does: name=value lines,
+// and name<<DELIMITER heredocs for values that may span lines.
 func parseOutputs(s string) map[string]string {
 	out := map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(s))
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+	lines := strings.Split(s, "\n")
+	for i := 0; i < len(lines); i++ {
+		line := lines[i]
+		if k, delim, ok := strings.Cut(line, "<<"); ok && !strings.Contains(k, "=") {
+			var value []string
+			for i++; i < len(lines) && lines[i] != delim; i++ {
+				value = append(value, lines[i])
+			}
+			out[k] = strings.Join(value, "\n")
+			continue
+		}
+		if k, v, ok := strings.Cut(line, "="); ok {
 			out[k] = v
 		}
 	}

@@ -1,6 +1,7 @@
 // Package app is pgfleet's entry point: inputs in, a fleet run, and the
 // summary, outputs, JSON report and exit status out. main.go only wires it to
-// the process (arguments, environment, signals).
+// the process (arguments, environment, signals). The modes are in the
+// registry below; nothing else here knows one.
 package app
 
 import (
@@ -10,19 +11,26 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/config"
 	"github.com/pgfleet/pgfleet/internal/fleet"
+	"github.com/pgfleet/pgfleet/internal/input"
 	"github.com/pgfleet/pgfleet/internal/migrate"
+	"github.com/pgfleet/pgfleet/internal/mode"
 	"github.com/pgfleet/pgfleet/internal/neon"
 	"github.com/pgfleet/pgfleet/internal/redact"
 	"github.com/pgfleet/pgfleet/internal/report"
 	"github.com/pgfleet/pgfleet/internal/source"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
+
+// modes is the registry: adding a mode is its package plus one line here.
+var modes = []mode.Mode{
+	migrate.Mode{},
+}
 
 // Exit statuses.
 const (
@@ -34,77 +42,126 @@ const (
 // Version is set at build time.
 var Version = "dev"
 
+// Table is the one table of inputs and outputs: the shared ones and every
+// registered mode's.
+func Table() *input.Table {
+	decls := make([]input.ModeDecl, len(modes))
+	for i, m := range modes {
+		decls[i] = input.ModeDecl{Name: m.Name(), Inputs: m.Inputs(), Outputs: m.Outputs()}
+	}
+	return input.NewTable(decls)
+}
+
+func lookupMode(name string) mode.Mode {
+	for _, m := range modes {
+		if m.Name() == name {
+			return m
+		}
+	}
+	return nil
+}
+
+func modeNames() []string {
+	names := make([]string, len(modes))
+	for i, m := range modes {
+		names[i] = m.Name()
+	}
+	return names
+}
+
 // Main runs pgfleet. ctx is cancelled on SIGINT/SIGTERM.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	inActions := getenv("GITHUB_ACTIONS") == "true"
-	raw := &lockedWriter{w: stdout}
-	red := redact.New(func(secret string) {
-		if inActions {
-			// The runner must learn each secret before any line could carry it.
-			fmt.Fprintf(raw, "::add-mask::%s\n", secret)
-		}
-	})
-	out := &console{w: red.Writer(raw), actions: inActions}
-	errOut := red.Writer(&lockedWriter{w: stderr})
+	return MainWithStdin(ctx, args, getenv, nil, stdout, stderr)
+}
 
-	for _, a := range args {
-		switch a {
-		case "-h", "--help", "help":
-			fmt.Fprint(stdout, usage)
-			return ExitOK
-		case "--version", "version":
-			fmt.Fprintf(stdout, "pgfleet %s\n", Version)
-			return ExitOK
-		}
+// MainWithStdin is Main with standard input (database-urls-file: -).
+func MainWithStdin(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	out := newConsole(getenv, stdout, stderr)
+	table := Table()
+
+	if slices.Contains(args, "--version") || (len(args) == 1 && args[0] == "version") {
+		fmt.Fprintf(stdout, "pgfleet %s\n", Version)
+		return ExitOK
 	}
-	flags, err := parseArgs(args)
+	if len(args) > 0 && args[0] == "help" {
+		args = append(args[1:], "--help")
+	}
+	flags, err := table.ParseArgs(args)
+	if errors.Is(err, input.ErrHelp) {
+		m := flags["mode"]
+		if lookupMode(m) == nil {
+			m = ""
+		}
+		fmt.Fprint(stdout, table.Help(m, synopses()))
+		return ExitOK
+	}
 	if err != nil {
-		out.invalid(errOut, err)
+		out.invalid(err)
 		return ExitInvalidInput
 	}
-	get := lookup(flags, getenv)
+	values := input.NewValues(table, func(name string) string {
+		if v, ok := flags[name]; ok {
+			return v
+		}
+		if v := out.gha.GetInput(name); v != "" {
+			return v
+		}
+		if in, _ := table.Lookup(name); in.Env != "" {
+			return getenv(in.Env)
+		}
+		return ""
+	})
 
 	// Register every credential before anything is printed, even before
 	// validation: an error message could otherwise carry one.
-	red.Add(get("neon-api-key"))
-	for _, line := range strings.Split(get("database-urls"), "\n") {
-		// Either a bare URL or name=URL: register whichever parses.
-		line = strings.TrimSpace(line)
-		red.Add(tenant.Password(line))
-		if _, u, ok := strings.Cut(line, "="); ok {
-			red.Add(tenant.Password(strings.TrimSpace(u)))
+	for _, in := range table.Inputs {
+		if in.Secret {
+			out.secrets.Add(values.Raw(in.Name))
 		}
 	}
+	for _, line := range strings.Split(values.Raw("database-urls"), "\n") {
+		registerURLPassword(out.secrets, line)
+	}
 
-	cfg, err := config.Load(get)
-	if err != nil {
-		out.invalid(errOut, err)
+	name := strings.ToLower(values.String("mode"))
+	m := lookupMode(name)
+	switch {
+	case name == "":
+		values.Bad("mode", "required: one of %s", strings.Join(modeNames(), ", "))
+	case m == nil:
+		values.Bad("mode", "unknown mode %q: want one of %s", name, strings.Join(modeNames(), ", "))
+	}
+	workspace := workspaceDir(getenv)
+	cfg := config.Load(values, config.Files{Workspace: workspace, Stdin: stdin})
+	for _, u := range cfg.DatabaseURLs {
+		registerURLPassword(out.secrets, u.URL)
+	}
+	var job mode.Job
+	if m != nil {
+		job, err = m.Prepare(ctx, mode.Env{
+			Inputs:    values,
+			Config:    cfg,
+			Workspace: workspace,
+			Getenv:    getenv,
+			Secret:    out.secrets.Add,
+			Warn:      out.warnf,
+		})
+	}
+	reportPath, reportOutput := reportLocation(getenv, workspace, name, cfg.ReportFile)
+	if err == nil && values.Err() == nil {
+		if werr := checkWritable(reportPath); werr != nil {
+			values.Bad("report-file", "cannot write the report to %s: %v", reportPath, werr)
+		}
+	}
+	if err := errors.Join(values.Err(), err); err != nil {
+		out.invalid(err)
 		return ExitInvalidInput
 	}
-	set, err := migrate.Load(cfg.Migrate.Dir)
-	if err != nil {
-		out.invalid(errOut, fmt.Errorf("migrations-dir: %w", err))
-		return ExitInvalidInput
-	}
 
-	src, where := buildSource(cfg, red, out.apiRetry)
-	reportPath := cfg.ReportFile
-	if reportPath == "" {
-		reportPath = defaultReportPath(getenv, cfg.Mode)
-	}
-
-	what := fmt.Sprintf("%d migration files from %s (latest %s)", len(set.Files), cfg.Migrate.Dir, set.Latest())
-	if cfg.Migrate.DryRun {
-		what += ", dry run: nothing will be changed"
-	}
+	src, where := buildSource(cfg, out)
 	fmt.Fprintf(out.w, "pgfleet %s %s: %s; tenants from %s; concurrency %d, tenant-timeout %s\n",
-		Version, cfg.Mode, what, where, cfg.Concurrency, cfg.TenantTimeout)
+		Version, name, job.Describe(), where, cfg.Concurrency, cfg.TenantTimeout)
 
-	migrator := migrate.New(set, migrate.Options{
-		Table:       cfg.Migrate.Table,
-		LockTimeout: cfg.Migrate.LockTimeout,
-		DryRun:      cfg.Migrate.DryRun,
-	})
 	started := time.Now()
 	outcome := fleet.Run(ctx, fleet.Options{
 		Concurrency:   cfg.Concurrency,
@@ -115,33 +172,36 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		Progress:      out.w,
 		ProgressEvery: progressEvery(getenv),
 		OnDone:        out.tenantDone,
-	}, src, migrator.Migrate)
+	}, src, job.Work)
 
 	run := report.Run{
-		Mode:       cfg.Mode,
+		Mode:       name,
+		View:       job,
 		Started:    started,
 		Duration:   time.Since(started),
 		Results:    outcome.Results,
-		DryRun:     cfg.Migrate.DryRun,
+		DryRun:     job.DryRun(),
 		Cancelled:  outcome.Cancelled,
 		Stopped:    outcome.Stopped,
 		SourceErr:  outcome.SourceErr,
-		ReportFile: reportPath,
-		Scrub:      red.Scrub,
+		ReportFile: reportOutput,
+		Scrub:      out.secrets.Scrub,
 	}
+	code := report.ExitCode(run)
 	if outcome.SourceErr != nil {
 		out.errorf("listing tenants failed: %v", outcome.SourceErr)
 	} else if len(outcome.Results) == 0 {
 		out.warnf("no tenants selected: check projects, exclude-projects and shard (and, for Neon, that the key sees the projects: neon-org-id)")
 	}
+	// The report, summary and outputs are what the user asked for: a failure
+	// to write any of them fails the run.
 	if err := writeReport(reportPath, run); err != nil {
-		out.errorf("write report: %v", err)
+		out.errorf("write report %s: %v", reportPath, err)
+		code = ExitFailed
 	}
-	if err := writeSummary(getenv("GITHUB_STEP_SUMMARY"), run); err != nil {
-		out.errorf("write job summary: %v", err)
-	}
-	if err := writeOutputs(getenv("GITHUB_OUTPUT"), run, out.w); err != nil {
-		out.errorf("write outputs: %v", err)
+	if err := out.publish(run); err != nil {
+		out.errorf("%v", err)
+		code = ExitFailed
 	}
 	out.final(run)
 
@@ -149,16 +209,34 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		// The key or org was wrong: input error, and nothing was touched.
 		return ExitInvalidInput
 	}
-	return report.ExitCode(run)
+	return code
 }
 
-func buildSource(cfg config.Config, red *redact.Redactor, onRetry func(string, int, time.Duration, error)) (tenant.Source, string) {
+func synopses() map[string]string {
+	s := map[string]string{}
+	for _, m := range modes {
+		s[m.Name()] = m.Synopsis()
+	}
+	return s
+}
+
+// registerURLPassword registers the password of one database-urls line
+// (name=URL or a bare URL).
+func registerURLPassword(r *redact.Redactor, line string) {
+	line = strings.TrimSpace(line)
+	r.Add(tenant.Password(line))
+	if _, u, ok := strings.Cut(line, "="); ok {
+		r.Add(tenant.Password(strings.TrimSpace(u)))
+	}
+}
+
+func buildSource(cfg config.Config, out *console) (tenant.Source, string) {
 	if len(cfg.DatabaseURLs) > 0 {
 		entries := make([]source.Entry, len(cfg.DatabaseURLs))
 		for i, u := range cfg.DatabaseURLs {
 			entries[i] = source.Entry{Name: u.Name, URL: u.URL}
 		}
-		return &source.List{Entries: entries, Selector: cfg.Selector}, fmt.Sprintf("database-urls (%d listed)", len(entries))
+		return &source.List{Entries: entries, Selector: cfg.Selector}, fmt.Sprintf("a list (%s)", plural(len(entries), "database", "databases"))
 	}
 	client := neon.New(neon.Options{
 		BaseURL:           cfg.Neon.APIURL,
@@ -166,7 +244,7 @@ func buildSource(cfg config.Config, red *redact.Redactor, onRetry func(string, i
 		OrgID:             cfg.Neon.OrgID,
 		RequestsPerMinute: cfg.Neon.RequestsPerMinute,
 		UserAgent:         "pgfleet/" + Version,
-		OnRetry:           onRetry,
+		OnRetry:           out.apiRetry,
 	})
 	return &source.Neon{
 		Client:   client,
@@ -174,7 +252,7 @@ func buildSource(cfg config.Config, red *redact.Redactor, onRetry func(string, i
 		Role:     cfg.Neon.Role,
 		Branch:   cfg.Neon.Branch,
 		Selector: cfg.Selector,
-		OnSecret: red.Add,
+		OnSecret: out.secrets.Add,
 	}, fmt.Sprintf("the Neon API (%s, database %s, role %s)", cfg.Neon.APIURL, cfg.Neon.Database, cfg.Neon.Role)
 }
 
@@ -187,12 +265,56 @@ func isBadCredential(err error) bool {
 	return neon.IsOrgIDRequired(err)
 }
 
-func defaultReportPath(getenv func(string) string, mode string) string {
-	name := "pgfleet-" + mode + "-report.json"
-	if dir := getenv("RUNNER_TEMP"); dir != "" {
-		return filepath.Join(dir, name)
+// workspaceDir is where the user's relative paths point: GITHUB_WORKSPACE
+// in Actions, else the working directory.
+func workspaceDir(getenv func(string) string) string {
+	if w := getenv("GITHUB_WORKSPACE"); w != "" {
+		return w
 	}
-	return name
+	wd, _ := os.Getwd()
+	return wd
+}
+
+// reportLocation is where the report is written and how the report-file
+// output names it. In Actions the default is in the workspace and the
+// output is relative to it: inside a Docker action $RUNNER_TEMP is a
+// container path the next step (actions/upload-artifact) cannot see, while
+// the workspace is mounted at the same relative place. On the CLI the
+// default stays out of the user's working tree.
+func reportLocation(getenv func(string) string, workspace, mode, given string) (path, output string) {
+	inActions := getenv("GITHUB_ACTIONS") == "true"
+	name := "pgfleet-" + mode + "-report.json"
+	switch {
+	case given != "" && !filepath.IsAbs(given) && inActions:
+		path = filepath.Join(workspace, given)
+	case given != "":
+		path, _ = filepath.Abs(given)
+	case inActions:
+		path = filepath.Join(workspace, name)
+	default:
+		path = filepath.Join(os.TempDir(), name)
+	}
+	output = path
+	if inActions {
+		if rel, err := filepath.Rel(workspace, path); err == nil && !strings.HasPrefix(rel, "..") {
+			output = rel
+		}
+	}
+	return path, output
+}
+
+// checkWritable makes sure the report can be written before any tenant is
+// touched: a report the user asked for must not silently go missing.
+func checkWritable(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".check-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // progressEvery is how often a progress line is printed. PGFLEET_PROGRESS_EVERY
@@ -205,99 +327,31 @@ func progressEvery(getenv func(string) string) time.Duration {
 }
 
 func writeReport(path string, run report.Run) error {
-	if dir := filepath.Dir(path); dir != "." {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	}
 	// Write-then-rename: a reader never sees half a report.
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
-	if err := report.WriteJSON(f, run); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+	err = report.WriteJSON(f, run)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
 	}
-	return os.Rename(tmp, path)
-}
-
-func writeSummary(path string, run report.Run) error {
-	if path == "" {
-		return nil
+	if err == nil {
+		err = os.Rename(f.Name(), path)
 	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
-		return err
+		os.Remove(f.Name())
 	}
-	if _, err := io.WriteString(f, report.Summary(run, 0)); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return err
 }
 
-// writeOutputs appends name=value lines to $GITHUB_OUTPUT; outside Actions
-// there is no such file and the final console lines carry the same numbers.
-func writeOutputs(path string, run report.Run, w io.Writer) error {
-	if path == "" {
-		return nil
+// plural returns "1 tenant", "2 tenants".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
 	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	outputs := report.Outputs(run)
-	for _, k := range sorted(keys(outputs)) {
-		v := outputs[k]
-		if strings.ContainsAny(v, "\r\n") {
-			return errors.Join(f.Close(), fmt.Errorf("output %s has a newline", k))
-		}
-		fmt.Fprintf(f, "%s=%s\n", k, v)
-	}
-	return f.Close()
+	return fmt.Sprintf("%d %s", n, many)
 }
-
-func keys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
-// lockedWriter serialises writes from the runner, sources and mask commands.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-const usage = `pgfleet: operate on a fleet of tenant Postgres databases (one Neon project per customer).
-
-Usage:
-  pgfleet migrate [--flag=value ...]
-
-Every action input is also a flag of the same name, and INPUT_<NAME> variables
-are read as the Actions runner sets them. Main flags:
-  --neon-api-key        Neon API key (or set NEON_API_KEY)
-  --database-urls       one tenant per line, name=postgres://... (instead of Neon)
-  --migrations-dir      dbmate migrations (default db/migrations)
-  --projects, --exclude-projects, --shard i/n, --canary N|globs
-  --concurrency 10, --tenant-timeout 10m, --max-failures N, --dry-run
-  --report-file PATH    JSON report (default pgfleet-<mode>-report.json)
-
-Exit status: 0 all tenants succeeded or were up to date, 1 a tenant failed or
-the run was cancelled, 2 invalid input (nothing was touched).
-`

@@ -4,43 +4,69 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/pgfleet/pgfleet/internal/config"
+	"github.com/sethvargo/go-githubactions"
+
 	"github.com/pgfleet/pgfleet/internal/fleet"
-	"github.com/pgfleet/pgfleet/internal/migrate"
+	"github.com/pgfleet/pgfleet/internal/input"
+	"github.com/pgfleet/pgfleet/internal/redact"
 	"github.com/pgfleet/pgfleet/internal/report"
 )
 
-// console writes the run's log. Everything it writes is already scrubbed of
-// credentials by the writer underneath. In Actions it uses workflow commands
-// (::error::, ::group::) so failures stand out in the log.
+// console is the run's log and its Actions I/O. Everything it writes passes
+// through the redactor. In Actions it speaks through go-githubactions:
+// annotations for failures, groups for each failed tenant's detail, debug
+// lines, masks, outputs and the step summary.
 type console struct {
-	w       io.Writer
-	actions bool
+	w       io.Writer // the scrubbed log (stdout)
+	errW    io.Writer // the scrubbed stderr
+	secrets *redact.Redactor
+	gha     *githubactions.Action // writes to w; reads inputs
+	actions bool                  // running in GitHub Actions
+	getenv  func(string) string
+}
+
+func newConsole(getenv func(string) string, stdout, stderr io.Writer) *console {
+	c := &console{actions: getenv("GITHUB_ACTIONS") == "true", getenv: getenv}
+	raw := redact.NewLockedWriter(stdout)
+	masks := githubactions.New(githubactions.WithWriter(raw), githubactions.WithGetenv(getenv))
+	c.secrets = redact.New(func(secret string) {
+		if c.actions {
+			// The runner must learn each secret before any line could carry
+			// it; the mask command itself is the one line that may.
+			masks.AddMask(secret)
+		}
+	})
+	c.w = c.secrets.Writer(raw)
+	c.errW = c.secrets.Writer(redact.NewLockedWriter(stderr))
+	c.gha = githubactions.New(githubactions.WithWriter(c.w), githubactions.WithGetenv(getenv))
+	return c
 }
 
 // invalid reports bad input, one line per problem.
-func (c *console) invalid(stderr io.Writer, err error) {
+func (c *console) invalid(err error) {
 	for _, e := range flatten(err) {
-		var ie *config.InputError
+		var ie *input.Error
 		title := "invalid input"
 		if errors.As(e, &ie) {
 			title = "invalid input " + ie.Input
 		}
 		if c.actions {
-			fmt.Fprintf(c.w, "::error title=%s::%s\n", escapeProperty("pgfleet: "+title), escapeCommand(e.Error()))
+			c.gha.WithFieldsMap(map[string]string{"title": "pgfleet: " + title}).Errorf("%s", e.Error())
 		}
-		fmt.Fprintf(stderr, "pgfleet: %s\n", e.Error())
+		fmt.Fprintf(c.errW, "pgfleet: %s\n", e.Error())
 	}
-	fmt.Fprintln(stderr, "pgfleet: nothing was touched; fix the input and run again (pgfleet --help lists the inputs)")
+	fmt.Fprintln(c.errW, "pgfleet: nothing was touched; fix the input and run again (pgfleet --help lists the inputs)")
 }
 
 func (c *console) errorf(format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
 	if c.actions {
-		fmt.Fprintf(c.w, "::error title=pgfleet::%s\n", escapeCommand(msg))
+		c.gha.WithFieldsMap(map[string]string{"title": "pgfleet"}).Errorf("%s", msg)
 		return
 	}
 	fmt.Fprintf(c.w, "error: %s\n", msg)
@@ -49,7 +75,7 @@ func (c *console) errorf(format string, a ...any) {
 func (c *console) warnf(format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
 	if c.actions {
-		fmt.Fprintf(c.w, "::warning title=pgfleet::%s\n", escapeCommand(msg))
+		c.gha.WithFieldsMap(map[string]string{"title": "pgfleet"}).Warningf("%s", msg)
 		return
 	}
 	fmt.Fprintf(c.w, "warning: %s\n", msg)
@@ -62,82 +88,70 @@ func (c *console) apiRetry(route string, attempt int, wait time.Duration, err er
 	msg := fmt.Sprintf("Neon API %s: attempt %d failed (%v); retrying in %s", route, attempt, err, wait.Round(time.Millisecond))
 	switch {
 	case c.actions:
-		fmt.Fprintf(c.w, "::debug::%s\n", escapeCommand(msg))
+		c.gha.Debugf("%s", msg)
 	case attempt >= 3:
 		fmt.Fprintf(c.w, "%s\n", msg)
 	}
 }
 
-// tenantDone prints one line per tenant, and a log group with the error and
-// dbmate's own output for each failure.
+// tenantDone prints one line per tenant with the mode's cells, and for each
+// failure a log group with the error and the mode's log lines.
 func (c *console) tenantDone(r fleet.Result) {
-	d, _ := r.Detail.(*migrate.Detail)
-	versions := ""
-	if d != nil {
-		versions = fmt.Sprintf(" %s -> %s", orNone(d.From), orNone(d.To))
-		if len(d.Applied) > 0 {
-			versions += fmt.Sprintf(" (%d applied)", len(d.Applied))
-		}
-		if d.DryRun && len(d.Pending) > 0 {
-			versions = fmt.Sprintf(" at %s, %d pending: %s", orNone(d.From), len(d.Pending), strings.Join(d.Pending, ", "))
-		}
-	}
 	switch r.Status {
 	case fleet.Failed, fleet.Cancelled:
+		head := fmt.Sprintf("%s %s", strings.ToUpper(string(r.Status)), r.Tenant)
 		if c.actions {
-			fmt.Fprintf(c.w, "::group::%s %s\n", strings.ToUpper(string(r.Status)), r.Tenant)
+			c.gha.Group(head)
 		} else {
-			fmt.Fprintf(c.w, "%s %s\n", strings.ToUpper(string(r.Status)), r.Tenant)
+			fmt.Fprintln(c.w, head)
 		}
 		fmt.Fprintf(c.w, "  error: %v\n", r.Err)
-		if d != nil {
-			fmt.Fprintf(c.w, "  left at version %s%s\n", orNone(d.To), pendingNote(d))
-			for _, l := range strings.Split(strings.TrimSpace(d.Log), "\n") {
-				if l != "" {
-					fmt.Fprintf(c.w, "  dbmate: %s\n", l)
-				}
+		if l, ok := r.Detail.(fleet.Logged); ok {
+			for _, line := range l.LogLines() {
+				fmt.Fprintf(c.w, "  %s\n", line)
 			}
 		}
 		if c.actions {
-			fmt.Fprintln(c.w, "::endgroup::")
-			fmt.Fprintf(c.w, "::error title=%s::%s\n", escapeProperty(fmt.Sprintf("pgfleet: %s %s", r.Status, r.Tenant)), escapeCommand(fmt.Sprint(r.Err)))
+			c.gha.EndGroup()
+			c.gha.WithFieldsMap(map[string]string{"title": fmt.Sprintf("pgfleet: %s %s", r.Status, r.Tenant)}).Errorf("%v", r.Err)
 		}
 	default:
-		fmt.Fprintf(c.w, "%-10s %s%s in %s\n", r.Status, r.Tenant, versions, r.Duration.Round(1e6))
+		cells := ""
+		if r.Detail != nil {
+			cells = " " + strings.Join(r.Detail.Cells(), " · ")
+		}
+		fmt.Fprintf(c.w, "%-10s %s%s in %s\n", r.Status, r.Tenant, cells, r.Duration.Round(time.Millisecond))
 	}
+}
+
+// publish writes the step summary and the outputs, when the runner asked
+// for them (GITHUB_STEP_SUMMARY, GITHUB_OUTPUT).
+func (c *console) publish(run report.Run) (err error) {
+	// go-githubactions panics when a file command cannot be written.
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%v", p)
+		}
+	}()
+	if c.getenv("GITHUB_STEP_SUMMARY") != "" {
+		c.gha.AddStepSummary(report.Summary(run, 0))
+	}
+	if c.getenv("GITHUB_OUTPUT") != "" {
+		outputs := report.Outputs(run)
+		for _, k := range slices.Sorted(maps.Keys(outputs)) {
+			c.gha.SetOutput(k, outputs[k])
+		}
+	}
+	return nil
 }
 
 func (c *console) final(run report.Run) {
 	n := fleet.Count(run.Results)
-	fmt.Fprintf(c.w, "pgfleet %s: %d tenants: %d succeeded, %d up to date, %d failed, %d skipped, %d cancelled in %s; report: %s\n",
-		run.Mode, n.Total, n.Succeeded, n.UpToDate, n.Failed, n.Skipped, n.Cancelled, run.Duration.Round(1e6), run.ReportFile)
+	fmt.Fprintf(c.w, "pgfleet %s: %s: %d succeeded, %d up to date, %d failed, %d skipped, %d cancelled in %s; report: %s\n",
+		run.Mode, plural(n.Total, "tenant", "tenants"), n.Succeeded, n.UpToDate, n.Failed, n.Skipped, n.Cancelled, run.Duration.Round(time.Millisecond), run.ReportFile)
 	if run.Stopped != "" {
 		fmt.Fprintf(c.w, "stopped early: %s\n", run.Stopped)
 	}
-}
-
-func pendingNote(d *migrate.Detail) string {
-	if len(d.Pending) == 0 {
-		return ""
-	}
-	return fmt.Sprintf(", %d still pending (first: %s)", len(d.Pending), d.Pending[0])
-}
-
-func orNone(v string) string {
-	if v == "" {
-		return "none"
-	}
-	return v
-}
-
-// escapeCommand escapes a workflow command's message as the runner expects.
-func escapeCommand(s string) string {
-	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
-}
-
-// escapeProperty escapes a workflow command property (such as title).
-func escapeProperty(s string) string {
-	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
 }
 
 // flatten unwraps errors.Join trees into their leaves.

@@ -1,28 +1,29 @@
-// Package config turns action inputs or CLI flags into a validated Config.
-// Every check and default lives here, and nothing here does I/O beyond
-// reading the environment: a bad input is reported before any tenant is
-// touched, naming the input and what would be right.
+// Package config reads the inputs every mode shares (tenant source,
+// selection, execution, report) into a validated Config. Defaults come from
+// the input table; a bad input is reported before any tenant is touched,
+// naming the input and what would be right. The only I/O is reading
+// database-urls-file.
 package config
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/input"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
 
-// Modes this binary knows.
-var Modes = []string{"migrate"}
-
-// Config is a validated run configuration.
+// Config is the validated shared configuration: where tenants come from,
+// which are selected, and how the run goes. Each mode reads its own inputs.
 type Config struct {
-	Mode string
-
 	Neon         Neon
 	DatabaseURLs []NamedURL // when set, the Neon API is not used
 
@@ -33,8 +34,6 @@ type Config struct {
 	MaxFailures   int // 0 = unlimited
 	CanaryCount   int
 	CanaryGlobs   []string
-
-	Migrate Migrate
 
 	ReportFile string // where the JSON report goes; "" = the default path chosen by the caller
 }
@@ -56,182 +55,136 @@ type NamedURL struct {
 	URL  string // credential: never format it
 }
 
-// Migrate holds the migrate mode's inputs.
-type Migrate struct {
-	Dir         string
-	Table       string
-	DryRun      bool
-	LockTimeout time.Duration
+// MaxConcurrency is the most tenants worked on at once.
+const MaxConcurrency = 1000
+
+// Files opens database-urls-file: relative to the workspace, "-" for
+// standard input.
+type Files struct {
+	Workspace string
+	Stdin     io.Reader
 }
 
-// InputError says which input is wrong and what would be right.
-type InputError struct {
-	Input   string
-	Problem string
-}
-
-func (e *InputError) Error() string { return fmt.Sprintf("input %s: %s", e.Input, e.Problem) }
-
-// Lookup returns an input's raw value ("" when unset).
-type Lookup func(name string) string
-
-// Defaults, documented in action.yml and the README.
-const (
-	DefaultNeonAPIURL     = "https://console.neon.tech/api/v2"
-	DefaultDatabase       = "neondb"
-	DefaultRole           = "neondb_owner"
-	DefaultConcurrency    = 10
-	MaxConcurrency        = 1000
-	DefaultTenantTimeout  = 10 * time.Minute
-	DefaultMigrationsDir  = "db/migrations"
-	DefaultMigrationTable = "schema_migrations"
-	DefaultLockTimeout    = time.Minute
-	DefaultNeonRPM        = 600
-)
-
-// Load reads and validates every input. It returns all problems at once,
-// joined, each an *InputError.
-func Load(get Lookup) (Config, error) {
-	var errs []error
-	bad := func(input, format string, a ...any) {
-		errs = append(errs, &InputError{Input: input, Problem: fmt.Sprintf(format, a...)})
-	}
-	val := func(name, def string) string {
-		if v := strings.TrimSpace(get(name)); v != "" {
-			return v
+func (f Files) read(name string) ([]byte, error) {
+	if name == "-" {
+		if f.Stdin == nil {
+			return nil, errors.New("no standard input")
 		}
-		return def
+		return io.ReadAll(f.Stdin)
 	}
+	if !filepath.IsAbs(name) && f.Workspace != "" {
+		name = filepath.Join(f.Workspace, name)
+	}
+	return os.ReadFile(name)
+}
 
+// Load reads and validates the shared inputs. Problems are recorded in v,
+// each naming its input.
+func Load(v *input.Values, files Files) Config {
 	var c Config
-	c.Mode = strings.ToLower(val("mode", ""))
-	switch {
-	case c.Mode == "":
-		bad("mode", "required: one of %s", strings.Join(Modes, ", "))
-	case !contains(Modes, c.Mode):
-		bad("mode", "unknown mode %q: want one of %s", c.Mode, strings.Join(Modes, ", "))
-	}
 
 	// Tenant source.
-	if raw := get("database-urls"); strings.TrimSpace(raw) != "" {
-		urls, err := ParseDatabaseURLs(raw)
+	urls, fromFile := v.Raw("database-urls"), v.String("database-urls-file")
+	switch {
+	case strings.TrimSpace(urls) != "" && fromFile != "":
+		v.Bad("database-urls-file", "give database-urls or database-urls-file, not both")
+	case fromFile != "":
+		b, err := files.read(fromFile)
 		if err != nil {
-			bad("database-urls", "%v", err)
+			v.Bad("database-urls-file", "cannot read %q: %v", fromFile, errors.Unwrap(err))
+			break
 		}
-		c.DatabaseURLs = urls
-	} else {
+		urls = string(b)
+		if strings.TrimSpace(urls) == "" {
+			v.Bad("database-urls-file", "%q is empty: want one tenant per line, name=postgres://...", fromFile)
+			break
+		}
+		c.DatabaseURLs = databaseURLs(v, "database-urls-file", urls)
+	case strings.TrimSpace(urls) != "":
+		c.DatabaseURLs = databaseURLs(v, "database-urls", urls)
+	}
+	if strings.TrimSpace(urls) == "" {
 		c.Neon = Neon{
-			APIKey:   val("neon-api-key", ""),
-			APIURL:   strings.TrimRight(val("neon-api-url", DefaultNeonAPIURL), "/"),
-			OrgID:    val("neon-org-id", ""),
-			Database: val("database", DefaultDatabase),
-			Role:     val("role", DefaultRole),
-			Branch:   val("branch", ""),
+			APIKey:   v.String("neon-api-key"),
+			APIURL:   strings.TrimRight(v.String("neon-api-url"), "/"),
+			OrgID:    v.String("neon-org-id"),
+			Database: v.String("database"),
+			Role:     v.String("role"),
+			Branch:   v.String("branch"),
 		}
 		if c.Neon.APIKey == "" {
-			bad("neon-api-key", "required: a Neon API key (or list databases in database-urls instead)")
+			v.Bad("neon-api-key", "required: a Neon API key (or list databases in database-urls or database-urls-file instead)")
 		}
 		if u, err := url.Parse(c.Neon.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad("neon-api-url", "want an http(s) URL like %s, got %q", DefaultNeonAPIURL, c.Neon.APIURL)
+			v.Bad("neon-api-url", "want an http(s) URL like https://console.neon.tech/api/v2, got %q", c.Neon.APIURL)
 		}
 		if c.Neon.OrgID != "" && !neonIDPattern.MatchString(c.Neon.OrgID) {
-			bad("neon-org-id", "want an organization id like org-morning-bread-81040908, got %q", c.Neon.OrgID)
+			v.Bad("neon-org-id", "want an organization id like org-morning-bread-81040908, got %q", c.Neon.OrgID)
 		}
-		c.Neon.RequestsPerMinute = intInput(get, "neon-rate-limit", DefaultNeonRPM, 1, 700, "requests per minute to the Neon API (Neon allows 700)", bad)
+		c.Neon.RequestsPerMinute = v.Int("neon-rate-limit", 1, 700, "requests per minute to the Neon API (Neon allows 700)")
 	}
 
 	// Selection.
-	c.Selector.Include = tenant.SplitList(get("projects"))
-	c.Selector.Exclude = tenant.SplitList(get("exclude-projects"))
-	if err := tenant.ValidateGlobs(c.Selector.Include); err != nil {
-		bad("projects", "%v", err)
-	}
-	if err := tenant.ValidateGlobs(c.Selector.Exclude); err != nil {
-		bad("exclude-projects", "%v", err)
-	}
-	shard, err := tenant.ParseShard(get("shard"))
+	c.Selector.Include = globs(v, "projects")
+	c.Selector.Exclude = globs(v, "exclude-projects")
+	shard, err := tenant.ParseShard(v.String("shard"))
 	if err != nil {
-		bad("shard", "%v", err)
+		v.Bad("shard", "%v", err)
 	}
 	c.Selector.Shard = shard
 
 	// Execution.
-	c.Concurrency = intInput(get, "concurrency", DefaultConcurrency, 1, MaxConcurrency, "tenants worked on at once", bad)
-	c.TenantTimeout = durationInput(get, "tenant-timeout", DefaultTenantTimeout, bad)
-	c.MaxFailures = intInput(get, "max-failures", 0, 0, 1<<30, "failures before the run stops starting tenants (0 = unlimited)", bad)
-	if raw := val("canary", ""); raw != "" {
+	c.Concurrency = v.Int("concurrency", 1, MaxConcurrency, "tenants worked on at once")
+	c.TenantTimeout = v.Duration("tenant-timeout")
+	c.MaxFailures = v.Int("max-failures", 0, 1<<30, "failures before the run stops starting tenants (0 = unlimited)")
+	if raw := v.String("canary"); raw != "" {
 		if n, err := strconv.Atoi(raw); err == nil {
 			if n < 0 {
-				bad("canary", "want a number of tenants (>= 0) or globs of project names/ids, got %q", raw)
+				v.Bad("canary", "want a number of tenants (>= 0) or globs of project names/ids, got %q", raw)
 			}
 			c.CanaryCount = n
 		} else {
-			c.CanaryGlobs = tenant.SplitList(raw)
-			if err := tenant.ValidateGlobs(c.CanaryGlobs); err != nil {
-				bad("canary", "%v", err)
-			}
+			c.CanaryGlobs = globs(v, "canary")
 		}
 	}
+	c.ReportFile = v.String("report-file")
+	return c
+}
 
-	// Migrate.
-	c.Migrate.Dir = val("migrations-dir", DefaultMigrationsDir)
-	c.Migrate.Table = val("migrations-table", DefaultMigrationTable)
-	if !tableNamePattern.MatchString(c.Migrate.Table) {
-		bad("migrations-table", "want a table name like schema_migrations or myschema.schema_migrations, got %q", c.Migrate.Table)
+func globs(v *input.Values, name string) []string {
+	list := tenant.SplitList(v.String(name))
+	if err := tenant.ValidateGlobs(list); err != nil {
+		v.Bad(name, "%v", err)
 	}
-	c.Migrate.DryRun = boolInput(get, "dry-run", false, bad)
-	c.Migrate.LockTimeout = durationInput(get, "lock-timeout", DefaultLockTimeout, bad)
+	return list
+}
 
-	c.ReportFile = val("report-file", "")
+func databaseURLs(v *input.Values, name, raw string) []NamedURL {
+	urls, err := ParseDatabaseURLs(raw)
+	if err != nil {
+		for _, e := range flatten(err) {
+			v.Bad(name, "%v", e)
+		}
+	}
+	return urls
+}
 
-	return c, errors.Join(errs...)
+// flatten unwraps errors.Join trees into their leaves.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 var (
 	neonIDPattern    = regexp.MustCompile(`^[a-z0-9-]{1,60}$`)
-	tableNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`)
 	tenantNameChars  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
 )
-
-func intInput(get Lookup, name string, def, lo, hi int, what string, bad func(string, string, ...any)) int {
-	raw := strings.TrimSpace(get(name))
-	if raw == "" {
-		return def
-	}
-	n, err := strconv.Atoi(raw)
-	if err != nil || n < lo || n > hi {
-		bad(name, "want a whole number from %d to %d (%s), got %q", lo, hi, what, raw)
-		return def
-	}
-	return n
-}
-
-func durationInput(get Lookup, name string, def time.Duration, bad func(string, string, ...any)) time.Duration {
-	raw := strings.TrimSpace(get(name))
-	if raw == "" {
-		return def
-	}
-	d, err := time.ParseDuration(raw)
-	if err != nil || d <= 0 {
-		bad(name, "want a positive Go duration like 30s, 10m or 1h30m, got %q", raw)
-		return def
-	}
-	return d
-}
-
-func boolInput(get Lookup, name string, def bool, bad func(string, string, ...any)) bool {
-	raw := strings.ToLower(strings.TrimSpace(get(name)))
-	switch raw {
-	case "":
-		return def
-	case "true", "yes", "1", "on":
-		return true
-	case "false", "no", "0", "off":
-		return false
-	}
-	bad(name, "want true or false, got %q", raw)
-	return def
-}
 
 // ParseDatabaseURLs reads one tenant per line: "name=postgres://..." or a
 // bare URL, named after its host and database. Blank lines and lines starting
@@ -280,13 +233,4 @@ func ParseDatabaseURLs(raw string) ([]NamedURL, error) {
 		errs = append(errs, errors.New("no database URLs found"))
 	}
 	return out, errors.Join(errs...)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

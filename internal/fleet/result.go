@@ -27,12 +27,26 @@ type Result struct {
 	Err      error  // why it failed or was cancelled; nil otherwise
 	Reason   string // why it was skipped
 	Canary   bool   // ran in the canary stage
-	Attempts int    // how many times the work function was started (connection retries are inside the mode)
 	Started  time.Time
 	Duration time.Duration
-	Detail   any // mode-specific, e.g. *migrate.Detail
+	Detail   Detail // what the mode says about this tenant; nil when it never got that far
 
 	index int // position in Outcome.Results
+}
+
+// Detail is what a mode reports about one tenant beyond its status. Its
+// JSON encoding (the mode's own struct tags) becomes part of the tenant's
+// record in the JSON report.
+type Detail interface {
+	// Cells are the values of the mode's columns in the tenants table, in
+	// the order of the mode's Columns; plain text, escaped by the report.
+	Cells() []string
+}
+
+// Logged is a Detail with lines worth showing under a failed tenant in the
+// log (migrate: dbmate's own output).
+type Logged interface {
+	LogLines() []string
 }
 
 // Counts tallies results by status.

@@ -10,10 +10,12 @@ import (
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
 
-// Work does one tenant's job. It returns Succeeded or UpToDate with a
-// mode-specific detail, or an error. ctx is cancelled when the tenant's
-// timeout passes or the run is hard-cancelled; Work must return promptly then.
-type Work func(ctx context.Context, t tenant.Tenant) (Status, any, error)
+// Work does one tenant's job. It returns Succeeded or UpToDate with the
+// mode's detail, or an error (with whatever detail is known, so a failed
+// tenant's report says where it was left). ctx is cancelled when the
+// tenant's timeout passes or the run is hard-cancelled; Work must return
+// promptly then.
+type Work func(ctx context.Context, t tenant.Tenant) (Status, Detail, error)
 
 // Options tune a run. Zero values mean the documented defaults.
 type Options struct {
@@ -306,7 +308,6 @@ func (r *run) execute(hardCtx context.Context, res Result) {
 	if err := resolve(ctx, &res.Tenant); err != nil {
 		res.Status, res.Err = Failed, err
 	} else {
-		res.Attempts = 1
 		status, detail, err := safeWork(ctx, r.work, res.Tenant)
 		res.Detail = detail
 		switch {
@@ -340,7 +341,7 @@ func resolve(ctx context.Context, t *tenant.Tenant) error {
 
 // safeWork turns a panic in one tenant's work into that tenant's failure, so
 // it cannot take the rest of the fleet down with it.
-func safeWork(ctx context.Context, work Work, t tenant.Tenant) (s Status, d any, err error) {
+func safeWork(ctx context.Context, work Work, t tenant.Tenant) (s Status, d Detail, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			s, err = Failed, fmt.Errorf("internal error (panic): %v", p)

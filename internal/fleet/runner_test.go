@@ -55,7 +55,7 @@ func byID(out Outcome) map[string]Result {
 
 func TestRunAllSucceedWithinConcurrencyCap(t *testing.T) {
 	var now, peak atomic.Int32
-	work := func(ctx context.Context, tn tenant.Tenant) (Status, any, error) {
+	work := func(ctx context.Context, tn tenant.Tenant) (Status, Detail, error) {
 		n := now.Add(1)
 		for {
 			p := peak.Load()
@@ -65,7 +65,7 @@ func TestRunAllSucceedWithinConcurrencyCap(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond)
 		now.Add(-1)
-		return Succeeded, tn.ID, nil
+		return Succeeded, idDetail(tn.ID), nil
 	}
 	out := Run(context.Background(), Options{Concurrency: 4}, listSource{ids: ids(40)}, work)
 	c := Count(out.Results)
@@ -76,7 +76,7 @@ func TestRunAllSucceedWithinConcurrencyCap(t *testing.T) {
 		t.Fatalf("peak concurrency %d, want 2..4", peak.Load())
 	}
 	for i, r := range out.Results {
-		if r.Tenant.ID != fmt.Sprintf("t%03d", i) || r.Detail != r.Tenant.ID {
+		if r.Tenant.ID != fmt.Sprintf("t%03d", i) || r.Detail != idDetail(r.Tenant.ID) {
 			t.Fatalf("result %d = %+v: results must keep the order found and carry the detail", i, r)
 		}
 	}
@@ -85,7 +85,7 @@ func TestRunAllSucceedWithinConcurrencyCap(t *testing.T) {
 func TestRunStartsWorkBeforeListingEnds(t *testing.T) {
 	gate := make(chan struct{})
 	var once sync.Once
-	work := func(ctx context.Context, tn tenant.Tenant) (Status, any, error) {
+	work := func(ctx context.Context, tn tenant.Tenant) (Status, Detail, error) {
 		once.Do(func() { close(gate) }) // listing can only go on once work has started
 		return Succeeded, nil, nil
 	}
@@ -105,7 +105,7 @@ func TestRunStartsWorkBeforeListingEnds(t *testing.T) {
 
 func TestRunMaxFailuresStopsStartingTenants(t *testing.T) {
 	var started atomic.Int32
-	work := func(ctx context.Context, tn tenant.Tenant) (Status, any, error) {
+	work := func(ctx context.Context, tn tenant.Tenant) (Status, Detail, error) {
 		started.Add(1)
 		return "", nil, errors.New("boom")
 	}
@@ -126,7 +126,7 @@ func TestRunMaxFailuresStopsStartingTenants(t *testing.T) {
 
 func TestRunCanaryFailureLeavesOthersUntouched(t *testing.T) {
 	var touched sync.Map
-	work := func(ctx context.Context, tn tenant.Tenant) (Status, any, error) {
+	work := func(ctx context.Context, tn tenant.Tenant) (Status, Detail, error) {
 		touched.Store(tn.ID, true)
 		if tn.ID == "t001" {
 			return "", nil, errors.New("bad migration")
@@ -157,7 +157,7 @@ func TestRunCanaryFailureLeavesOthersUntouched(t *testing.T) {
 func TestRunCanaryGlobsRunFirst(t *testing.T) {
 	var mu sync.Mutex
 	var order []string
-	work := func(ctx context.Context, tn tenant.Tenant) (Status, any, error) {
+	work := func(ctx context.Context, tn tenant.Tenant) (Status, Detail, error) {
 		mu.Lock()
 		order = append(order, tn.ID)
 		mu.Unlock()
@@ -176,7 +176,7 @@ func TestRunCanaryGlobsRunFirst(t *testing.T) {
 func TestRunCancelLetsInFlightFinishWithinGrace(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan struct{}, 100)
-	work := func(wctx context.Context, tn tenant.Tenant) (Status, any, error) {
+	work := func(wctx context.Context, tn tenant.Tenant) (Status, Detail, error) {
 		started <- struct{}{}
 		if tn.ID == "t000" {
 			time.Sleep(50 * time.Millisecond) // finishes inside the grace period
@@ -214,7 +214,7 @@ func TestRunTimeoutPanicAndResolveErrorsStayWithTheirTenant(t *testing.T) {
 		yield(tenant.Tenant{ID: "fine"})
 		return nil
 	})
-	work := func(ctx context.Context, tn tenant.Tenant) (Status, any, error) {
+	work := func(ctx context.Context, tn tenant.Tenant) (Status, Detail, error) {
 		switch tn.ID {
 		case "slow":
 			<-ctx.Done()
@@ -236,7 +236,7 @@ func TestRunTimeoutPanicAndResolveErrorsStayWithTheirTenant(t *testing.T) {
 
 func TestRunReportsSourceError(t *testing.T) {
 	out := Run(context.Background(), Options{}, listSource{ids: ids(3), err: errors.New("page 2: 500")},
-		func(ctx context.Context, tn tenant.Tenant) (Status, any, error) { return Succeeded, nil, nil })
+		func(ctx context.Context, tn tenant.Tenant) (Status, Detail, error) { return Succeeded, nil, nil })
 	if out.SourceErr == nil || Count(out.Results).Succeeded != 3 {
 		t.Fatalf("want the 3 found tenants done and the source error kept: %+v", out)
 	}
@@ -247,3 +247,8 @@ type sourceFunc func(ctx context.Context, yield func(tenant.Tenant) bool) error
 func (f sourceFunc) Tenants(ctx context.Context, yield func(tenant.Tenant) bool) error {
 	return f(ctx, yield)
 }
+
+// idDetail is a Detail carrying the tenant's id, to check results keep it.
+type idDetail string
+
+func (d idDetail) Cells() []string { return []string{string(d)} }

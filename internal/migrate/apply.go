@@ -59,14 +59,14 @@ func LockKey(table string) int64 {
 	return int64(h.Sum64())
 }
 
-// Migrate brings one tenant to the latest migration: one session, the
+// Work brings one tenant to the latest migration: one session, the
 // advisory lock taken on it, versions read, dbmate run on the same session,
 // versions read again. When ctx ends (tenant-timeout, cancelled run) the
 // session is stopped: the statement in flight is cancelled, dbmate's open
 // transaction rolls back, and the tenant stays at its last good version.
 // A dropped connection is retried from the top: the lock makes that safe,
 // and dbmate picks up at the first file not recorded.
-func (m *Migrator) Migrate(ctx context.Context, t tenant.Tenant) (fleet.Status, any, error) {
+func (m *Migrator) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fleet.Detail, error) {
 	attempts := max(m.o.Connect.Attempts, 1)
 	var (
 		status fleet.Status
@@ -85,7 +85,7 @@ func (m *Migrator) Migrate(ctx context.Context, t tenant.Tenant) (fleet.Status, 
 }
 
 func (m *Migrator) migrateOnce(ctx context.Context, t tenant.Tenant) (fleet.Status, *Detail, error) {
-	d := &Detail{DryRun: m.o.DryRun}
+	d := &Detail{DryRun: m.o.DryRun, Applied: []string{}, Pending: []string{}}
 	s, err := m.open(ctx, t.URL)
 	if err != nil {
 		return "", d, err
@@ -133,7 +133,7 @@ func (m *Migrator) migrateOnce(ctx context.Context, t tenant.Tenant) (fleet.Stat
 		}
 	}
 	d.To = highest(after)
-	d.Applied, d.Pending = nil, nil
+	d.Applied, d.Pending = []string{}, []string{}
 	for _, f := range pending {
 		if after[f.Version] {
 			d.Applied = append(d.Applied, f.Name)
@@ -143,9 +143,9 @@ func (m *Migrator) migrateOnce(ctx context.Context, t tenant.Tenant) (fleet.Stat
 	}
 	if runErr != nil {
 		if len(d.Pending) > 0 {
-			d.Failed = d.Pending[0]
-			d.Log = dropLine(d.Log, "Applied: "+d.Failed+" ")
-			return "", d, fmt.Errorf("%s: %w", d.Failed, runErr)
+			d.FailedFile = d.Pending[0]
+			d.Log = dropLine(d.Log, "Applied: "+d.FailedFile+" ")
+			return "", d, fmt.Errorf("%s: %w", d.FailedFile, runErr)
 		}
 		return "", d, runErr
 	}

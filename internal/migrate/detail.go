@@ -1,12 +1,84 @@
 package migrate
 
-// Detail is what migrate reports about one tenant beyond its status.
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Detail is what migrate reports about one tenant beyond its status. Its
+// JSON tags are the tenant's migrate fields in the JSON report.
 type Detail struct {
-	From    string   `json:"from_version"`          // highest applied version before the run ("" = none)
-	To      string   `json:"to_version"`            // highest applied version after the run
-	Applied []string `json:"applied,omitempty"`     // files applied by this run, in order
-	Pending []string `json:"pending,omitempty"`     // files still pending (dry run, or left by a failure)
-	DryRun  bool     `json:"dry_run,omitempty"`     // nothing was changed
-	Failed  string   `json:"failed_file,omitempty"` // the file whose migration failed
-	Log     string   `json:"-"`                     // dbmate's own log lines for this tenant
+	From       string   `json:"from_version"`          // highest applied version before the run ("" = none)
+	To         string   `json:"to_version"`            // highest applied version after the run
+	Applied    []string `json:"applied"`               // files applied by this run, in order
+	Pending    []string `json:"pending"`               // files still pending (dry run, or left by a failure)
+	FailedFile string   `json:"failed_file,omitempty"` // the file whose migration failed
+	Attempts   int      `json:"attempts,omitempty"`    // sessions opened: more than 1 when a dropped connection was retried
+	DryRun     bool     `json:"-"`
+	Log        string   `json:"-"` // dbmate's own log lines for this tenant
+}
+
+// Cells implements fleet.Detail: from, to (if applied), applied (pending).
+func (d *Detail) Cells() []string {
+	if d.DryRun {
+		return []string{versionCell(d.From), versionCell(d.afterIfApplied()), filesCell(d.Pending)}
+	}
+	to := d.To
+	if to == "" {
+		to = d.From
+	}
+	return []string{versionCell(d.From), versionCell(to), filesCell(d.Applied)}
+}
+
+// LogLines implements fleet.Logged: dbmate's output for a failed tenant.
+func (d *Detail) LogLines() []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(d.Log), "\n") {
+		if l != "" {
+			out = append(out, "dbmate: "+l)
+		}
+	}
+	if len(d.Pending) > 0 && !d.DryRun {
+		out = append([]string{fmt.Sprintf("left at version %s, %d still pending (first: %s)", versionCell(d.To), len(d.Pending), d.Pending[0])}, out...)
+	}
+	return out
+}
+
+// afterIfApplied is the version a dry run would have left the tenant at.
+func (d *Detail) afterIfApplied() string {
+	v := d.To
+	for _, f := range d.Pending {
+		if p := versionOf(f); versionLess(v, p) {
+			v = p
+		}
+	}
+	return v
+}
+
+func versionCell(v string) string {
+	if v == "" {
+		return "none"
+	}
+	return v
+}
+
+// filesCell is the number of files, and their names when there are at most 3.
+func filesCell(files []string) string {
+	switch {
+	case len(files) == 0:
+		return "0"
+	case len(files) > 3:
+		return strconv.Itoa(len(files))
+	}
+	return fmt.Sprintf("%d: %s", len(files), strings.Join(files, ", "))
+}
+
+// versionOf is the version of a migration file name: its leading digits.
+func versionOf(file string) string {
+	n := 0
+	for n < len(file) && file[n] >= '0' && file[n] <= '9' {
+		n++
+	}
+	return file[:n]
 }

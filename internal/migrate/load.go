@@ -62,9 +62,9 @@ func Load(dir string) (*Set, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("migrations-dir %q does not exist (relative paths are from the repository root / working directory)", dir)
+			return nil, fmt.Errorf("%q does not exist (relative paths are from the repository root: the workspace in Actions, the working directory on the CLI)", dir)
 		}
-		return nil, fmt.Errorf("migrations-dir %q: %w", dir, err)
+		return nil, fmt.Errorf("%q: %w", dir, err)
 	}
 	set := &Set{Dir: dir, fsys: fstest.MapFS{}}
 	var errs []error
@@ -103,7 +103,7 @@ func Load(dir string) (*Set, error) {
 		return nil, errors.Join(errs...)
 	}
 	if len(set.Files) == 0 {
-		return nil, fmt.Errorf("migrations-dir %q has no migration files (want files like 20240101120000_create_users.sql)", dir)
+		return nil, fmt.Errorf("%q has no migration files (want files like 20240101120000_create_users.sql)", dir)
 	}
 	sort.Slice(set.Files, func(i, j int) bool { return set.Files[i].Name < set.Files[j].Name })
 	return set, nil

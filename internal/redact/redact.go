@@ -1,6 +1,16 @@
-// Package redact keeps credentials out of everything pgfleet writes. Every
-// secret is registered as soon as it is known; every string bound for a log
-// line, error, summary, output or report passes through Scrub.
+// Package redact keeps credentials out of everything pgfleet writes: the one
+// redaction mechanism of the project, with one mask. Two rules:
+//
+//   - By structure: the password of any connection string (URL userinfo,
+//     a password= parameter) is replaced wherever it appears, registered or
+//     not, however short.
+//   - By value: every registered credential of at least MinLen bytes (and its
+//     URL-encoded forms, and each line of a multi-line one) is replaced
+//     wherever it appears, and handed to onAdd (::add-mask:: in Actions).
+//
+// A credential shorter than MinLen is not masked in prose: replacing every
+// "p" would garble every message and, by the gaps it leaves, reveal the
+// password. It still never appears in a URL.
 package redact
 
 import (
@@ -12,10 +22,16 @@ import (
 	"sync"
 )
 
-// Mask replaces a secret.
+// Mask replaces a credential.
 const Mask = "***"
 
-// Redactor remembers secrets and removes them from text. Safe for
+// MinLen is the shortest credential masked as a whole value.
+const MinLen = 6
+
+// prefixLen is how many leading bytes index a secret (<= MinLen).
+const prefixLen = 4
+
+// Redactor remembers credentials and removes them from text. Safe for
 // concurrent use.
 type Redactor struct {
 	mu      sync.RWMutex
@@ -25,37 +41,36 @@ type Redactor struct {
 	// thousand tenants register about 4,000 forms, and every log line,
 	// summary cell and report field is scrubbed).
 	byPrefix map[string][]string
-	short    []string // secrets shorter than prefixLen
 	onAdd    func(string)
 }
 
-const prefixLen = 4
-
-// New returns a Redactor that calls onAdd (say, ::add-mask::) for each new
-// secret; onAdd may be nil.
+// New returns a Redactor that calls onAdd (say, ::add-mask::) once for each
+// new value it will mask; onAdd may be nil. onAdd is never given a line
+// break: a multi-line credential is handed over line by line.
 func New(onAdd func(string)) *Redactor {
 	return &Redactor{secrets: map[string]bool{}, byPrefix: map[string][]string{}, onAdd: onAdd}
 }
 
-// Add registers a secret, and its URL-encoded forms, which is how a password
-// appears inside a connection string.
+// Add registers a credential, with the forms it takes inside a connection
+// string, and each of its lines.
 func (r *Redactor) Add(secret string) {
 	if secret == "" {
 		return
 	}
 	forms := []string{secret, url.QueryEscape(secret), url.PathEscape(secret), url.UserPassword("u", secret).String()[2:]}
+	for _, line := range strings.Split(strings.ReplaceAll(secret, "\r", "\n"), "\n") {
+		forms = append(forms, strings.TrimSpace(line))
+	}
 	r.mu.Lock()
 	var added []string
 	for _, f := range forms {
-		if f == "" || r.secrets[f] {
+		if len(f) < MinLen || r.secrets[f] {
 			continue
 		}
 		r.secrets[f] = true
-		added = append(added, f)
-		if len(f) < prefixLen {
-			r.short = append(r.short, f)
-		} else {
-			r.byPrefix[f[:prefixLen]] = append(r.byPrefix[f[:prefixLen]], f)
+		r.byPrefix[f[:prefixLen]] = append(r.byPrefix[f[:prefixLen]], f)
+		if !strings.ContainsAny(f, "\r\n") {
+			added = append(added, f)
 		}
 	}
 	r.mu.Unlock()
@@ -66,15 +81,41 @@ func (r *Redactor) Add(secret string) {
 	}
 }
 
-// urlPassword catches the password of any connection string, registered or
-// not, as a last line of defence.
-var urlPassword = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@`)
+var (
+	// urlPassword is the password of any URL's userinfo.
+	urlPassword = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)([^@\s]*)@`)
+	// paramPassword is a password given as a parameter: ?password=...,
+	// &password=..., or password=... in a key/value connection string.
+	paramPassword = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&'"]+)`)
+)
 
-// Scrub returns s without any registered secret or URL password.
+// placeholder is how pgfleet's own messages spell a password in a template
+// URL; it is left as is so the messages read normally.
+const placeholder = "<password>"
+
+// Scrub returns s without any registered credential or connection-string
+// password.
 func (r *Redactor) Scrub(s string) string {
-	if r == nil {
-		return s
+	if r != nil {
+		s = r.scrubValues(s)
 	}
+	s = urlPassword.ReplaceAllStringFunc(s, func(m string) string {
+		sub := urlPassword.FindStringSubmatch(m)
+		if sub[2] == placeholder {
+			return m
+		}
+		return sub[1] + Mask + "@"
+	})
+	return paramPassword.ReplaceAllStringFunc(s, func(m string) string {
+		sub := paramPassword.FindStringSubmatch(m)
+		if sub[2] == placeholder || sub[2] == Mask {
+			return m
+		}
+		return sub[1] + Mask
+	})
+}
+
+func (r *Redactor) scrubValues(s string) string {
 	r.mu.RLock()
 	var found []string
 	for i := 0; i+prefixLen <= len(s); i++ {
@@ -84,35 +125,45 @@ func (r *Redactor) Scrub(s string) string {
 			}
 		}
 	}
-	for _, secret := range r.short {
-		if strings.Contains(s, secret) {
-			found = append(found, secret)
-		}
-	}
 	r.mu.RUnlock()
 	// Longest first, so a secret containing another is removed whole.
 	sort.Slice(found, func(i, j int) bool { return len(found[i]) > len(found[j]) })
 	for _, secret := range found {
 		s = strings.ReplaceAll(s, secret, Mask)
 	}
-	return urlPassword.ReplaceAllString(s, "${1}"+Mask+"@")
+	return s
 }
 
 // Writer wraps w so everything written through it is scrubbed. Callers write
 // whole lines: a secret split across two writes would not be recognised.
-func (r *Redactor) Writer(w io.Writer) io.Writer { return &writer{r: r, w: w} }
+// Each Write is one Write to w, so a w that serialises writes keeps lines
+// whole.
+func (r *Redactor) Writer(w io.Writer) io.Writer { return writer{r: r, w: w} }
 
 type writer struct {
-	r  *Redactor
-	w  io.Writer
-	mu sync.Mutex
+	r *Redactor
+	w io.Writer
 }
 
-func (w *writer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+func (w writer) Write(p []byte) (int, error) {
 	if _, err := io.WriteString(w.w, w.r.Scrub(string(p))); err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// LockedWriter serialises writes to w: the log is written from the runner,
+// the sources and the mask commands at once.
+type LockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewLockedWriter wraps w.
+func NewLockedWriter(w io.Writer) *LockedWriter { return &LockedWriter{w: w} }
+
+func (l *LockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

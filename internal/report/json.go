@@ -2,6 +2,7 @@ package report
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"io"
 	"time"
@@ -22,13 +23,12 @@ type jsonReport struct {
 }
 
 type jsonCounts struct {
-	Total     int  `json:"total"`
-	Succeeded int  `json:"succeeded"`
-	UpToDate  int  `json:"up_to_date"`
-	Failed    int  `json:"failed"`
-	Skipped   int  `json:"skipped"`
-	Cancelled int  `json:"cancelled"`
-	Pending   *int `json:"pending,omitempty"` // dry runs: tenants with pending migrations
+	Total     int `json:"total"`
+	Succeeded int `json:"succeeded"`
+	UpToDate  int `json:"up_to_date"`
+	Failed    int `json:"failed"`
+	Skipped   int `json:"skipped"`
+	Cancelled int `json:"cancelled"`
 }
 
 type jsonTenant struct {
@@ -40,45 +40,29 @@ type jsonTenant struct {
 	Error      string     `json:"error"`
 	Reason     string     `json:"reason"`
 	Canary     bool       `json:"canary"`
-	Attempts   int        `json:"attempts"`
 	StartedAt  *time.Time `json:"started_at"` // null when the tenant never started
 	DurationMS int64      `json:"duration_ms"`
-	*jsonMigrate
-}
-
-// jsonMigrate holds the migrate fields; present on every tenant of a
-// migrate run (empty when the tenant never got that far).
-type jsonMigrate struct {
-	From       string   `json:"from_version"`
-	To         string   `json:"to_version"`
-	Applied    []string `json:"applied"`
-	Pending    []string `json:"pending"`
-	FailedFile string   `json:"failed_file"`
+	// The mode's detail fields follow, from its own struct tags.
 }
 
 // WriteJSON writes the JSON report. Tenants are in the order of r.Results and
 // are encoded one at a time, so a large fleet needs no large buffer.
 func WriteJSON(w io.Writer, r Run) error {
-	c := cleaner{scrub: scrubber(r.Scrub)}
 	counts := fleet.Count(r.Results)
 	head := jsonReport{
-		Mode:       c.plain(r.Mode),
+		Mode:       r.scrub(r.Mode),
 		StartedAt:  timeOrNil(r.Started),
 		DurationMS: r.Duration.Milliseconds(),
 		DryRun:     r.DryRun,
 		Cancelled:  r.Cancelled,
-		Stopped:    c.plain(r.Stopped),
+		Stopped:    r.scrub(r.Stopped),
 		Counts: jsonCounts{
 			Total: counts.Total, Succeeded: counts.Succeeded, UpToDate: counts.UpToDate,
 			Failed: counts.Failed, Skipped: counts.Skipped, Cancelled: counts.Cancelled,
 		},
 	}
 	if r.SourceErr != nil {
-		head.SourceError = c.plain(r.SourceErr.Error())
-	}
-	if r.DryRun {
-		n := pendingTenants(r.Results)
-		head.Counts.Pending = &n
+		head.SourceError = r.scrub(r.SourceErr.Error())
 	}
 	b, err := json.Marshal(head)
 	if err != nil {
@@ -88,9 +72,8 @@ func WriteJSON(w io.Writer, r Run) error {
 	bw := bufio.NewWriter(w)
 	bw.Write(b[:len(b)-1]) // drop the closing brace: tenants follow
 	bw.WriteString(`,"tenants":[`)
-	isMigrate := r.Mode == "migrate"
 	for i, res := range r.Results {
-		b, err := json.Marshal(tenantRecord(c, res, isMigrate))
+		b, err := r.tenantJSON(res)
 		if err != nil {
 			return err
 		}
@@ -106,35 +89,73 @@ func WriteJSON(w io.Writer, r Run) error {
 	return bw.Flush()
 }
 
-func tenantRecord(c cleaner, res fleet.Result, isMigrate bool) jsonTenant {
-	t := res.Tenant
-	host, db := hostDB(t)
-	rec := jsonTenant{
-		ID:         c.tenant(t, t.ID),
-		Name:       c.tenant(t, t.Name),
-		Host:       c.tenant(t, host),
-		Database:   c.tenant(t, db),
+// tenantJSON is one tenant's record: the shared fields, then the fields of
+// the mode's detail, every string scrubbed.
+func (r Run) tenantJSON(res fleet.Result) ([]byte, error) {
+	tt := r.tenantText(res)
+	base, err := json.Marshal(jsonTenant{
+		ID:         tt.id,
+		Name:       tt.name,
+		Host:       tt.host,
+		Database:   tt.database,
 		Status:     string(res.Status),
-		Error:      c.tenant(t, errText(res)),
-		Reason:     c.tenant(t, res.Reason),
+		Error:      tt.err,
+		Reason:     tt.reason,
 		Canary:     res.Canary,
-		Attempts:   res.Attempts,
 		StartedAt:  timeOrNil(res.Started),
 		DurationMS: res.Duration.Milliseconds(),
+	})
+	if err != nil || res.Detail == nil {
+		return base, err
 	}
-	d := migrateDetail(res.Detail)
-	if d != nil || isMigrate {
-		m := &jsonMigrate{Applied: []string{}, Pending: []string{}}
-		if d != nil {
-			m.From = c.tenant(t, d.From)
-			m.To = c.tenant(t, d.To)
-			m.Applied = c.all(t, d.Applied)
-			m.Pending = c.all(t, d.Pending)
-			m.FailedFile = c.tenant(t, d.Failed)
+	fields, err := r.detailFields(res.Detail)
+	if err != nil || len(fields) == 0 {
+		return base, err
+	}
+	for _, shared := range []string{"id", "name", "host", "database", "status", "error", "reason", "canary", "started_at", "duration_ms"} {
+		delete(fields, shared) // the shared fields are the spine's; a mode cannot redefine them
+	}
+	extra, err := json.Marshal(fields)
+	if err != nil || len(extra) <= 2 {
+		return base, err
+	}
+	return append(append(base[:len(base)-1], ','), extra[1:]...), nil
+}
+
+// detailFields decodes the detail's own JSON encoding and scrubs every
+// string in it: a mode's detail may quote an error or a log line.
+func (r Run) detailFields(d fleet.Detail) (map[string]any, error) {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	fields, ok := r.scrubValue(v).(map[string]any)
+	if !ok {
+		return map[string]any{"detail": r.scrubValue(v)}, nil
+	}
+	return fields, nil
+}
+
+func (r Run) scrubValue(v any) any {
+	switch x := v.(type) {
+	case string:
+		return r.scrub(x)
+	case []any:
+		for i := range x {
+			x[i] = r.scrubValue(x[i])
 		}
-		rec.jsonMigrate = m
+	case map[string]any:
+		for k, e := range x {
+			x[k] = r.scrubValue(e)
+		}
 	}
-	return rec
+	return v
 }
 
 func timeOrNil(t time.Time) *time.Time {

@@ -1,23 +1,51 @@
 // Package report turns a finished run into what people and workflows read:
 // the GitHub job-summary Markdown, the action outputs, the JSON report file
-// and the exit code. Every string that comes from an error or a tenant passes
-// through Run.Scrub before it is written, and a tenant's URL is never written.
+// and the exit code. It knows no mode: a mode describes its own columns,
+// sections and outputs through View, and its per-tenant JSON fields through
+// its Detail's struct tags. Every string that comes from an error, a tenant
+// or a detail passes through Run.Scrub before it is written.
 package report
 
 import (
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/fleet"
-	"github.com/pgfleet/pgfleet/internal/migrate"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
 
+// View is how a mode's results read beyond the shared columns and counts.
+type View interface {
+	// Columns are the mode's columns in the tenants table; each tenant's
+	// Detail.Cells fills them.
+	Columns() []Column
+	// Sections are tables of the mode's own, shown after the totals (e.g.
+	// migrate's schema versions).
+	Sections(results []fleet.Result) []Section
+	// Outputs are the mode's action outputs beyond the shared counts.
+	Outputs(results []fleet.Result) map[string]string
+}
+
+// Column is one column of a table.
+type Column struct {
+	Title   string
+	Numeric bool // right-aligned
+}
+
+// Section is a table of a mode's own in the summary. Cells are plain text;
+// the report escapes them.
+type Section struct {
+	Title   string
+	Note    string // a line above the table; "" for none
+	Columns []Column
+	Rows    [][]string
+}
+
 // Run is a finished run, as the report sees it.
 type Run struct {
-	Mode      string // "migrate" (later "backup", "sync-secrets")
+	Mode      string
+	View      View // nil when the mode was never prepared
 	Started   time.Time
 	Duration  time.Duration
 	Results   []fleet.Result
@@ -26,10 +54,10 @@ type Run struct {
 	Stopped   string // why the run stopped starting tenants early, if it did ("canary failed", "max-failures (3) reached", "cancelled")
 	SourceErr error  // listing tenants failed part-way (e.g. Neon API down); the run is a failure
 
-	ReportFile string // path of the JSON report, for the note pointing to it
+	ReportFile string // path of the JSON report, as the outputs give it
 
-	// Scrub is applied to every string derived from errors and tenant fields
-	// before it is written; nil means identity. The caller redacts
+	// Scrub is applied to every string derived from errors, tenants and
+	// details before it is written; nil means identity. The caller redacts
 	// credentials with it.
 	Scrub func(string) string
 }
@@ -49,9 +77,8 @@ func ExitCode(r Run) int {
 	return 0
 }
 
-// Outputs are the action outputs: total, succeeded, failed, skipped,
-// up-to-date, cancelled and report-file, plus pending (tenants with pending
-// migrations) for dry runs. Counts are decimal strings.
+// Outputs are the action outputs: the shared counts and report-file, plus
+// the mode's own. Counts are decimal strings.
 func Outputs(r Run) map[string]string {
 	c := fleet.Count(r.Results)
 	out := map[string]string{
@@ -61,83 +88,49 @@ func Outputs(r Run) map[string]string {
 		"failed":      strconv.Itoa(c.Failed),
 		"skipped":     strconv.Itoa(c.Skipped),
 		"cancelled":   strconv.Itoa(c.Cancelled),
-		"report-file": scrubber(r.Scrub)(r.ReportFile),
+		"report-file": r.scrub(r.ReportFile),
 	}
-	if r.DryRun {
-		out["pending"] = strconv.Itoa(pendingTenants(r.Results))
+	if r.View != nil {
+		for k, v := range r.View.Outputs(r.Results) {
+			if _, shared := out[k]; !shared {
+				out[k] = r.scrub(v)
+			}
+		}
 	}
 	return out
 }
 
-// pendingTenants counts tenants that have migrations pending.
-func pendingTenants(results []fleet.Result) int {
-	n := 0
-	for _, res := range results {
-		if d := migrateDetail(res.Detail); d != nil && len(d.Pending) > 0 {
-			n++
-		}
+func (r Run) scrub(s string) string {
+	if r.Scrub == nil || s == "" {
+		return s
 	}
-	return n
+	return r.Scrub(s)
 }
 
-// migrateDetail returns the result's migrate detail, or nil when it has none.
-func migrateDetail(detail any) *migrate.Detail {
-	switch d := detail.(type) {
-	case *migrate.Detail:
-		return d
-	case migrate.Detail:
-		return &d
-	}
-	return nil
+// tenantText is one tenant's shared fields, scrubbed: what both the JSON
+// report and the summary show.
+type tenantText struct {
+	id, name, host, database, err, reason string
+	cells                                 []string
 }
 
-func scrubber(f func(string) string) func(string) string {
-	if f == nil {
-		return func(s string) string { return s }
+func (r Run) tenantText(res fleet.Result) tenantText {
+	t := res.Tenant
+	host, db, _ := strings.Cut(tenant.HostDB(t.URL), "/")
+	tt := tenantText{
+		id:       r.scrub(t.ID),
+		name:     r.scrub(t.Name),
+		host:     r.scrub(host),
+		database: r.scrub(db),
+		reason:   r.scrub(res.Reason),
 	}
-	return f
-}
-
-// cleaner scrubs one tenant's strings. Beyond Run.Scrub it removes the
-// tenant's own password, in case an error quoted its connection string and
-// the caller's Scrub did not know that password.
-type cleaner struct {
-	scrub func(string) string
-}
-
-func (c cleaner) plain(s string) string { return c.scrub(s) }
-
-func (c cleaner) tenant(t tenant.Tenant, s string) string {
-	if s == "" {
-		return ""
-	}
-	if p := tenant.Password(t.URL); len(p) >= 4 {
-		s = strings.ReplaceAll(s, p, "xxxxx")
-		if enc := strings.TrimPrefix(url.UserPassword("", p).String(), ":"); enc != p {
-			s = strings.ReplaceAll(s, enc, "xxxxx")
-		}
-	}
-	return c.scrub(s)
-}
-
-func (c cleaner) all(t tenant.Tenant, ss []string) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = c.tenant(t, s)
-	}
-	return out
-}
-
-// errText is why the tenant failed or was cancelled, "" when no error is known.
-func errText(res fleet.Result) string {
 	if res.Err != nil {
-		return res.Err.Error()
+		tt.err = r.scrub(res.Err.Error())
 	}
-	return ""
-}
-
-// hostDB splits tenant.HostDB on its first "/".
-func hostDB(t tenant.Tenant) (host, db string) {
-	host, db, _ = strings.Cut(tenant.HostDB(t.URL), "/")
-	return host, db
+	if res.Detail != nil {
+		for _, c := range res.Detail.Cells() {
+			tt.cells = append(tt.cells, r.scrub(c))
+		}
+	}
+	return tt
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/pgfleet/pgfleet/internal/fleet"
@@ -24,40 +23,33 @@ const maxSkippedRows = 20
 // entry is one result prepared for the summary: every string scrubbed, not
 // yet escaped.
 type entry struct {
-	index      int
-	status     fleet.Status
-	label      string // name, or id when there is none
-	id         string
-	err        string
-	reason     string
-	canary     bool
-	attempts   int
-	dur        string
-	detail     bool // has a migrate detail
-	from, to   string
-	applied    []string
-	pending    []string
-	failedFile string
+	index  int
+	status fleet.Status
+	label  string // name, or id when there is none
+	id     string
+	err    string
+	reason string
+	canary bool
+	dur    string
+	cells  []string // the mode's columns; nil when the tenant has no detail
 }
 
 // Summary renders the job-summary Markdown of a run, at most limit bytes
 // (DefaultSummaryBytes when limit <= 0, never more than MaxSummaryBytes).
-// Sections come in order of importance (verdict and totals, schema versions,
-// failures, every tenant); rows that do not fit are left out and a note
-// points to the JSON report.
+// Sections come in order of importance (verdict and totals, the mode's own
+// sections, failures, every tenant); rows that do not fit are left out and a
+// note points to the JSON report.
 func Summary(r Run, limit int) string {
 	if limit <= 0 {
 		limit = DefaultSummaryBytes
 	}
 	limit = min(limit, MaxSummaryBytes)
 
-	c := cleaner{scrub: scrubber(r.Scrub)}
-	entries := prepare(r, c)
+	entries := prepare(r)
 	counts := fleet.Count(r.Results)
-	isMigrate := r.Mode == "migrate"
 
-	d := &doc{limit: limit, report: reportRef(c.plain(r.ReportFile))}
-	d.b.WriteString(header(r, c, counts, entries))
+	d := &doc{limit: limit, report: reportRef(r.scrub(r.ReportFile))}
+	d.b.WriteString(header(r, counts))
 	if d.b.Len() > limit {
 		return cutBytes(d.b.String(), limit)
 	}
@@ -65,30 +57,34 @@ func Summary(r Run, limit int) string {
 	tenantsNote := d.noteFn("tenants")
 	failuresNote := d.noteFn("failed, cancelled or skipped tenants")
 	reserveTenants := maxNote(tenantsNote, len(entries))
-	if isMigrate && len(entries) > 0 {
-		d.versions(r.DryRun, entries, reserveTenants+maxNote(failuresNote, len(entries)))
+	var columns []Column
+	if r.View != nil {
+		columns = r.View.Columns()
+		if len(entries) > 0 {
+			for _, sec := range r.View.Sections(r.Results) {
+				d.section(r, sec, reserveTenants+maxNote(failuresNote, len(entries)))
+			}
+		}
 	}
 	d.failures(entries, failuresNote, reserveTenants)
-	d.tenants(entries, r.DryRun, isMigrate, tenantsNote)
+	d.tenants(entries, columns, tenantsNote)
 	return d.b.String()
 }
 
-// prepare builds the summary's entries from the JSON report's records, so
-// each tenant's strings are cleaned in one place for both.
-func prepare(r Run, c cleaner) []entry {
+func prepare(r Run) []entry {
 	entries := make([]entry, len(r.Results))
 	for i, res := range r.Results {
-		rec := tenantRecord(c, res, false)
+		tt := r.tenantText(res)
 		e := entry{
-			index:    i,
-			status:   res.Status,
-			id:       rec.ID,
-			label:    rec.Name,
-			err:      rec.Error,
-			reason:   rec.Reason,
-			canary:   res.Canary,
-			attempts: res.Attempts,
-			dur:      "—",
+			index:  i,
+			status: res.Status,
+			id:     tt.id,
+			label:  tt.name,
+			err:    tt.err,
+			reason: tt.reason,
+			canary: res.Canary,
+			dur:    "—",
+			cells:  tt.cells,
 		}
 		if e.label == "" {
 			e.label = e.id
@@ -96,39 +92,14 @@ func prepare(r Run, c cleaner) []entry {
 		if res.Duration > 0 {
 			e.dur = human(res.Duration)
 		}
-		if m := rec.jsonMigrate; m != nil {
-			e.detail = true
-			e.from, e.to = m.From, afterRun(m.From, m.To)
-			e.applied, e.pending, e.failedFile = m.Applied, m.Pending, m.FailedFile
-		}
 		entries[i] = e
 	}
 	return entries
 }
 
-// afterRun is the version a tenant stands at after the run; migrations only
-// add versions, so a missing to means the tenant stayed at from.
-func afterRun(from, to string) string {
-	if to != "" {
-		return to
-	}
-	return from
-}
-
-// afterIfApplied is the version a dry run would have left the tenant at.
-func (e entry) afterIfApplied() string {
-	v := e.to
-	for _, f := range e.pending {
-		if p := versionOf(f); versionLess(v, p) {
-			v = p
-		}
-	}
-	return v
-}
-
-func header(r Run, c cleaner, counts fleet.Counts, entries []entry) string {
+func header(r Run, counts fleet.Counts) string {
 	var b strings.Builder
-	mode := md(c.plain(r.Mode))
+	mode := md(r.scrub(r.Mode))
 	if r.DryRun {
 		mode += " (dry run)"
 	}
@@ -140,11 +111,7 @@ func header(r Run, c cleaner, counts fleet.Counts, entries []entry) string {
 		thousands(counts.Failed), thousands(counts.Skipped), thousands(counts.Cancelled), human(r.Duration))
 
 	if r.DryRun {
-		b.WriteString("> **Dry run: nothing was changed.**")
-		if r.Mode == "migrate" {
-			fmt.Fprintf(&b, " %s pending migrations.", plural(pendingTenants(r.Results), "tenant has", "tenants have"))
-		}
-		b.WriteString("\n\n")
+		fmt.Fprintf(&b, "> **Dry run: nothing was changed.** %s something to do.\n\n", plural(counts.Succeeded, "tenant has", "tenants have"))
 	}
 	if r.Cancelled {
 		fmt.Fprintf(&b, "> 🛑 **The run was cancelled** (interrupted by a signal): %s while running, %s never started.\n\n",
@@ -152,11 +119,11 @@ func header(r Run, c cleaner, counts fleet.Counts, entries []entry) string {
 	}
 	if r.Stopped != "" && !(r.Cancelled && strings.EqualFold(strings.TrimSpace(r.Stopped), "cancelled")) {
 		fmt.Fprintf(&b, "> ⚠️ **Stopped early: %s.** %s not started.\n\n",
-			mdCut(c.plain(r.Stopped), maxErrorRunes), plural(counts.Skipped, "tenant was", "tenants were"))
+			mdCut(r.scrub(r.Stopped), maxErrorRunes), plural(counts.Skipped, "tenant was", "tenants were"))
 	}
 	if r.SourceErr != nil {
 		fmt.Fprintf(&b, "> ❌ **Listing tenants failed part-way:** %s. Tenants not listed were not touched: this run did not cover the whole fleet.\n\n",
-			mdCut(c.plain(r.SourceErr.Error()), maxErrorRunes))
+			mdCut(r.scrub(r.SourceErr.Error()), maxErrorRunes))
 	}
 	return strings.TrimSuffix(b.String(), "\n") // sections open with a blank line
 }
@@ -166,11 +133,8 @@ func verdict(r Run, c fleet.Counts) (emoji, text string) {
 		switch {
 		case c.Total == 0:
 			return "⚠️", "no tenants selected"
-		case r.DryRun && r.Mode == "migrate":
-			if n := pendingTenants(r.Results); n > 0 {
-				return "✅", fmt.Sprintf("%s, %s with pending migrations", plural(c.Total, "tenant", "tenants"), thousands(n))
-			}
-			return "✅", fmt.Sprintf("%s, all up to date", plural(c.Total, "tenant", "tenants"))
+		case r.DryRun && c.Succeeded > 0:
+			return "✅", fmt.Sprintf("%s, %s with something to do", plural(c.Total, "tenant", "tenants"), thousands(c.Succeeded))
 		case c.Succeeded == c.Total:
 			return "✅", fmt.Sprintf("%s, all succeeded", plural(c.Total, "tenant", "tenants"))
 		case c.UpToDate == c.Total:
@@ -292,67 +256,40 @@ func (d *doc) table(intro string, n int, row func(i int) string, note func(missi
 	return n
 }
 
-// versions writes how many tenants stand at each schema version before and
-// after the run (after if applied, for a dry run).
-func (d *doc) versions(dryRun bool, entries []entry, reserve int) {
-	type tally struct{ before, after int }
-	byVersion := map[string]*tally{}
-	get := func(v string) *tally {
-		t := byVersion[v]
-		if t == nil {
-			t = &tally{}
-			byVersion[v] = t
-		}
-		return t
+// section writes one of the mode's own tables.
+func (d *doc) section(r Run, sec Section, reserve int) {
+	if len(sec.Rows) == 0 {
+		return
 	}
-	unknown := 0
-	for _, e := range entries {
-		if !e.detail {
-			unknown++
-			continue
-		}
-		get(e.from).before++
-		if dryRun {
-			get(e.afterIfApplied()).after++
-		} else {
-			get(e.to).after++
-		}
+	intro := "\n### " + md(sec.Title) + "\n\n"
+	if sec.Note != "" {
+		intro += md(r.scrub(sec.Note)) + "\n\n"
 	}
-	versions := make([]string, 0, len(byVersion))
-	for v := range byVersion {
-		versions = append(versions, v)
-	}
-	slices.SortFunc(versions, func(a, b string) int {
-		switch {
-		case versionLess(a, b):
-			return -1
-		case versionLess(b, a):
-			return 1
-		}
-		return strings.Compare(a, b)
-	})
-
-	after := "after"
-	if dryRun {
-		after = "after if applied"
-	}
-	intro := "\n### Schema versions\n\n| version | before | " + after + " |\n|---|--:|--:|\n"
-	rows := len(versions)
-	if unknown > 0 {
-		rows++
-	}
+	intro += tableHead(sec.Columns)
 	row := func(i int) string {
-		if i == len(versions) {
-			return fmt.Sprintf("| unknown (not reached) | %s | %s |\n", thousands(unknown), thousands(unknown))
+		cells := make([]string, len(sec.Columns))
+		for j := range cells {
+			if j < len(sec.Rows[i]) {
+				cells[j] = mdCut(r.scrub(sec.Rows[i][j]), maxErrorRunes)
+			}
 		}
-		v, t := versions[i], byVersion[versions[i]]
-		name := "none"
-		if v != "" {
-			name = md(v)
-		}
-		return fmt.Sprintf("| %s | %s | %s |\n", name, thousands(t.before), thousands(t.after))
+		return "| " + strings.Join(cells, " | ") + " |\n"
 	}
-	d.table(intro, rows, row, d.noteFn("versions"), reserve)
+	d.table(intro, len(sec.Rows), row, d.noteFn(strings.ToLower(sec.Title)+" rows"), reserve)
+}
+
+// tableHead is a Markdown table's header and alignment rows.
+func tableHead(cols []Column) string {
+	names := make([]string, len(cols))
+	aligns := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = md(c.Title)
+		aligns[i] = "---"
+		if c.Numeric {
+			aligns[i] = "--:"
+		}
+	}
+	return "| " + strings.Join(names, " | ") + " |\n|" + strings.Join(aligns, "|") + "|\n"
 }
 
 // failures writes the failed and cancelled tenants with their errors, and the
@@ -417,9 +354,6 @@ func problem(e entry) string {
 	if text == "" {
 		text = "no error recorded"
 	}
-	if e.failedFile != "" && !strings.Contains(text, e.failedFile) {
-		text = e.failedFile + ": " + text
-	}
 	return text
 }
 
@@ -452,33 +386,27 @@ func skippedLine(skipped []entry) string {
 }
 
 // tenants writes every tenant: failed first, then cancelled, then the rest,
-// each group by name.
-func (d *doc) tenants(entries []entry, dryRun, isMigrate bool, note func(missing, shown int) string) {
+// each group by name; the mode's columns between status and time.
+func (d *doc) tenants(entries []entry, columns []Column, note func(missing, shown int) string) {
 	sorted := slices.Clone(entries)
 	slices.SortStableFunc(sorted, func(a, b entry) int {
 		return cmp.Or(cmp.Compare(statusRank(a.status), statusRank(b.status)), compareNames(a, b))
 	})
-
-	intro := "\n### Tenants\n\n| tenant | project id | status | time |\n|---|---|---|--:|\n"
-	if isMigrate {
-		intro = "\n### Tenants\n\n| tenant | project id | status | from | to | applied | time |\n|---|---|---|---|---|---|--:|\n"
-		if dryRun {
-			intro = "\n### Tenants\n\n| tenant | project id | status | from | to if applied | pending | time |\n|---|---|---|---|---|---|--:|\n"
-		}
-	}
+	head := append([]Column{{Title: "tenant"}, {Title: "project id"}, {Title: "status"}}, columns...)
+	head = append(head, Column{Title: "time", Numeric: true})
+	intro := "\n### Tenants\n\n" + tableHead(head)
 	row := func(i int) string {
 		e := sorted[i]
-		if !isMigrate {
-			return fmt.Sprintf("| %s | %s | %s | %s |\n", md(e.label), md(e.id), statusCell(e), e.dur)
-		}
-		from, to, files := "—", "—", "—"
-		if e.detail {
-			from, to, files = versionCell(e.from), versionCell(e.to), filesCell(e.applied)
-			if dryRun {
-				to, files = versionCell(e.afterIfApplied()), filesCell(e.pending)
+		cells := []string{md(e.label), md(e.id), statusCell(e)}
+		for j := range columns {
+			cell := "—"
+			if j < len(e.cells) {
+				cell = mdCut(e.cells[j], 200)
 			}
+			cells = append(cells, cell)
 		}
-		return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s |\n", md(e.label), md(e.id), statusCell(e), from, to, files, e.dur)
+		cells = append(cells, e.dur)
+		return "| " + strings.Join(cells, " | ") + " |\n"
 	}
 	d.table(intro, len(sorted), row, note, 0)
 }
@@ -518,30 +446,5 @@ func statusCell(e entry) string {
 	if e.canary {
 		s += " · canary"
 	}
-	if e.attempts > 1 {
-		s += " · " + strconv.Itoa(e.attempts) + " attempts"
-	}
 	return s
-}
-
-func versionCell(v string) string {
-	if v == "" {
-		return "none"
-	}
-	return md(v)
-}
-
-// filesCell is the number of files, and their names when there are at most 3.
-func filesCell(files []string) string {
-	switch {
-	case len(files) == 0:
-		return "0"
-	case len(files) > 3:
-		return strconv.Itoa(len(files))
-	}
-	names := make([]string, len(files))
-	for i, f := range files {
-		names[i] = mdCut(f, 100)
-	}
-	return fmt.Sprintf("%d: %s", len(files), strings.Join(names, ", "))
 }

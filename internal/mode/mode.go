@@ -1,0 +1,58 @@
+// Package mode is the one interface every pgfleet mode implements. The
+// runner (internal/fleet) and the report (internal/report) know only this
+// shape; internal/app picks a mode from its registry by name. A mode is one
+// package (internal/migrate, ...) and imports the spine, never another mode.
+package mode
+
+import (
+	"context"
+
+	"github.com/pgfleet/pgfleet/internal/config"
+	"github.com/pgfleet/pgfleet/internal/fleet"
+	"github.com/pgfleet/pgfleet/internal/input"
+	"github.com/pgfleet/pgfleet/internal/report"
+	"github.com/pgfleet/pgfleet/internal/tenant"
+)
+
+// Mode is one thing pgfleet does to every tenant of a fleet.
+type Mode interface {
+	// Name is the mode input's value and the CLI verb, e.g. "migrate".
+	Name() string
+	// Synopsis is one line for --help.
+	Synopsis() string
+	// Inputs are the inputs this mode reads beyond the shared ones.
+	Inputs() []input.Input
+	// Outputs are the outputs this mode sets beyond the shared ones.
+	Outputs() []input.Output
+	// Prepare reads the mode's inputs and checks everything it can before
+	// any tenant is touched. Bad input is recorded in env.Inputs (exit 2,
+	// naming the input); an error returned is input the user must fix too.
+	Prepare(ctx context.Context, env Env) (Job, error)
+}
+
+// Job is a prepared mode: the work it does per tenant and how its results
+// read.
+type Job interface {
+	// Describe says what the run is about to do, for its first log line.
+	Describe() string
+	// DryRun reports that the job changes nothing.
+	DryRun() bool
+	// Work does one tenant's job (see fleet.Work).
+	Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fleet.Detail, error)
+	report.View
+}
+
+// Env is what a mode may use to prepare.
+type Env struct {
+	Inputs *input.Values // this run's inputs: the mode reads its own here
+	Config config.Config // the shared inputs, validated
+	// Workspace is where relative paths of the user's files are resolved
+	// (GITHUB_WORKSPACE in Actions, the working directory on the CLI).
+	Workspace string
+	Getenv    func(string) string
+	// Secret registers a credential the mode learns (a token, a key), so
+	// nothing written can carry it.
+	Secret func(string)
+	// Warn prints a warning (an annotation in Actions).
+	Warn func(format string, a ...any)
+}
