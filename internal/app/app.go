@@ -245,6 +245,7 @@ func buildSource(cfg config.Config, out *console) (tenant.Source, string) {
 		RequestsPerMinute: cfg.Neon.RequestsPerMinute,
 		UserAgent:         "pgfleet/" + Version,
 		OnRetry:           out.apiRetry,
+		Redact:            out.secrets.Scrub,
 	})
 	return &source.Neon{
 		Client:   client,

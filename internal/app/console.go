@@ -15,6 +15,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/input"
 	"github.com/pgfleet/pgfleet/internal/redact"
 	"github.com/pgfleet/pgfleet/internal/report"
+	"github.com/pgfleet/pgfleet/internal/syncio"
 )
 
 // console is the run's log and its Actions I/O. Everything it writes passes
@@ -32,7 +33,7 @@ type console struct {
 
 func newConsole(getenv func(string) string, stdout, stderr io.Writer) *console {
 	c := &console{actions: getenv("GITHUB_ACTIONS") == "true", getenv: getenv}
-	raw := redact.NewLockedWriter(stdout)
+	raw := syncio.NewWriter(stdout)
 	masks := githubactions.New(githubactions.WithWriter(raw), githubactions.WithGetenv(getenv))
 	c.secrets = redact.New(func(secret string) {
 		if c.actions {
@@ -42,7 +43,7 @@ func newConsole(getenv func(string) string, stdout, stderr io.Writer) *console {
 		}
 	})
 	c.w = c.secrets.Writer(raw)
-	c.errW = c.secrets.Writer(redact.NewLockedWriter(stderr))
+	c.errW = c.secrets.Writer(syncio.NewWriter(stderr))
 	c.gha = githubactions.New(githubactions.WithWriter(c.w), githubactions.WithGetenv(getenv))
 	return c
 }

@@ -182,8 +182,8 @@ func flatten(err error) []error {
 }
 
 var (
-	neonIDPattern    = regexp.MustCompile(`^[a-z0-9-]{1,60}$`)
-	tenantNameChars  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+	neonIDPattern   = regexp.MustCompile(`^[a-z0-9-]{1,60}$`)
+	tenantNameChars = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
 )
 
 // ParseDatabaseURLs reads one tenant per line: "name=postgres://..." or a

@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+
+	"github.com/pgfleet/pgfleet/internal/input"
 	"reflect"
 	"sort"
 	"strings"
@@ -9,9 +11,11 @@ import (
 	"time"
 )
 
-// lookup serves inputs from a map; unset inputs are "".
-func lookup(m map[string]string) Lookup {
-	return func(name string) string { return m[name] }
+// load reads the shared inputs from a map; unset inputs are "".
+func load(m map[string]string) (Config, error) {
+	v := input.NewValues(input.NewTable(nil), func(name string) string { return m[name] })
+	c := Load(v, Files{})
+	return c, v.Err()
 }
 
 // with returns a copy of base with the overrides applied.
@@ -29,16 +33,16 @@ func with(base map[string]string, over map[string]string) map[string]string {
 // minimal is the smallest valid input set using the Neon API.
 var minimal = map[string]string{"mode": "migrate", "neon-api-key": "napi_testkey"}
 
-// inputErrors flattens a (joined) error into the *InputErrors it holds.
-func inputErrors(t *testing.T, err error) []*InputError {
+// inputErrors flattens a (joined) error into the *input.Errors it holds.
+func inputErrors(t *testing.T, err error) []*input.Error {
 	t.Helper()
-	var out []*InputError
+	var out []*input.Error
 	var walk func(error)
 	walk = func(e error) {
 		if e == nil {
 			return
 		}
-		if ie, ok := e.(*InputError); ok {
+		if ie, ok := e.(*input.Error); ok {
 			out = append(out, ie)
 			return
 		}
@@ -50,14 +54,14 @@ func inputErrors(t *testing.T, err error) []*InputError {
 		case interface{ Unwrap() error }:
 			walk(u.Unwrap())
 		default:
-			t.Errorf("error %q (%T) is not an *InputError", e, e)
+			t.Errorf("error %q (%T) is not an *input.Error", e, e)
 		}
 	}
 	walk(err)
 	return out
 }
 
-func inputNames(ies []*InputError) []string {
+func inputNames(ies []*input.Error) []string {
 	var names []string
 	for _, ie := range ies {
 		names = append(names, ie.Input)
@@ -67,7 +71,7 @@ func inputNames(ies []*InputError) []string {
 }
 
 func TestLoadDefaults(t *testing.T) {
-	c, err := Load(lookup(minimal))
+	c, err := load((minimal))
 	if err != nil {
 		t.Fatalf("Load(minimal) = %v", err)
 	}
@@ -75,16 +79,11 @@ func TestLoadDefaults(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"Mode", c.Mode, "migrate"},
 		{"Concurrency", c.Concurrency, 10},
 		{"TenantTimeout", c.TenantTimeout, 10 * time.Minute},
 		{"MaxFailures", c.MaxFailures, 0},
 		{"CanaryCount", c.CanaryCount, 0},
 		{"CanaryGlobs", len(c.CanaryGlobs), 0},
-		{"Migrate.Dir", c.Migrate.Dir, "db/migrations"},
-		{"Migrate.Table", c.Migrate.Table, "schema_migrations"},
-		{"Migrate.DryRun", c.Migrate.DryRun, false},
-		{"Migrate.LockTimeout", c.Migrate.LockTimeout, time.Minute},
 		{"Neon.APIKey", c.Neon.APIKey, "napi_testkey"},
 		{"Neon.APIURL", c.Neon.APIURL, "https://console.neon.tech/api/v2"},
 		{"Neon.Database", c.Neon.Database, "neondb"},
@@ -112,11 +111,6 @@ func TestLoadValidValues(t *testing.T) {
 		over  map[string]string
 		check func(t *testing.T, c Config)
 	}{
-		{"mode is case and space insensitive", map[string]string{"mode": "  MIGRATE "}, func(t *testing.T, c Config) {
-			if c.Mode != "migrate" {
-				t.Errorf("Mode = %q", c.Mode)
-			}
-		}},
 		{"concurrency bounds", map[string]string{"concurrency": "1000"}, func(t *testing.T, c Config) {
 			if c.Concurrency != 1000 {
 				t.Errorf("Concurrency = %d", c.Concurrency)
@@ -142,19 +136,9 @@ func TestLoadValidValues(t *testing.T) {
 				t.Errorf("Shard = %+v", c.Selector.Shard)
 			}
 		}},
-		{"dry-run yes", map[string]string{"dry-run": "Yes"}, func(t *testing.T, c Config) {
-			if !c.Migrate.DryRun {
-				t.Error("DryRun = false")
-			}
-		}},
 		{"selection lists", map[string]string{"projects": "a-*\nb", "exclude-projects": "a-old,"}, func(t *testing.T, c Config) {
 			if !reflect.DeepEqual(c.Selector.Include, []string{"a-*", "b"}) || !reflect.DeepEqual(c.Selector.Exclude, []string{"a-old"}) {
 				t.Errorf("Include = %q, Exclude = %q", c.Selector.Include, c.Selector.Exclude)
-			}
-		}},
-		{"schema-qualified table", map[string]string{"migrations-table": "ops.schema_migrations"}, func(t *testing.T, c Config) {
-			if c.Migrate.Table != "ops.schema_migrations" {
-				t.Errorf("Table = %q", c.Migrate.Table)
 			}
 		}},
 		{"neon url trailing slash trimmed and org id", map[string]string{"neon-api-url": "http://localhost:8080/api/v2/", "neon-org-id": "org-morning-bread-81040908"}, func(t *testing.T, c Config) {
@@ -170,7 +154,7 @@ func TestLoadValidValues(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Load(lookup(with(minimal, tt.over)))
+			c, err := load((with(minimal, tt.over)))
 			if err != nil {
 				t.Fatalf("Load = %v", err)
 			}
@@ -185,9 +169,6 @@ func TestLoadInvalidInputs(t *testing.T) {
 		over  map[string]string
 		input string // the one input the error must name
 	}{
-		{"unknown mode", map[string]string{"mode": "rollback"}, "mode"},
-		{"empty mode", map[string]string{"mode": ""}, "mode"},
-		{"blank mode", map[string]string{"mode": "   "}, "mode"},
 		{"concurrency 0", map[string]string{"concurrency": "0"}, "concurrency"},
 		{"concurrency abc", map[string]string{"concurrency": "abc"}, "concurrency"},
 		{"concurrency -1", map[string]string{"concurrency": "-1"}, "concurrency"},
@@ -195,7 +176,6 @@ func TestLoadInvalidInputs(t *testing.T) {
 		{"tenant-timeout words", map[string]string{"tenant-timeout": "10 minutes"}, "tenant-timeout"},
 		{"tenant-timeout negative", map[string]string{"tenant-timeout": "-1s"}, "tenant-timeout"},
 		{"tenant-timeout zero", map[string]string{"tenant-timeout": "0s"}, "tenant-timeout"},
-		{"lock-timeout bare number", map[string]string{"lock-timeout": "60"}, "lock-timeout"},
 		{"shard 0/3", map[string]string{"shard": "0/3"}, "shard"},
 		{"shard 4/3", map[string]string{"shard": "4/3"}, "shard"},
 		{"shard 1/0", map[string]string{"shard": "1/0"}, "shard"},
@@ -206,9 +186,6 @@ func TestLoadInvalidInputs(t *testing.T) {
 		{"neon-api-url no host", map[string]string{"neon-api-url": "https://"}, "neon-api-url"},
 		{"bad org id", map[string]string{"neon-org-id": "Org_Bad!"}, "neon-org-id"},
 		{"neon-rate-limit too high", map[string]string{"neon-rate-limit": "701"}, "neon-rate-limit"},
-		{"bad migrations-table", map[string]string{"migrations-table": "drop table;"}, "migrations-table"},
-		{"migrations-table three parts", map[string]string{"migrations-table": "a.b.c"}, "migrations-table"},
-		{"dry-run maybe", map[string]string{"dry-run": "maybe"}, "dry-run"},
 		{"canary -1", map[string]string{"canary": "-1"}, "canary"},
 		{"canary malformed glob", map[string]string{"canary": "["}, "canary"},
 		{"projects malformed glob", map[string]string{"projects": "ok-*, ["}, "projects"},
@@ -218,13 +195,13 @@ func TestLoadInvalidInputs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Load(lookup(with(minimal, tt.over)))
+			_, err := load((with(minimal, tt.over)))
 			if err == nil {
 				t.Fatal("Load succeeded, want an error")
 			}
-			var ie *InputError
+			var ie *input.Error
 			if !errors.As(err, &ie) {
-				t.Fatalf("Load error %q holds no *InputError", err)
+				t.Fatalf("Load error %q holds no *input.Error", err)
 			}
 			if ie.Input != tt.input {
 				t.Errorf("errors.As found input %q, want %q (error: %v)", ie.Input, tt.input, err)
@@ -247,27 +224,24 @@ func TestLoadNeonInputsIgnoredWithDatabaseURLs(t *testing.T) {
 		"database-urls": "a=postgres://u:pw@h/db",
 		"neon-api-url":  "not a url",
 	}
-	if _, err := Load(lookup(in)); err != nil {
+	if _, err := load((in)); err != nil {
 		t.Fatalf("Load = %v, want no error", err)
 	}
 }
 
 func TestLoadReportsEveryBadInput(t *testing.T) {
 	in := map[string]string{
-		"mode":             "bogus",
-		"concurrency":      "abc",
-		"tenant-timeout":   "10 minutes",
-		"shard":            "4/3",
-		"neon-api-url":     "ftp://x",
-		"migrations-table": "drop table;",
-		"dry-run":          "maybe",
-		"canary":           "[",
+		"concurrency":    "abc",
+		"tenant-timeout": "10 minutes",
+		"shard":          "4/3",
+		"neon-api-url":   "ftp://x",
+		"canary":         "[",
 	} // and no neon-api-key
-	_, err := Load(lookup(in))
+	_, err := load((in))
 	if err == nil {
 		t.Fatal("Load succeeded")
 	}
-	want := []string{"canary", "concurrency", "dry-run", "migrations-table", "mode", "neon-api-key", "neon-api-url", "shard", "tenant-timeout"}
+	want := []string{"canary", "concurrency", "neon-api-key", "neon-api-url", "shard", "tenant-timeout"}
 	if got := inputNames(inputErrors(t, err)); !reflect.DeepEqual(got, want) {
 		t.Errorf("inputs named = %q\nwant %q", got, want)
 	}
@@ -332,11 +306,11 @@ func TestParseDatabaseURLsErrors(t *testing.T) {
 			if strings.Contains(msg, secret) {
 				t.Errorf("error %q contains the password", msg)
 			}
-			// Through Load too, where it becomes an *InputError.
-			_, err = Load(lookup(map[string]string{"mode": "migrate", "database-urls": tt.raw}))
-			var ie *InputError
+			// Through Load too, where it becomes an *input.Error.
+			_, err = load((map[string]string{"mode": "migrate", "database-urls": tt.raw}))
+			var ie *input.Error
 			if !errors.As(err, &ie) || ie.Input != "database-urls" {
-				t.Errorf("Load error = %v, want an *InputError for database-urls", err)
+				t.Errorf("Load error = %v, want an *input.Error for database-urls", err)
 			}
 			if err != nil && strings.Contains(err.Error(), secret) {
 				t.Errorf("Load error %q contains the password", err)

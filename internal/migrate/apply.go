@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,7 +9,6 @@ import (
 	"hash/fnv"
 	"maps"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/amacneil/dbmate/v2/pkg/dbmate"
@@ -20,6 +18,8 @@ import (
 
 	"github.com/pgfleet/pgfleet/internal/fleet"
 	"github.com/pgfleet/pgfleet/internal/pgconnect"
+	"github.com/pgfleet/pgfleet/internal/retry"
+	"github.com/pgfleet/pgfleet/internal/syncio"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
 
@@ -78,7 +78,7 @@ func (m *Migrator) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fle
 		if err == nil || !pgconnect.Transient(err) || ctx.Err() != nil || attempt >= attempts {
 			return status, d, err
 		}
-		if pgconnect.Sleep(ctx, m.o.Connect.Backoff(attempt)) != nil {
+		if retry.Sleep(ctx, m.o.Connect.Backoff(attempt)) != nil {
 			return status, d, err
 		}
 	}
@@ -263,7 +263,7 @@ func (m *Migrator) runDbmate(ctx context.Context, s *session, d *Detail) (err er
 	db.FS = m.set.fsys
 	db.MigrationsDir = []string{"."}
 	db.MigrationsTableName = m.o.Table
-	log := &syncBuffer{}
+	log := syncio.NewBuffer()
 	db.Log = log
 	defer func() { d.Log += log.String() }()
 
@@ -312,22 +312,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// syncBuffer is dbmate's log writer; dbmate writes from its own goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

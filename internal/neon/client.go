@@ -26,6 +26,9 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/pgfleet/pgfleet/internal/redact"
+	"github.com/pgfleet/pgfleet/internal/retry"
 )
 
 // Defaults for Options.
@@ -55,6 +58,10 @@ type Options struct {
 	// APIKey is sent as a Bearer token. It is a credential: the client never
 	// puts it in an error, and redacts it if Neon ever echoes it back.
 	APIKey string
+	// Redact scrubs text that came from outside the client (Neon's error
+	// messages, transport errors) before it goes into an error. Default: a
+	// redactor that knows APIKey. pgfleet passes its one redactor's Scrub.
+	Redact func(string) string
 	// OrgID is sent as org_id on GET /projects. Personal API keys that
 	// belong to organizations need it; see IsOrgIDRequired.
 	OrgID string
@@ -89,6 +96,7 @@ type Options struct {
 type Client struct {
 	base        string
 	key         string
+	scrub       func(string) string
 	orgID       string
 	http        *http.Client
 	userAgent   string
@@ -113,6 +121,7 @@ func New(o Options) *Client {
 	c := &Client{
 		base:           strings.TrimRight(o.BaseURL, "/"),
 		key:            o.APIKey,
+		scrub:          o.Redact,
 		orgID:          o.OrgID,
 		http:           o.HTTPClient,
 		userAgent:      o.UserAgent,
@@ -124,6 +133,11 @@ func New(o Options) *Client {
 		routes:         map[string]*rate.Limiter{},
 		pageSize:       maxProjectsLimit,
 		branchPageSize: branchesPageSize,
+	}
+	if c.scrub == nil {
+		r := redact.New(nil)
+		r.Add(o.APIKey)
+		c.scrub = r.Scrub
 	}
 	if c.base == "" {
 		c.base = DefaultBaseURL
@@ -255,7 +269,7 @@ func (c *Client) get(ctx context.Context, r request, out any) error {
 		if c.onRetry != nil {
 			c.onRetry(routeKey, attempt, wait, err)
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := retry.Sleep(ctx, wait); err != nil {
 			return err
 		}
 	}
@@ -292,12 +306,12 @@ func (c *Client) attempt(ctx context.Context, r request, u string, attempt int, 
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, newTransportError(r.method, r.path, err, c.key)
+		return 0, newTransportError(r.method, r.path, err, c.scrub)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
-		return 0, newTransportError(r.method, r.path, fmt.Errorf("read response: %w", err), c.key)
+		return 0, newTransportError(r.method, r.path, fmt.Errorf("read response: %w", err), c.scrub)
 	}
 
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
@@ -309,7 +323,7 @@ func (c *Client) attempt(ctx context.Context, r request, u string, attempt int, 
 		}
 		return 0, nil
 	}
-	apiErr := newAPIError(r, resp, body, c.key)
+	apiErr := newAPIError(r, resp, body, c.scrub)
 	apiErr.Attempts = attempt
 	return parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), apiErr
 }
@@ -410,15 +424,4 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		}
 	}
 	return 0
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

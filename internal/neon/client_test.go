@@ -665,7 +665,7 @@ func TestAPIKeyNeverInErrors(t *testing.T) {
 			t.Errorf("API key in APIError fields: %#v", *apiErr)
 		}
 	}
-	if !strings.Contains(errs[0].Error(), "[redacted]") {
+	if !strings.Contains(errs[0].Error(), "***") {
 		t.Errorf("echoed key not visibly redacted: %v", errs[0])
 	}
 	if len(onRetryErrs) == 0 {

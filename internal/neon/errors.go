@@ -78,7 +78,7 @@ func IsNotFound(err error) bool {
 	return errors.As(err, &e) && e.Status == http.StatusNotFound
 }
 
-func newAPIError(r request, resp *http.Response, body []byte, key string) *APIError {
+func newAPIError(r request, resp *http.Response, body []byte, scrub func(string) string) *APIError {
 	e := &APIError{
 		Status: resp.StatusCode,
 		Method: r.method,
@@ -99,8 +99,8 @@ func newAPIError(r request, resp *http.Response, body []byte, key string) *APIEr
 	if e.RequestID == "" {
 		e.RequestID = headerRequestID(resp.Header)
 	}
-	e.Message = redact(e.Message, key)
-	e.Code = redact(e.Code, key)
+	e.Message = scrub(e.Message)
+	e.Code = scrub(e.Code)
 
 	switch {
 	case e.Status == http.StatusUnauthorized:
@@ -140,14 +140,6 @@ func snippet(body []byte, n int) string {
 	return s
 }
 
-// redact removes the API key from text that came from outside the client.
-func redact(s, key string) string {
-	if key == "" || !strings.Contains(s, key) {
-		return s
-	}
-	return strings.ReplaceAll(s, key, "[redacted]")
-}
-
 // transportError is a request that got no HTTP answer. Its text, fixed
 // when it is made, names the request and the cause with the API key
 // redacted; it does not keep the key, so not even %#v can show it.
@@ -156,8 +148,8 @@ type transportError struct {
 	err error
 }
 
-func newTransportError(method, path string, err error, key string) *transportError {
-	return &transportError{msg: redact(fmt.Sprintf("neon %s %s: %v", method, path, err), key), err: err}
+func newTransportError(method, path string, err error, scrub func(string) string) *transportError {
+	return &transportError{msg: scrub(fmt.Sprintf("neon %s %s: %v", method, path, err)), err: err}
 }
 
 func (e *transportError) Error() string { return e.msg }

@@ -175,7 +175,7 @@ func (c *Client) ConnectionURI(ctx context.Context, projectID, branchID, databas
 		route: "/projects/{project_id}/connection_uri",
 		path:  "/projects/" + url.PathEscape(projectID) + "/connection_uri",
 		query: q,
-		notFound: fmt.Sprintf("project %s, %s, database %q or role %q not found (check neon-database and neon-role)",
+		notFound: fmt.Sprintf("project %s, %s, database %q or role %q not found (check the database and role inputs)",
 			projectID, branch, database, role),
 	}, &resp)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/lib/pq"
 
+	"github.com/pgfleet/pgfleet/internal/retry"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
 
@@ -101,23 +102,11 @@ func Retry(ctx context.Context, o Options, rawURL string, connect func(context.C
 		if !Transient(lastErr) || ctx.Err() != nil || attempt == o.attempts() {
 			break
 		}
-		if Sleep(ctx, o.Backoff(attempt)) != nil {
+		if retry.Sleep(ctx, o.Backoff(attempt)) != nil {
 			break
 		}
 	}
 	return fmt.Errorf("connect to %s: %w", tenant.HostDB(rawURL), lastErr)
-}
-
-// Sleep waits d or until ctx is done.
-func Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Transient reports whether err is worth another attempt: the network, a

@@ -151,19 +151,3 @@ func (w writer) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
-
-// LockedWriter serialises writes to w: the log is written from the runner,
-// the sources and the mask commands at once.
-type LockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-// NewLockedWriter wraps w.
-func NewLockedWriter(w io.Writer) *LockedWriter { return &LockedWriter{w: w} }
-
-func (l *LockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
