@@ -15,7 +15,7 @@ func main() {
 	// A cancelled workflow run sends SIGINT, then SIGTERM: both stop new
 	// tenants from starting and let in-flight ones finish or roll back.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := app.Main(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	code := app.MainWithStdin(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

@@ -205,7 +205,11 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 	}
 	out.final(run)
 
-	if len(outcome.Results) == 0 && isBadCredential(outcome.SourceErr) {
+	switch {
+	case outcome.NoCanary:
+		out.invalid(&input.Error{Input: "canary", Problem: fmt.Sprintf("%q matches none of the %d selected tenants (project names or ids; in a shard, only that shard's tenants): no tenant was started", strings.Join(cfg.CanaryGlobs, ","), len(outcome.Results))})
+		return ExitInvalidInput
+	case len(outcome.Results) == 0 && isBadCredential(outcome.SourceErr):
 		// The key or org was wrong: input error, and nothing was touched.
 		return ExitInvalidInput
 	}

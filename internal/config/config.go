@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/input"
+	"github.com/pgfleet/pgfleet/internal/pgconnect"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
 
@@ -208,19 +209,22 @@ func ParseDatabaseURLs(raw string) ([]NamedURL, error) {
 				continue
 			}
 		}
-		u, err := url.Parse(rawURL)
-		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" || strings.Trim(u.Path, "/") == "" {
-			errs = append(errs, fmt.Errorf("line %d: want name=postgres://user:password@host/database (or a bare postgres:// URL) with a host and a database", lineNo))
+		if !strings.HasPrefix(rawURL, "postgres://") && !strings.HasPrefix(rawURL, "postgresql://") {
+			errs = append(errs, fmt.Errorf("line %d: want name=postgres://<user>:<password>@<host>/<database> (or a bare postgres:// URL)", lineNo))
 			continue
 		}
-		if strings.Contains(u.Path, "@") || strings.Contains(u.Host, "@") {
-			// postgres://u:12/34@h/db parses as host "u:12", path "/34@h/db":
-			// part of the password would become the tenant's name.
-			errs = append(errs, fmt.Errorf("line %d: the password seems to contain an unencoded '/', '@' or '#'; percent-encode it (%%2F, %%40, %%23)", lineNo))
+		// The parser that connects is the one that checks.
+		cfg, err := pgconnect.ParseURL(rawURL)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("line %d: %w", lineNo, err))
+			continue
+		}
+		if cfg.Host == "" || strings.HasPrefix(cfg.Host, "/") || cfg.Database == "" {
+			errs = append(errs, fmt.Errorf("line %d: want a host and a database: name=postgres://<user>:<password>@<host>/<database>", lineNo))
 			continue
 		}
 		if name == "" {
-			name = u.Hostname() + "/" + strings.Trim(u.Path, "/")
+			name = cfg.Host + "/" + cfg.Database
 		}
 		if prev, dup := seen[name]; dup {
 			errs = append(errs, fmt.Errorf("line %d: tenant %q is already on line %d", lineNo, name, prev))

@@ -46,12 +46,17 @@ type Outcome struct {
 	Results   []Result // one per tenant found, in the order found
 	Stopped   string   // why the run stopped starting tenants early, "" if it did not
 	Cancelled bool     // the run's context was cancelled (signal)
-	SourceErr error    // listing tenants failed
+	// NoCanary: canary globs were given and matched no tenant, so no tenant
+	// was started. A protection the user asked for never silently switches
+	// off: this is input the user must fix.
+	NoCanary  bool
+	SourceErr error // listing tenants failed
 }
 
-var (
-	errCanceledByRun = errors.New("cancelled: the run was interrupted while this tenant was in progress")
-)
+var errCanceledByRun = errors.New("cancelled: the run was interrupted while this tenant was in progress")
+
+// ErrNoCanary is why a run whose canary globs matched no tenant stopped.
+var ErrNoCanary = errors.New("canary matched no tenant, so no tenant was started")
 
 // Run takes tenants from src and applies work to each. Cancelling ctx stops
 // new tenants from starting; in-flight ones get Options.Grace to finish.
@@ -102,8 +107,9 @@ type run struct {
 		failed   []string
 		open     bool // canary stage still deciding
 	}
-	held  []int // non-canary tenants waiting for the canary stage
-	ready []int // tenants cleared to start
+	noCanary bool
+	held     []int // non-canary tenants waiting for the canary stage
+	ready    []int // tenants cleared to start
 }
 
 func (r *run) loop(ctx context.Context, src tenant.Source) Outcome {
@@ -200,7 +206,7 @@ func (r *run) loop(ctx context.Context, src tenant.Source) Outcome {
 	if r.stopped != "" && errors.Is(sourceErr, context.Canceled) {
 		sourceErr = nil // we stopped listing on purpose
 	}
-	return Outcome{Results: r.results, Stopped: r.stopped, Cancelled: cancelled, SourceErr: sourceErr}
+	return Outcome{Results: r.results, Stopped: r.stopped, Cancelled: cancelled, NoCanary: r.noCanary, SourceErr: sourceErr}
 }
 
 // add records a newly found tenant and decides when it may start.
@@ -256,6 +262,10 @@ func (r *run) closeCanaryStage() {
 		if r.stopped == "" {
 			return
 		}
+	}
+	if len(r.o.CanaryGlobs) > 0 && r.canaries.found == 0 && len(r.held) > 0 && r.stopped == "" {
+		r.noCanary = true
+		r.stop(ErrNoCanary.Error())
 	}
 	r.canaries.open = false
 	for _, i := range r.held {

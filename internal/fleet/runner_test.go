@@ -252,3 +252,19 @@ func (f sourceFunc) Tenants(ctx context.Context, yield func(tenant.Tenant) bool)
 type idDetail string
 
 func (d idDetail) Cells() []string { return []string{string(d)} }
+
+// A canary that selects nothing must not let the fleet run without one.
+func TestCanaryGlobsMatchingNothingStartNoTenant(t *testing.T) {
+	var started atomic.Int32
+	work := func(ctx context.Context, tn tenant.Tenant) (Status, Detail, error) {
+		started.Add(1)
+		return Succeeded, nil, nil
+	}
+	out := Run(context.Background(), Options{CanaryGlobs: []string{"no-such-*"}}, listSource{ids: ids(5)}, work)
+	if !out.NoCanary || started.Load() != 0 {
+		t.Fatalf("NoCanary = %v, started %d: want true and 0", out.NoCanary, started.Load())
+	}
+	if c := Count(out.Results); c.Skipped != 5 {
+		t.Fatalf("counts %+v, want 5 skipped", c)
+	}
+}

@@ -59,97 +59,168 @@ func LockKey(table string) int64 {
 	return int64(h.Sum64())
 }
 
+// sessionAttempts is how many times a tenant's session is opened when the
+// connection drops under it (a terminated backend, a restarting server, the
+// network): each retry starts from the top, which the lock makes safe, and
+// dbmate continues at the first file not recorded.
+const sessionAttempts = 3
+
+// errConnLost marks a session whose connection dropped: worth a retry.
+var errConnLost = errors.New("the connection to the tenant was lost")
+
+// attempt is what one session learned.
+type attempt struct {
+	status fleet.Status
+	before map[string]bool // versions when the lock was taken; nil if never read
+	after  map[string]bool // versions when the session ended; nil if unknown
+	log    string          // dbmate's output
+	err    error
+}
+
 // Work brings one tenant to the latest migration: one session, the
 // advisory lock taken on it, versions read, dbmate run on the same session,
 // versions read again. When ctx ends (tenant-timeout, cancelled run) the
 // session is stopped: the statement in flight is cancelled, dbmate's open
 // transaction rolls back, and the tenant stays at its last good version.
-// A dropped connection is retried from the top: the lock makes that safe,
-// and dbmate picks up at the first file not recorded.
+// A dropped connection is retried from the top, within the tenant's time.
+// However it ends, the detail states the versions the database really
+// holds, read on a fresh connection if the session is gone.
 func (m *Migrator) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fleet.Detail, error) {
-	attempts := max(m.o.Connect.Attempts, 1)
 	var (
-		status fleet.Status
-		d      *Detail
-		err    error
+		first map[string]bool // versions before the run, from the first session that read them
+		last  attempt
+		logs  strings.Builder
+		tries int
 	)
-	for attempt := 1; ; attempt++ {
-		status, d, err = m.migrateOnce(ctx, t)
-		if err == nil || !pgconnect.Transient(err) || ctx.Err() != nil || attempt >= attempts {
-			return status, d, err
+	for tries = 1; ; tries++ {
+		last = m.migrateOnce(ctx, t)
+		logs.WriteString(last.log)
+		if first == nil {
+			first = last.before
 		}
-		if retry.Sleep(ctx, m.o.Connect.Backoff(attempt)) != nil {
-			return status, d, err
+		// Connecting has retried transient failures already (open); what
+		// is left to retry here is a session that dropped once connected.
+		if last.err == nil || !errors.Is(last.err, errConnLost) || ctx.Err() != nil || tries >= sessionAttempts {
+			break
+		}
+		if retry.Sleep(ctx, m.o.Connect.Backoff(tries)) != nil {
+			break
 		}
 	}
+	after := last.after
+	if last.err != nil && after == nil && first != nil {
+		// The session is gone: ask the database on a fresh connection,
+		// even if ctx is over, so the report says where the tenant stands.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		after, _ = m.appliedFresh(rctx, t.URL)
+		cancel()
+	}
+	d := m.detail(first, after, logs.String())
+	d.Attempts = tries
+	if last.err == nil {
+		return last.status, d, nil
+	}
+	if d.FailedFile != "" && !strings.Contains(last.err.Error(), d.FailedFile) {
+		return "", d, fmt.Errorf("%s: %w", d.FailedFile, last.err)
+	}
+	return "", d, last.err
 }
 
-func (m *Migrator) migrateOnce(ctx context.Context, t tenant.Tenant) (fleet.Status, *Detail, error) {
+// detail describes the tenant from the versions before the run and after
+// it (nil when unknown). dbmate prints "Applied: <file>" before it knows the
+// file's transaction committed, so the lines of files the database does not
+// hold are dropped: no log line claims a file that was rolled back.
+func (m *Migrator) detail(before, after map[string]bool, log string) *Detail {
 	d := &Detail{DryRun: m.o.DryRun, Applied: []string{}, Pending: []string{}}
+	if before == nil {
+		d.Log = log
+		return d
+	}
+	d.From = highest(before)
+	known := after != nil
+	if !known {
+		after = before // unknown: claim nothing beyond what was there
+	}
+	d.To = highest(after)
+	for _, f := range m.set.Files {
+		switch {
+		case !after[f.Version]:
+			d.Pending = append(d.Pending, f.Name)
+			log = dropLine(log, "Applied: "+f.Name+" ")
+		case !before[f.Version]:
+			d.Applied = append(d.Applied, f.Name)
+		}
+	}
+	if !m.o.DryRun && len(d.Pending) > 0 {
+		d.FailedFile = d.Pending[0]
+	}
+	if !known {
+		d.To = ""
+		log += "version after the run unknown: the database could not be read\n"
+	}
+	d.Log = log
+	return d
+}
+
+// migrateOnce runs one session: lock, versions, dbmate, versions.
+func (m *Migrator) migrateOnce(ctx context.Context, t tenant.Tenant) (a attempt) {
 	s, err := m.open(ctx, t.URL)
 	if err != nil {
-		return "", d, err
+		a.err = err
+		return a
 	}
 	// Closing the session also releases the advisory lock.
 	defer s.close()
+	defer func() {
+		if a.err != nil && s.pgx().IsClosed() && !errors.Is(a.err, errConnLost) {
+			a.err = fmt.Errorf("%w: %w", errConnLost, a.err)
+		}
+	}()
 
 	exists, schema, err := m.lockAndLook(ctx, s.pgx())
 	if err != nil {
-		return "", d, err
+		a.err = err
+		return a
 	}
 	s.schema = schema
-	before := map[string]bool{}
+	a.before = map[string]bool{}
 	if exists {
-		if before, err = m.versions(ctx, s.pgx()); err != nil {
-			return "", d, err
+		if a.before, err = m.versions(ctx, s.pgx()); err != nil {
+			a.before, a.err = nil, err
+			return a
 		}
 	}
-	d.From, d.To = highest(before), highest(before)
-	pending := m.set.Pending(before)
-	d.Pending = names(pending)
-	if len(pending) == 0 {
-		return fleet.UpToDate, d, nil
-	}
-	if m.o.DryRun {
-		return fleet.Succeeded, d, nil
+	pending := m.set.Pending(a.before)
+	switch {
+	case len(pending) == 0:
+		a.status, a.after = fleet.UpToDate, a.before
+		return a
+	case m.o.DryRun:
+		a.status, a.after = fleet.Succeeded, a.before
+		return a
 	}
 
-	runErr, finished := m.runDbmate(ctx, s, d)
+	runErr, finished := m.runDbmate(ctx, s, &a.log)
 	if !finished {
-		return "", d, runErr
+		a.err = runErr
+		return a
 	}
-	after := maps.Clone(before)
 	if runErr == nil {
 		// dbmate applied every pending file, each recorded in its own
 		// transaction: no need to ask the database again.
+		a.after = maps.Clone(a.before)
 		for _, f := range pending {
-			after[f.Version] = true
+			a.after[f.Version] = true
 		}
-	} else {
-		// Read where the tenant stands now, even if ctx is over: the report
-		// must say which version a failed or stopped tenant was left at.
-		if after, err = m.appliedAfterStop(s); err != nil {
-			return "", d, errors.Join(runErr, fmt.Errorf("read applied versions after migrating: %w", err))
-		}
+		a.status = fleet.Succeeded
+		return a
 	}
-	d.To = highest(after)
-	d.Applied, d.Pending = []string{}, []string{}
-	for _, f := range pending {
-		if after[f.Version] {
-			d.Applied = append(d.Applied, f.Name)
-		} else {
-			d.Pending = append(d.Pending, f.Name)
-		}
+	a.err = runErr
+	if !s.pgx().IsClosed() {
+		// Read where the tenant stands now, even if ctx is over.
+		a.after, _ = m.appliedAfterStop(s)
 	}
-	if runErr != nil {
-		if len(d.Pending) > 0 {
-			d.FailedFile = d.Pending[0]
-			d.Log = dropLine(d.Log, "Applied: "+d.FailedFile+" ")
-			return "", d, fmt.Errorf("%s: %w", d.FailedFile, runErr)
-		}
-		return "", d, runErr
-	}
-	return fleet.Succeeded, d, nil
+	return a
 }
 
 // open connects the tenant's session, retrying a compute that is waking up.
@@ -231,6 +302,17 @@ func (m *Migrator) versions(ctx context.Context, conn *pgx.Conn) (map[string]boo
 	return out, nil
 }
 
+// appliedFresh reads the versions on a connection of its own, for when
+// the tenant's session is gone.
+func (m *Migrator) appliedFresh(ctx context.Context, rawURL string) (map[string]bool, error) {
+	conn, err := pgconnect.Connect(ctx, rawURL, pgconnect.Options{Attempts: 2, BaseBackoff: 200 * time.Millisecond, ConnectTimeout: 10 * time.Second, AppName: m.o.Connect.AppName})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return m.applied(ctx, conn)
+}
+
 // appliedAfterStop reads the versions with a fresh deadline. A cancel
 // request sent to stop dbmate can land on this read instead (Postgres
 // cancels whatever runs when it arrives), so one failure is retried.
@@ -253,7 +335,7 @@ func (m *Migrator) appliedAfterStop(s *session) (map[string]bool, error) {
 // takes no context, so when ctx ends the session is stopped under it.
 // finished is false if dbmate did not return even then; the session must
 // not be used again.
-func (m *Migrator) runDbmate(ctx context.Context, s *session, d *Detail) (err error, finished bool) {
+func (m *Migrator) runDbmate(ctx context.Context, s *session, logOut *string) (err error, finished bool) {
 	id := randomHex(8)
 	sessions.Store(id, s)
 	defer sessions.Delete(id)
@@ -265,7 +347,7 @@ func (m *Migrator) runDbmate(ctx context.Context, s *session, d *Detail) (err er
 	db.MigrationsTableName = m.o.Table
 	log := syncio.NewBuffer()
 	db.Log = log
-	defer func() { d.Log += log.String() }()
+	defer func() { *logOut += log.String() }()
 
 	done := make(chan error, 1)
 	go func() { done <- db.Migrate() }()

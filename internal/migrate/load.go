@@ -5,6 +5,7 @@
 package migrate
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -91,6 +92,10 @@ func Load(dir string) (*Set, error) {
 			errs = append(errs, &FileError{Path: path, Msg: err.Error()})
 			continue
 		}
+		// Editors on Windows may start a file with a UTF-8 byte order mark,
+		// which would hide the "-- migrate:up" line from dbmate: dropped
+		// here, so what is checked is what dbmate runs.
+		body = bytes.TrimPrefix(body, []byte("\uFEFF"))
 		file, err := validate(path, name, version, string(body))
 		if err != nil {
 			errs = append(errs, err)

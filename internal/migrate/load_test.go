@@ -233,8 +233,8 @@ func TestLoadDirErrors(t *testing.T) {
 				t.Fatalf("Load succeeded: %+v", set)
 			}
 			msg := err.Error()
-			if !strings.Contains(msg, "migrations-dir") || !strings.Contains(msg, tt.dir) || !strings.Contains(msg, tt.want) {
-				t.Errorf("error %q should mention migrations-dir, %q and %q", msg, tt.dir, tt.want)
+			if !strings.Contains(msg, tt.dir) || !strings.Contains(msg, tt.want) {
+				t.Errorf("error %q should mention %q and %q (the caller names the input)", msg, tt.dir, tt.want)
 			}
 		})
 	}
@@ -333,5 +333,22 @@ func TestSetLatestAndPending(t *testing.T) {
 				t.Errorf("Pending = %q, want %q", got, tt.wantPending)
 			}
 		})
+	}
+}
+
+// A byte order mark must not hide the "-- migrate:up" line: it is dropped,
+// and the bytes dbmate gets are the ones checked.
+func TestLoadStripsByteOrderMark(t *testing.T) {
+	dir := t.TempDir()
+	body := "\uFEFF-- migrate:up\ncreate table bom (id int);\n-- migrate:down\ndrop table bom;\n"
+	if err := os.WriteFile(filepath.Join(dir, "20240101000000_bom.sql"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, err := Load(dir)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if b := set.fsys["20240101000000_bom.sql"].Data; strings.HasPrefix(string(b), "\uFEFF") {
+		t.Errorf("the BOM reaches dbmate")
 	}
 }

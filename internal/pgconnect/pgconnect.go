@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -72,14 +73,14 @@ func Connect(ctx context.Context, rawURL string, o Options) (*pgx.Conn, error) {
 	return conn, err
 }
 
-// Config parses a connection string and applies the options. Statements run
-// without server-side prepared statements (one round trip each): a fleet
-// connection runs each statement once, so preparing only costs time.
+// Config parses a connection string (ParseURL) and applies the options.
+// Statements run without server-side prepared statements (one round trip
+// each): a fleet connection runs each statement once, so preparing only
+// costs time.
 func Config(rawURL string, o Options) (*pgx.ConnConfig, error) {
-	cfg, err := pgx.ParseConfig(rawURL)
+	cfg, err := ParseURL(rawURL)
 	if err != nil {
-		// pgx's parse errors can quote the string they failed on.
-		return nil, fmt.Errorf("parse connection string for %s: malformed URL", tenant.HostDB(rawURL))
+		return nil, err
 	}
 	cfg.ConnectTimeout = o.Timeout()
 	if o.AppName == "" {
@@ -89,6 +90,83 @@ func Config(rawURL string, o Options) (*pgx.ConnConfig, error) {
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
 	return cfg, nil
 }
+
+// ParseURL is the one parser of connection strings: validation uses it and
+// so does every connection, so the two cannot disagree. Go's URL parser
+// splits userinfo at the last '@' and pgx at the first, so a password with a
+// raw '@' (or '/', '?', '#', a space, a bad '%') would mean one thing to a
+// check and another to the connection: such a password is refused, naming
+// the characters to percent-encode. Errors never quote the string.
+func ParseURL(rawURL string) (*pgx.ConnConfig, error) {
+	if bad := ambiguousPassword(rawURL); bad != "" {
+		return nil, fmt.Errorf("the password holds %s, which a connection URL cannot carry unencoded: percent-encode it (@ %%40, / %%2F, ? %%3F, # %%23, %% %%25, space %%20, [ %%5B, ] %%5D)", bad)
+	}
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		// pgx's parse errors can quote the string they failed on.
+		return nil, errors.New("not a connection URL pgfleet can read: want postgres://<user>:<password>@<host>/<database>")
+	}
+	return cfg, nil
+}
+
+// ambiguousPassword names the raw characters in a URL's userinfo that
+// parsers split on differently, "" when there are none.
+func ambiguousPassword(rawURL string) string {
+	_, rest, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		return ""
+	}
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return ""
+	}
+	userinfo := rest[:at]
+	var found []string
+	seen := map[string]bool{}
+	note := func(what string) {
+		if !seen[what] {
+			seen[what] = true
+			found = append(found, what)
+		}
+	}
+	for i := 0; i < len(userinfo); i++ {
+		switch c := userinfo[i]; {
+		case c == '@' || c == '/' || c == '?' || c == '#' || c == '[' || c == ']':
+			note(fmt.Sprintf("'%c'", c))
+		case c == ' ' || c == '\t':
+			note("a space")
+		case c < 0x20 || c == 0x7f:
+			note("a control character")
+		case c == '%' && (i+2 >= len(userinfo) || !isHex(userinfo[i+1]) || !isHex(userinfo[i+2])):
+			note("a '%' that starts no %XX escape")
+		}
+	}
+	return strings.Join(found, ", ")
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// ConnectError is a tenant that could not be connected to. pgx lists every
+// address and TLS fallback it tried, often the same failure twice (TLS,
+// then plain): each distinct line is shown once.
+type ConnectError struct {
+	Target string // host/db
+	Err    error
+}
+
+func (e *ConnectError) Error() string {
+	var lines []string
+	for _, l := range strings.Split(e.Err.Error(), "\n") {
+		if !slices.Contains(lines, l) {
+			lines = append(lines, l)
+		}
+	}
+	return fmt.Sprintf("connect to %s: %s", e.Target, strings.Join(lines, "\n"))
+}
+
+func (e *ConnectError) Unwrap() error { return e.Err }
 
 // Retry calls connect until it succeeds, fails for good, or attempts run
 // out, waiting a jittered, doubling backoff between attempts.
@@ -106,7 +184,7 @@ func Retry(ctx context.Context, o Options, rawURL string, connect func(context.C
 			break
 		}
 	}
-	return fmt.Errorf("connect to %s: %w", tenant.HostDB(rawURL), lastErr)
+	return &ConnectError{Target: tenant.HostDB(rawURL), Err: lastErr}
 }
 
 // Transient reports whether err is worth another attempt: the network, a
@@ -123,6 +201,10 @@ func Transient(err error) bool {
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) {
 		return transientCode(string(pqErr.Code))
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+		return false // "no such host": a typo, not a compute waking up
 	}
 	var netErr net.Error
 	switch {
@@ -148,7 +230,8 @@ func transientCode(code string) bool {
 		return true
 	case code == "57P03", // cannot_connect_now: the compute is starting
 		code == "53300", // too_many_connections
-		code == "57P01": // admin_shutdown: the compute restarted under us
+		code == "57P01", // admin_shutdown: the compute restarted under us
+		code == "57P02": // crash_shutdown
 		return true
 	}
 	return false

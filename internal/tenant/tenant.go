@@ -5,6 +5,9 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Tenant is one customer database. ID is stable (a Neon project id, or the
@@ -26,7 +29,9 @@ type Tenant struct {
 
 // String names the tenant for humans without any credential:
 // "name (id, host/db)".
-func (t Tenant) String() string {
+func (t Tenant) String() string { return printable(t.label()) }
+
+func (t Tenant) label() string {
 	where := HostDB(t.URL)
 	label := t.Name
 	if label == "" {
@@ -44,13 +49,24 @@ func (t Tenant) String() string {
 	}
 }
 
-// HostDB returns "host/db" of a connection URL, or "" when it cannot be parsed.
+// HostDB returns "host/db" of a connection URL, or "" when it cannot be
+// parsed. It is printable: invalid UTF-8 and control characters (a
+// percent-encoded database name can hold any byte) become U+FFFD.
 func HostDB(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
 		return ""
 	}
-	return u.Hostname() + "/" + trimSlash(u.Path)
+	return printable(u.Hostname() + "/" + trimSlash(u.Path))
+}
+
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, strings.ToValidUTF8(s, string(utf8.RuneError)))
 }
 
 // Password returns the password in a connection URL, or "". libpq and pgx
