@@ -136,6 +136,14 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 	for _, u := range cfg.DatabaseURLs {
 		registerURLPassword(out.secrets, u.URL)
 	}
+	// One Neon client for the run, so every request shares one rate limiter.
+	var client *neon.Client
+	sourceFor := func(pooled bool) tenant.Source {
+		if client == nil && len(cfg.DatabaseURLs) == 0 {
+			client = newNeonClient(cfg, out)
+		}
+		return buildSource(cfg, client, out, pooled)
+	}
 	var job mode.Job
 	if m != nil {
 		job, err = m.Prepare(ctx, mode.Env{
@@ -145,6 +153,7 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 			Getenv:    getenv,
 			Secret:    out.secrets.Add,
 			Warn:      out.warnf,
+			Source:    sourceFor,
 		})
 	}
 	reportPath, reportOutput := reportLocation(getenv, workspace, name, cfg.ReportFile)
@@ -158,7 +167,11 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 		return ExitInvalidInput
 	}
 
-	src, where := buildSource(cfg, out)
+	src := sourceFor(false)
+	if o, ok := job.(mode.SourceOverride); ok {
+		src = o.Source()
+	}
+	where := sourceName(cfg)
 	fmt.Fprintf(out.w, "pgfleet %s %s: %s; tenants from %s; concurrency %d, tenant-timeout %s\n",
 		Version, name, job.Describe(), where, cfg.Concurrency, cfg.TenantTimeout)
 
@@ -234,15 +247,16 @@ func registerURLPassword(r *redact.Redactor, line string) {
 	}
 }
 
-func buildSource(cfg config.Config, out *console) (tenant.Source, string) {
+// sourceName says where tenants come from, for the first log line.
+func sourceName(cfg config.Config) string {
 	if len(cfg.DatabaseURLs) > 0 {
-		entries := make([]source.Entry, len(cfg.DatabaseURLs))
-		for i, u := range cfg.DatabaseURLs {
-			entries[i] = source.Entry{Name: u.Name, URL: u.URL}
-		}
-		return &source.List{Entries: entries, Selector: cfg.Selector}, fmt.Sprintf("a list (%s)", plural(len(entries), "database", "databases"))
+		return fmt.Sprintf("a list (%s)", plural(len(cfg.DatabaseURLs), "database", "databases"))
 	}
-	client := neon.New(neon.Options{
+	return fmt.Sprintf("the Neon API (%s, database %s, role %s)", cfg.Neon.APIURL, cfg.Neon.Database, cfg.Neon.Role)
+}
+
+func newNeonClient(cfg config.Config, out *console) *neon.Client {
+	return neon.New(neon.Options{
 		BaseURL:           cfg.Neon.APIURL,
 		APIKey:            cfg.Neon.APIKey,
 		OrgID:             cfg.Neon.OrgID,
@@ -251,14 +265,25 @@ func buildSource(cfg config.Config, out *console) (tenant.Source, string) {
 		OnRetry:           out.apiRetry,
 		Redact:            out.secrets.Scrub,
 	})
+}
+
+func buildSource(cfg config.Config, client *neon.Client, out *console, pooled bool) tenant.Source {
+	if len(cfg.DatabaseURLs) > 0 {
+		entries := make([]source.Entry, len(cfg.DatabaseURLs))
+		for i, u := range cfg.DatabaseURLs {
+			entries[i] = source.Entry{Name: u.Name, URL: u.URL}
+		}
+		return &source.List{Entries: entries, Selector: cfg.Selector}
+	}
 	return &source.Neon{
 		Client:   client,
 		Database: cfg.Neon.Database,
 		Role:     cfg.Neon.Role,
 		Branch:   cfg.Neon.Branch,
+		Pooled:   pooled,
 		Selector: cfg.Selector,
 		OnSecret: out.secrets.Add,
-	}, fmt.Sprintf("the Neon API (%s, database %s, role %s)", cfg.Neon.APIURL, cfg.Neon.Database, cfg.Neon.Role)
+	}
 }
 
 // isBadCredential tells a rejected key or missing org id: user input.

@@ -55,4 +55,15 @@ type Env struct {
 	Secret func(string)
 	// Warn prints a warning (an annotation in Actions).
 	Warn func(format string, a ...any)
+	// Source builds a source of the selected tenants; pooled asks Neon for
+	// pooled connection strings. The run uses Source(false) unless the job
+	// is a SourceOverride.
+	Source func(pooled bool) tenant.Source
+}
+
+// SourceOverride is a Job that chose the tenants the runner works on: a
+// mode that must see the whole fleet before touching any tenant (to check a
+// plan) lists it in Prepare and hands the runner what it listed.
+type SourceOverride interface {
+	Source() tenant.Source
 }

@@ -19,6 +19,9 @@ type Neon struct {
 	Database string // database_name, e.g. neondb
 	Role     string // role_name, e.g. neondb_owner
 	Branch   string // branch name or id; "" = the project's default branch
+	// Pooled asks for the pooled (-pooler) connection string, which
+	// applications want; migrations and pg_dump need the direct one.
+	Pooled   bool
 	Selector tenant.Selector
 	// OnSecret is told every password as soon as it is known, so it can be
 	// masked before anything could print it.
@@ -60,9 +63,9 @@ func (s *Neon) resolver(projectID string) func(context.Context) (string, error) 
 			}
 			branchID = id
 		}
-		// Unpooled: migrations take session-level advisory locks and
-		// pg_dump breaks through the pooler.
-		uri, err := s.Client.ConnectionURI(ctx, projectID, branchID, s.Database, s.Role, false)
+		// Unpooled unless asked: migrations take session-level advisory
+		// locks and pg_dump breaks through the pooler.
+		uri, err := s.Client.ConnectionURI(ctx, projectID, branchID, s.Database, s.Role, s.Pooled)
 		if err != nil {
 			return "", err
 		}
