@@ -6,15 +6,103 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pgfleet/pgfleet/internal/fleet"
-	"github.com/pgfleet/pgfleet/internal/migrate"
+	"github.com/pgfleet/pgfleet/internal/redact"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
+
+// The report knows no mode, so these tests bring their own: "tidy", a fake
+// mode that brings each tenant to a level by doing a few chores. Its detail
+// has JSON tags and cells; its view has columns, one section (tenants per
+// level) and one output.
+
+// tidyDetail is the fake mode's detail.
+type tidyDetail struct {
+	Level  string   `json:"level"`
+	Done   []string `json:"done"`
+	Bytes  int64    `json:"bytes_freed"`
+	Note   string   `json:"note,omitempty"`
+	Shadow string   `json:"status,omitempty"` // a shared field's name: the report keeps its own
+	Log    string   `json:"-"`
+}
+
+// Cells: level, done (a count), chores.
+func (d *tidyDetail) Cells() []string {
+	return []string{d.Level, strconv.Itoa(len(d.Done)), strings.Join(d.Done, ", ")}
+}
+
+// tidyView is the fake mode's view.
+type tidyView struct {
+	note  string            // replaces the Levels note when set
+	extra []Section         // more sections after Levels
+	out   map[string]string // more outputs
+}
+
+func (v tidyView) Columns() []Column {
+	return []Column{{Title: "level"}, {Title: "done", Numeric: true}, {Title: "chores"}}
+}
+
+// Sections: tenants per level, levels sorted as text, "none" for tenants
+// without a detail.
+func (v tidyView) Sections(results []fleet.Result) []Section {
+	byLevel := map[string]int{}
+	none := 0
+	for _, r := range results {
+		if d, _ := r.Detail.(*tidyDetail); d != nil {
+			byLevel[d.Level]++
+		} else {
+			none++
+		}
+	}
+	sec := Section{
+		Title:   "Levels",
+		Note:    fmt.Sprintf("%d of %d tenants reached a level.", len(results)-none, len(results)),
+		Columns: []Column{{Title: "level"}, {Title: "tenants", Numeric: true}},
+	}
+	if v.note != "" {
+		sec.Note = v.note
+	}
+	levels := make([]string, 0, len(byLevel))
+	for l := range byLevel {
+		levels = append(levels, l)
+	}
+	slices.Sort(levels)
+	for _, l := range levels {
+		sec.Rows = append(sec.Rows, []string{l, strconv.Itoa(byLevel[l])})
+	}
+	if none > 0 {
+		sec.Rows = append(sec.Rows, []string{"none", strconv.Itoa(none)})
+	}
+	return append([]Section{sec}, v.extra...)
+}
+
+// Outputs: levels (how many distinct levels), plus v.out; and a "failed"
+// that the report must not let override its own.
+func (v tidyView) Outputs(results []fleet.Result) map[string]string {
+	levels := map[string]bool{}
+	for _, r := range results {
+		if d, _ := r.Detail.(*tidyDetail); d != nil {
+			levels[d.Level] = true
+		}
+	}
+	out := map[string]string{"levels": strconv.Itoa(len(levels)), "failed": "999", "report-file": "elsewhere.json"}
+	for k, val := range v.out {
+		out[k] = val
+	}
+	return out
+}
+
+// textDetail is a detail whose JSON encoding is not an object.
+type textDetail string
+
+func (d textDetail) Cells() []string { return []string{string(d)} }
 
 var t0 = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 
@@ -26,26 +114,26 @@ func tn(id, name string) tenant.Tenant {
 	}
 }
 
-// fiveTenants is a migrate run of 5 tenants with 1 failure.
+// fiveTenants is a tidy run of 5 tenants with 1 failure.
 func fiveTenants() Run {
 	return Run{
-		Mode:       "migrate",
+		Mode:       "tidy",
+		View:       tidyView{},
 		Started:    t0,
 		Duration:   72*time.Second + 340*time.Millisecond,
 		ReportFile: "pgfleet-report.json",
 		Results: []fleet.Result{
-			{Tenant: tn("proj-a", "acme"), Status: fleet.Succeeded, Attempts: 1, Started: t0, Duration: 3200 * time.Millisecond, Canary: true,
-				Detail: &migrate.Detail{From: "20240101000000", To: "20240301000000", Applied: []string{"20240201000000_orders.sql", "20240301000000_invoices.sql"}}},
-			{Tenant: tn("proj-b", "bolt"), Status: fleet.UpToDate, Attempts: 1, Started: t0, Duration: 410 * time.Millisecond,
-				Detail: &migrate.Detail{From: "20240301000000", To: "20240301000000"}},
-			{Tenant: tn("proj-c", "zeta"), Status: fleet.Failed, Attempts: 2, Started: t0, Duration: 1500 * time.Millisecond,
-				Err: errors.New("apply 20240301000000_invoices.sql: ERROR: column \"total\" does not exist (SQLSTATE 42703)"),
-				Detail: &migrate.Detail{From: "20240101000000", To: "20240201000000", Applied: []string{"20240201000000_orders.sql"},
-					Pending: []string{"20240301000000_invoices.sql"}, Failed: "20240301000000_invoices.sql"}},
-			{Tenant: tn("proj-d", "cobalt"), Status: fleet.Succeeded, Attempts: 1, Started: t0, Duration: 5 * time.Second,
-				Detail: &migrate.Detail{From: "", To: "20240301000000", Applied: []string{"20240101000000_init.sql", "20240201000000_orders.sql", "20240301000000_invoices.sql"}}},
-			{Tenant: tn("proj-e", "delta"), Status: fleet.Succeeded, Attempts: 1, Started: t0, Duration: 2 * time.Second,
-				Detail: &migrate.Detail{From: "20240201000000", To: "20240301000000", Applied: []string{"20240301000000_invoices.sql"}}},
+			{Tenant: tn("proj-a", "acme"), Status: fleet.Succeeded, Started: t0, Duration: 3200 * time.Millisecond, Canary: true,
+				Detail: &tidyDetail{Level: "3", Done: []string{"vacuum_orders", "reindex_users"}, Bytes: 1 << 20}},
+			{Tenant: tn("proj-b", "bolt"), Status: fleet.UpToDate, Started: t0, Duration: 410 * time.Millisecond,
+				Detail: &tidyDetail{Level: "3", Done: []string{}}},
+			{Tenant: tn("proj-c", "zeta"), Status: fleet.Failed, Started: t0, Duration: 1500 * time.Millisecond,
+				Err:    errors.New("reindex_invoices: ERROR: deadlock detected (SQLSTATE 40P01)"),
+				Detail: &tidyDetail{Level: "2", Done: []string{"vacuum_orders"}, Bytes: 9007199254740993, Note: "stopped at reindex_invoices", Log: "private log"}},
+			{Tenant: tn("proj-d", "cobalt"), Status: fleet.Succeeded, Started: t0, Duration: 5 * time.Second,
+				Detail: &tidyDetail{Level: "3", Done: []string{"a", "b", "c", "d"}}},
+			{Tenant: tn("proj-e", "delta"), Status: fleet.Succeeded, Started: t0, Duration: 2 * time.Second,
+				Detail: &tidyDetail{Level: "3", Done: []string{"analyze_all"}}},
 		},
 	}
 }
@@ -82,6 +170,19 @@ func tableRows(s string) [][]string {
 	return rows
 }
 
+// tableHeader returns the header and delimiter lines of the first table in s.
+func tableHeader(s string) string {
+	i := strings.Index(s, "\n|")
+	if i < 0 {
+		return ""
+	}
+	lines := strings.SplitN(s[i+1:], "\n", 3)
+	if len(lines) < 2 {
+		return ""
+	}
+	return lines[0] + "\n" + lines[1] + "\n"
+}
+
 // splitRow splits a table row on unescaped pipes, as GFM does.
 func splitRow(line string) []string {
 	var cells []string
@@ -103,43 +204,46 @@ func splitRow(line string) []string {
 	return cells[1 : len(cells)-1] // outside the leading and trailing pipes
 }
 
+func title(md string) string { return strings.SplitN(md, "\n", 2)[0] }
+
 func TestSummaryFiveTenants(t *testing.T) {
 	r := fiveTenants()
 	got := Summary(r, 0)
 	t.Logf("\n%s", got)
 
-	if !strings.HasPrefix(got, "## ❌ pgfleet migrate: 5 tenants, 1 failed\n") {
-		t.Errorf("title: %q", strings.SplitN(got, "\n", 2)[0])
+	if !strings.HasPrefix(got, "## ❌ pgfleet tidy: 5 tenants, 1 failed\n") {
+		t.Errorf("title: %q", title(got))
 	}
 	if !strings.Contains(got, "\n5 tenants · 3 succeeded · 1 up to date · 1 failed · 0 skipped · 0 cancelled · took 1m12s\n") {
 		t.Errorf("totals line missing")
 	}
-	for _, absent := range []string{"Dry run", "Stopped early", "cancelled**", "Listing tenants failed"} {
+	for _, absent := range []string{"Dry run", "Stopped early", "cancelled**", "Listing tenants failed", "attempt"} {
 		if strings.Contains(got, absent) {
 			t.Errorf("unexpected %q", absent)
 		}
 	}
 
-	// Versions: before none 1, 20240101 2, 20240201 1, 20240301 1; after 20240201 1 (the failure), 20240301 4.
-	versions := tableRows(section(got, "Schema versions"))
-	want := [][]string{
-		{"none", "1", "0"},
-		{"20240101000000", "2", "0"},
-		{"20240201000000", "1", "1"},
-		{"20240301000000", "1", "4"},
+	// The mode's section: title, note, numeric column right-aligned.
+	levels := section(got, "Levels")
+	if !strings.HasPrefix(levels, "\n5 of 5 tenants reached a level.\n\n| level | tenants |\n|---|--:|\n") {
+		t.Errorf("levels section head:\n%s", levels)
 	}
-	if fmt.Sprint(versions) != fmt.Sprint(want) {
-		t.Errorf("versions\n got %v\nwant %v", versions, want)
+	if rows := tableRows(levels); fmt.Sprint(rows) != "[[2 1] [3 4]]" {
+		t.Errorf("levels rows %v", rows)
 	}
 
 	failures := tableRows(section(got, "Failures"))
-	if len(failures) != 1 || failures[0][0] != "zeta" || failures[0][1] != "proj-c" ||
-		!strings.Contains(failures[0][3], `column "total" does not exist`) ||
-		!strings.Contains(failures[0][3], `20240301000000\_invoices.sql`) {
+	if len(failures) != 1 || failures[0][0] != "zeta" || failures[0][1] != "proj-c" || failures[0][2] != "❌ failed" ||
+		failures[0][3] != `reindex\_invoices: ERROR: deadlock detected (SQLSTATE 40P01)` {
 		t.Errorf("failures table: %q", failures)
 	}
 
-	rows := tableRows(section(got, "Tenants"))
+	tenants := section(got, "Tenants")
+	// The mode's columns sit between status and time; time is right-aligned.
+	if h := tableHeader(tenants); h != "| tenant | project id | status | level | done | chores | time |\n|---|---|---|---|--:|---|--:|\n" {
+		t.Errorf("tenants header %q", h)
+	}
+	rows := tableRows(tenants)
 	var names []string
 	for _, row := range rows {
 		names = append(names, row[0])
@@ -147,33 +251,55 @@ func TestSummaryFiveTenants(t *testing.T) {
 	if strings.Join(names, ",") != "zeta,acme,bolt,cobalt,delta" {
 		t.Errorf("tenant order %v, want failed first then by name", names)
 	}
-	if want := []string{"zeta", "proj-c", "❌ failed · 2 attempts", "20240101000000", "20240201000000", `1: 20240201000000\_orders.sql`, "1.5s"}; fmt.Sprint(rows[0]) != fmt.Sprint(want) {
+	if want := []string{"zeta", "proj-c", "❌ failed", "2", "1", `vacuum\_orders`, "1.5s"}; fmt.Sprint(rows[0]) != fmt.Sprint(want) {
 		t.Errorf("failed row\n got %q\nwant %q", rows[0], want)
 	}
-	if rows[1][2] != "✅ succeeded · canary" || rows[1][5] != `2: 20240201000000\_orders.sql, 20240301000000\_invoices.sql` {
-		t.Errorf("acme row %q", rows[1])
+	if want := []string{"acme", "proj-a", "✅ succeeded · canary", "3", "2", `vacuum\_orders, reindex\_users`, "3.2s"}; fmt.Sprint(rows[1]) != fmt.Sprint(want) {
+		t.Errorf("acme row\n got %q\nwant %q", rows[1], want)
 	}
-	if rows[3][3] != "none" || rows[3][5] != `3: 20240101000000\_init.sql, 20240201000000\_orders.sql, 20240301000000\_invoices.sql` {
+	if want := []string{"bolt", "proj-b", "☑️ up to date", "3", "0", "", "410ms"}; fmt.Sprint(rows[2]) != fmt.Sprint(want) {
+		t.Errorf("bolt row\n got %q\nwant %q", rows[2], want)
+	}
+	if rows[3][0] != "cobalt" || rows[3][4] != "4" || rows[3][5] != "a, b, c, d" || rows[3][6] != "5s" {
 		t.Errorf("cobalt row %q", rows[3])
 	}
-	if rows[2][2] != "☑️ up to date" || rows[2][5] != "0" || rows[2][6] != "410ms" {
-		t.Errorf("bolt row %q", rows[2])
-	}
-	if strings.Contains(got, "more tenants not shown") {
+	if strings.Contains(got, "not shown") {
 		t.Errorf("a small run must not be truncated")
 	}
-	if strings.Index(got, "### Schema versions") > strings.Index(got, "### Failures") ||
-		strings.Index(got, "### Failures") > strings.Index(got, "### Tenants") {
+	if !(strings.Index(got, "### Levels") < strings.Index(got, "### Failures") &&
+		strings.Index(got, "### Failures") < strings.Index(got, "### Tenants")) {
 		t.Errorf("sections out of order")
 	}
 }
 
-func TestSummaryManyFilesShowsCount(t *testing.T) {
-	r := fiveTenants()
-	r.Results[0].Detail = &migrate.Detail{From: "1", To: "5", Applied: []string{"2_a.sql", "3_b.sql", "4_c.sql", "5_d.sql"}}
-	rows := tableRows(section(Summary(r, 0), "Tenants"))
-	if rows[1][0] != "acme" || rows[1][5] != "4" {
-		t.Errorf("4 files should show as a count: %q", rows[1])
+func TestSummaryTenantsOrder(t *testing.T) {
+	r := Run{Mode: "tidy", View: tidyView{}, Results: []fleet.Result{
+		{Tenant: tn("p1", "mike"), Status: fleet.Succeeded},
+		{Tenant: tn("p2", "bravo"), Status: fleet.Cancelled},
+		{Tenant: tn("p3", "yankee"), Status: fleet.Failed, Err: errors.New("x")},
+		{Tenant: tn("p4", "alpha"), Status: fleet.Skipped, Reason: "cancelled"},
+		{Tenant: tn("p5", "alpha"), Status: fleet.UpToDate}, // same name: by id
+		{Tenant: tn("p6", "xray"), Status: fleet.Failed, Err: errors.New("y")},
+		{Tenant: tn("p0", "alpha"), Status: fleet.Cancelled},
+	}}
+	got := Summary(r, 0)
+	var order []string
+	for _, row := range tableRows(section(got, "Tenants")) {
+		order = append(order, row[0]+"/"+row[1])
+	}
+	if want := "xray/p6,yankee/p3,alpha/p0,bravo/p2,alpha/p4,alpha/p5,mike/p1"; strings.Join(order, ",") != want {
+		t.Errorf("tenants order\n got %s\nwant %s (failed, cancelled, then the rest, each by name)", strings.Join(order, ","), want)
+	}
+	order = nil
+	for _, row := range tableRows(section(got, "Failures")) {
+		order = append(order, row[0]+"/"+row[1]+"/"+row[3])
+	}
+	if want := "xray/p6/y,yankee/p3/x,alpha/p0/interrupted while running,bravo/p2/interrupted while running,alpha/p4/not started: cancelled"; strings.Join(order, ",") != want {
+		t.Errorf("failures order\n got %s\nwant %s", strings.Join(order, ","), want)
+	}
+	// Tenants without a detail show a dash in each of the mode's columns.
+	if rows := tableRows(section(got, "Tenants")); fmt.Sprint(rows[0][3:6]) != "[— — —]" {
+		t.Errorf("no-detail cells %q", rows[0])
 	}
 }
 
@@ -181,52 +307,65 @@ func TestSummaryAllSucceeded(t *testing.T) {
 	r := fiveTenants()
 	r.Results = append(r.Results[:2:2], r.Results[3:]...)
 	got := Summary(r, 0)
-	if !strings.HasPrefix(got, "## ✅ pgfleet migrate: 4 tenants, all succeeded or up to date\n") {
-		t.Errorf("title: %q", strings.SplitN(got, "\n", 2)[0])
+	if !strings.HasPrefix(got, "## ✅ pgfleet tidy: 4 tenants, all succeeded or up to date\n") {
+		t.Errorf("title: %q", title(got))
 	}
 	if strings.Contains(got, "### Failures") {
 		t.Errorf("no failures section expected")
 	}
 	r.Results = r.Results[:1]
-	if got := Summary(r, 0); !strings.HasPrefix(got, "## ✅ pgfleet migrate: 1 tenant, all succeeded\n") {
-		t.Errorf("title: %q", strings.SplitN(got, "\n", 2)[0])
+	if got := Summary(r, 0); !strings.HasPrefix(got, "## ✅ pgfleet tidy: 1 tenant, all succeeded\n") {
+		t.Errorf("title: %q", title(got))
+	}
+	r.Results = []fleet.Result{{Tenant: tn("p", "n"), Status: fleet.UpToDate}, {Tenant: tn("q", "m"), Status: fleet.UpToDate}}
+	if got := Summary(r, 0); !strings.HasPrefix(got, "## ✅ pgfleet tidy: 2 tenants, all up to date\n") {
+		t.Errorf("title: %q", title(got))
+	}
+	r.Results = nil
+	got = Summary(r, 0)
+	if !strings.HasPrefix(got, "## ⚠️ pgfleet tidy: no tenants selected\n") {
+		t.Errorf("title: %q", title(got))
+	}
+	if strings.Contains(got, "###") {
+		t.Errorf("no tenants, no sections:\n%s", got)
 	}
 }
 
 func TestSummaryDryRun(t *testing.T) {
 	r := Run{
-		Mode: "migrate", DryRun: true, Duration: 850 * time.Millisecond,
+		Mode: "tidy", View: tidyView{}, DryRun: true, Duration: 850 * time.Millisecond,
 		Results: []fleet.Result{
-			{Tenant: tn("p1", "one"), Status: fleet.Succeeded, Detail: &migrate.Detail{DryRun: true, From: "3", To: "3", Pending: []string{"4_x.sql", "10_y.sql"}}},
-			{Tenant: tn("p2", "two"), Status: fleet.Succeeded, Detail: &migrate.Detail{DryRun: true, From: "", Pending: []string{"1_init.sql", "3_z.sql", "4_x.sql", "10_y.sql"}}},
-			{Tenant: tn("p3", "three"), Status: fleet.UpToDate, Detail: &migrate.Detail{DryRun: true, From: "10", To: "10"}},
+			{Tenant: tn("p1", "one"), Status: fleet.Succeeded, Detail: &tidyDetail{Level: "1", Done: []string{"x"}}},
+			{Tenant: tn("p2", "two"), Status: fleet.Succeeded, Detail: &tidyDetail{Level: "0", Done: []string{"x", "y"}}},
+			{Tenant: tn("p3", "three"), Status: fleet.UpToDate, Detail: &tidyDetail{Level: "2"}},
 		},
 	}
 	got := Summary(r, 0)
 	t.Logf("\n%s", got)
-	if !strings.HasPrefix(got, "## ✅ pgfleet migrate (dry run): 3 tenants, 2 with pending migrations\n") {
-		t.Errorf("title: %q", strings.SplitN(got, "\n", 2)[0])
+	if !strings.HasPrefix(got, "## ✅ pgfleet tidy (dry run): 3 tenants, 2 with something to do\n") {
+		t.Errorf("title: %q", title(got))
 	}
-	if !strings.Contains(got, "> **Dry run: nothing was changed.** 2 tenants have pending migrations.") {
+	if !strings.Contains(got, "\n> **Dry run: nothing was changed.** 2 tenants have something to do.\n") {
 		t.Errorf("dry-run banner missing")
 	}
-	if !strings.Contains(got, "| version | before | after if applied |") {
-		t.Errorf("dry-run versions header missing")
-	}
-	versions := tableRows(section(got, "Schema versions"))
-	want := [][]string{{"none", "1", "0"}, {"3", "1", "0"}, {"10", "1", "3"}} // numeric order: 3 before 10
-	if fmt.Sprint(versions) != fmt.Sprint(want) {
-		t.Errorf("versions\n got %v\nwant %v", versions, want)
-	}
-	rows := tableRows(section(got, "Tenants"))
-	if rows[0][0] != "one" || rows[0][4] != "10" || rows[0][5] != `2: 4\_x.sql, 10\_y.sql` {
+	if rows := tableRows(section(got, "Tenants")); rows[0][0] != "one" || rows[0][3] != "1" || rows[0][4] != "1" {
 		t.Errorf("dry-run row %q", rows[0])
 	}
-	if out := Outputs(r); out["pending"] != "2" {
-		t.Errorf("pending output %q", out["pending"])
-	}
 	if ExitCode(r) != 0 {
-		t.Errorf("dry run that found pending migrations exits 0")
+		t.Errorf("a dry run that found work exits 0")
+	}
+
+	r.Results = r.Results[1:]
+	got = Summary(r, 0)
+	if !strings.HasPrefix(got, "## ✅ pgfleet tidy (dry run): 2 tenants, 1 with something to do\n") ||
+		!strings.Contains(got, "> **Dry run: nothing was changed.** 1 tenant has something to do.") {
+		t.Errorf("one tenant with work:\n%s", got)
+	}
+	r.Results = r.Results[1:]
+	got = Summary(r, 0)
+	if !strings.HasPrefix(got, "## ✅ pgfleet tidy (dry run): 1 tenant, all up to date\n") ||
+		!strings.Contains(got, "> **Dry run: nothing was changed.** 0 tenants have something to do.") {
+		t.Errorf("nothing to do:\n%s", got)
 	}
 }
 
@@ -235,18 +374,24 @@ func TestSummaryWarnings(t *testing.T) {
 	r.Results[1].Status, r.Results[1].Reason, r.Results[1].Detail = fleet.Skipped, "canary failed", nil
 	r.Stopped = "canary failed"
 	got := Summary(r, 0)
-	if !strings.Contains(got, "> ⚠️ **Stopped early: canary failed.** 1 tenant was not started.") {
+	if !strings.Contains(got, "\n> ⚠️ **Stopped early: canary failed.** 1 tenant was not started.\n") {
 		t.Errorf("stopped warning missing:\n%s", got)
 	}
-	if !strings.HasPrefix(got, "## ❌ pgfleet migrate: 5 tenants, 1 failed, 1 skipped\n") {
-		t.Errorf("title: %q", strings.SplitN(got, "\n", 2)[0])
+	if !strings.HasPrefix(got, "## ❌ pgfleet tidy: 5 tenants, 1 failed, 1 skipped\n") {
+		t.Errorf("title: %q", title(got))
 	}
-	if !strings.Contains(section(got, "Schema versions"), "| unknown (not reached) | 1 | 1 |") {
-		t.Errorf("tenants without a detail should count as unknown")
+	if !strings.Contains(section(got, "Levels"), "| none | 1 |") {
+		t.Errorf("the view sees every result, those without a detail too")
 	}
 	failures := tableRows(section(got, "Failures"))
-	if len(failures) != 2 || failures[1][0] != "bolt" || failures[1][3] != "not started: canary failed" {
+	if len(failures) != 2 || failures[1][0] != "bolt" || failures[1][2] != "⏭️ skipped" || failures[1][3] != "not started: canary failed" {
 		t.Errorf("few skipped tenants get rows: %q", failures)
+	}
+	r.Stopped = "max-failures (1) reached"
+	r.Results[1].Status = fleet.Skipped
+	r.Results = append(r.Results, fleet.Result{Tenant: tn("proj-f", "fox"), Status: fleet.Skipped, Reason: "max-failures (1) reached"})
+	if got := Summary(r, 0); !strings.Contains(got, "> ⚠️ **Stopped early: max-failures (1) reached.** 2 tenants were not started.") {
+		t.Errorf("stopped warning, plural:\n%s", got)
 	}
 
 	r = fiveTenants()
@@ -254,8 +399,8 @@ func TestSummaryWarnings(t *testing.T) {
 	r.Results[2].Status, r.Results[2].Err = fleet.Cancelled, errors.New("context canceled")
 	r.Results[4].Status, r.Results[4].Reason, r.Results[4].Detail = fleet.Skipped, "cancelled", nil
 	got = Summary(r, 0)
-	if !strings.HasPrefix(got, "## 🛑 pgfleet migrate: 5 tenants, 1 cancelled, 1 skipped\n") {
-		t.Errorf("title: %q", strings.SplitN(got, "\n", 2)[0])
+	if !strings.HasPrefix(got, "## 🛑 pgfleet tidy: 5 tenants, 1 cancelled, 1 skipped\n") {
+		t.Errorf("title: %q", title(got))
 	}
 	if !strings.Contains(got, "> 🛑 **The run was cancelled** (interrupted by a signal): 1 tenant was stopped while running, 1 never started.") {
 		t.Errorf("cancel warning missing:\n%s", got)
@@ -263,21 +408,32 @@ func TestSummaryWarnings(t *testing.T) {
 	if strings.Contains(got, "Stopped early") {
 		t.Errorf("Stopped=cancelled repeats the cancel warning")
 	}
+	if rows := tableRows(section(got, "Failures")); len(rows) != 2 || rows[0][0] != "zeta" || rows[0][2] != "🛑 cancelled" || rows[0][3] != "context canceled" {
+		t.Errorf("cancelled tenant row %q", rows)
+	}
+
+	// Cancelled with no tenant in flight.
+	r = fiveTenants()
+	r.Results[2].Status, r.Results[2].Err = fleet.Succeeded, nil
+	r.Cancelled = true
+	if got := Summary(r, 0); !strings.HasPrefix(got, "## 🛑 pgfleet tidy: 5 tenants, run cancelled\n") {
+		t.Errorf("title: %q", title(got))
+	}
 
 	r = fiveTenants()
 	r.Results = r.Results[:2]
 	r.SourceErr = errors.New("list projects (page 3): 503 Service Unavailable")
 	got = Summary(r, 0)
-	if !strings.HasPrefix(got, "## ❌ pgfleet migrate: 2 tenants, listing tenants failed\n") {
-		t.Errorf("title: %q", strings.SplitN(got, "\n", 2)[0])
+	if !strings.HasPrefix(got, "## ❌ pgfleet tidy: 2 tenants, listing tenants failed\n") {
+		t.Errorf("title: %q", title(got))
 	}
-	if !strings.Contains(got, "> ❌ **Listing tenants failed part-way:** list projects (page 3): 503 Service Unavailable.") {
+	if !strings.Contains(got, "\n> ❌ **Listing tenants failed part-way:** list projects (page 3): 503 Service Unavailable. Tenants not listed were not touched") {
 		t.Errorf("source error warning missing:\n%s", got)
 	}
 }
 
 func TestSummaryManySkippedSummarized(t *testing.T) {
-	r := Run{Mode: "migrate", Stopped: "max-failures (3) reached"}
+	r := Run{Mode: "tidy", View: tidyView{}, Stopped: "max-failures (3) reached"}
 	for i := range 3 {
 		r.Results = append(r.Results, fleet.Result{Tenant: tn(fmt.Sprint("f", i), ""), Status: fleet.Failed, Err: errors.New("boom")})
 	}
@@ -299,84 +455,157 @@ func TestSummaryManySkippedSummarized(t *testing.T) {
 	if rows[0][0] != "f0" || rows[0][1] != "f0" || rows[0][3] != "boom" {
 		t.Errorf("a tenant without a name is labelled by id: %q", rows[0])
 	}
+
+	// Only skipped tenants, of many reasons: a Skipped heading, the five
+	// most common reasons, the rest counted.
+	r = Run{Mode: "tidy"}
+	for i := range 30 {
+		reason := fmt.Sprintf("reason-%d", i%8)
+		if i%8 == 7 {
+			reason = ""
+		}
+		r.Results = append(r.Results, fleet.Result{Tenant: tn(fmt.Sprint("s", i), ""), Status: fleet.Skipped, Reason: reason})
+	}
+	full := Summary(r, 0)
+	got = section(full, "Skipped")
+	if strings.Contains(full, "### Failures") || !strings.Contains(got,
+		"⏭️ **30 skipped** (never started): reason-0 (4); reason-1 (4); reason-2 (4); reason-3 (4); reason-4 (4); 3 other reasons\n") {
+		t.Errorf("skipped-only summary:\n%s", full)
+	}
+	if rows := tableRows(got); len(rows) != 0 {
+		t.Errorf("no rows for skipped tenants when many: %q", rows)
+	}
 }
 
 func TestSummaryEscaping(t *testing.T) {
-	evil := "a|b<script>alert(1)</script>\n# heading `code` [x](http://e.vil) & *b*"
-	r := Run{Mode: "migrate", Results: []fleet.Result{{
+	evil := "a|b<script>alert(1)</script>\n# heading `code` [x](http://e.vil) & *b* $x$ ~~s~~ _u_"
+	wantEvil := "a\\|b&lt;script&gt;alert(1)&lt;/script&gt; # heading \\`code\\` \\[x\\](http://e.vil) &amp; \\*b\\* \\$x\\$ \\~\\~s\\~\\~ \\_u\\_"
+	view := tidyView{
+		note:  "note: " + evil,
+		extra: []Section{{Title: "Evil " + evil, Columns: []Column{{Title: "col " + evil}, {Title: "n", Numeric: true}}, Rows: [][]string{{evil, "1"}}}},
+	}
+	r := Run{Mode: "tidy", View: view, Results: []fleet.Result{{
 		Tenant: tenant.Tenant{ID: "id|1", Name: evil},
 		Status: fleet.Failed,
 		Err:    errors.New("line one\nline two | <img src=x onerror=alert(1)>"),
-		Detail: &migrate.Detail{From: "1", To: "1"},
+		Detail: &tidyDetail{Level: evil, Done: []string{"<b>bold</b>", "|pipe|"}},
 	}}}
 	got := Summary(r, 0)
-	for _, bad := range []string{"<script>", "<img", "\n# heading", "a|b"} {
+	t.Logf("\n%s", got)
+	for _, bad := range []string{"<script>", "<img", "<b>", "\n# heading", "a|b", "|pipe|"} {
 		if strings.Contains(got, bad) {
 			t.Errorf("summary contains raw %q:\n%s", bad, got)
 		}
 	}
-	if regexp.MustCompile("[^\\\\][\\]`[]").MatchString(got) {
-		t.Errorf("summary contains an unescaped link bracket or backtick:\n%s", got)
+	if regexp.MustCompile("[^\\\\][\\]`[*_~$]").MatchString(got) {
+		t.Errorf("summary contains an unescaped link bracket, backtick, emphasis or math:\n%s", got)
 	}
-	wantName := "a\\|b&lt;script&gt;alert(1)&lt;/script&gt; # heading \\`code\\` \\[x\\](http://e.vil) &amp; \\*b\\*"
 	for _, sec := range []string{"Failures", "Tenants"} {
 		rows := tableRows(section(got, sec))
 		if len(rows) != 1 || len(rows[0]) != 4 && len(rows[0]) != 7 {
 			t.Fatalf("%s: a cell escaped its column: %q", sec, rows)
 		}
-		if rows[0][0] != wantName || rows[0][1] != `id\|1` {
-			t.Errorf("%s: name cell\n got %q\nwant %q", sec, rows[0][0], wantName)
+		if rows[0][0] != wantEvil || rows[0][1] != `id\|1` {
+			t.Errorf("%s: name cell\n got %q\nwant %q", sec, rows[0][0], wantEvil)
 		}
 	}
 	if rows := tableRows(section(got, "Failures")); rows[0][3] != "line one line two \\| &lt;img src=x onerror=alert(1)&gt;" {
 		t.Errorf("error cell %q", rows[0][3])
 	}
+	if rows := tableRows(section(got, "Tenants")); rows[0][3] != wantEvil || rows[0][5] != "&lt;b&gt;bold&lt;/b&gt;, \\|pipe\\|" {
+		t.Errorf("mode cells %q", rows[0])
+	}
+	// The mode's sections: note, title, column titles and cells.
+	if !strings.Contains(section(got, "Levels"), "\nnote: "+wantEvil+"\n") {
+		t.Errorf("section note not escaped:\n%s", section(got, "Levels"))
+	}
+	evilSec := section(got, "Evil "+wantEvil)
+	if evilSec == "" {
+		t.Fatalf("section title not escaped:\n%s", got)
+	}
+	if h := tableHeader(evilSec); h != "| col "+wantEvil+" | n |\n|---|--:|\n" {
+		t.Errorf("section header %q", h)
+	}
+	if rows := tableRows(evilSec); len(rows) != 1 || len(rows[0]) != 2 || rows[0][0] != wantEvil {
+		t.Errorf("section row %q", rows)
+	}
 
-	// The JSON report keeps the name exactly.
+	// The JSON report keeps the text exactly, HTML escaped.
 	var buf bytes.Buffer
 	if err := WriteJSON(&buf, r); err != nil {
 		t.Fatal(err)
 	}
-	var rep struct{ Tenants []struct{ Name string } }
+	var rep struct {
+		Tenants []struct {
+			Name  string
+			Level string
+			Done  []string
+		}
+	}
 	if err := json.Unmarshal(buf.Bytes(), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if rep.Tenants[0].Name != evil {
-		t.Errorf("JSON name %q", rep.Tenants[0].Name)
+	if rep.Tenants[0].Name != evil || rep.Tenants[0].Level != evil || fmt.Sprint(rep.Tenants[0].Done) != "[<b>bold</b> |pipe|]" {
+		t.Errorf("JSON tenant %+v", rep.Tenants[0])
 	}
-	if strings.Contains(buf.String(), "<script>") {
+	if strings.Contains(buf.String(), "<script>") || strings.Contains(buf.String(), "<b>") {
 		t.Errorf("JSON should escape HTML")
 	}
 }
 
-func TestSummaryLongErrorTruncated(t *testing.T) {
+func TestSummaryLongTextTruncated(t *testing.T) {
 	long := "boom: " + strings.Repeat("é", 1000)
-	r := Run{Mode: "migrate", Results: []fleet.Result{{Tenant: tn("p", "n"), Status: fleet.Failed, Err: errors.New(long)}}}
-	rows := tableRows(section(Summary(r, 0), "Failures"))
-	cell := rows[0][3]
+	r := Run{Mode: "tidy", View: tidyView{extra: []Section{{Title: "Long", Columns: []Column{{Title: "text"}}, Rows: [][]string{{long}}}}},
+		Results: []fleet.Result{{Tenant: tn("p", "n"), Status: fleet.Failed, Err: errors.New(long), Detail: &tidyDetail{Level: long}}}}
+	got := Summary(r, 0)
+	cell := tableRows(section(got, "Failures"))[0][3]
 	if !strings.HasSuffix(cell, "…") || len([]rune(cell)) != maxErrorRunes {
 		t.Errorf("error cell: %d runes, ends %q", len([]rune(cell)), cell[len(cell)-8:])
 	}
+	if cell := tableRows(section(got, "Long"))[0][0]; !strings.HasSuffix(cell, "…") || len([]rune(cell)) != maxErrorRunes {
+		t.Errorf("section cell: %d runes", len([]rune(cell)))
+	}
+	if cell := tableRows(section(got, "Tenants"))[0][3]; !strings.HasSuffix(cell, "…") || len([]rune(cell)) != 200 {
+		t.Errorf("mode cell: %d runes", len([]rune(cell)))
+	}
+	r.Stopped, r.SourceErr = long, errors.New(long)
+	got = Summary(r, 0)
+	for _, banner := range []string{"**Stopped early: ", "**Listing tenants failed part-way:** "} {
+		_, rest, _ := strings.Cut(got, banner)
+		text, _, _ := strings.Cut(rest, "…")
+		if n := len([]rune(text)) + 1; n != maxErrorRunes {
+			t.Errorf("%s: %d runes, want %d", banner, n, maxErrorRunes)
+		}
+	}
 	var buf bytes.Buffer
-	WriteJSON(&buf, r)
-	if !strings.Contains(buf.String(), long) {
-		t.Errorf("the JSON report keeps the whole error")
+	if err := WriteJSON(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(buf.String(), long) != 4 { // error, level, stopped, source_error
+		t.Errorf("the JSON report keeps the whole text: %d copies", strings.Count(buf.String(), long))
 	}
 }
 
 const fakePassword = "s3cr3t-Pa55word"
 
 func TestScrubEverywhere(t *testing.T) {
-	scrub := func(s string) string { return strings.ReplaceAll(s, fakePassword, "***") }
+	red := redact.New(nil)
+	red.Add(fakePassword)
 	r := fiveTenants()
-	r.Scrub = scrub
+	r.Scrub = red.Scrub
 	r.Results[2].Err = errors.New("connect postgres://owner:" + fakePassword + "@ep-x.neon.tech/neondb: password " + fakePassword + " rejected")
 	r.Results[0].Reason = "reason with " + fakePassword
 	r.Results[1].Tenant.Name = "bolt-" + fakePassword
-	r.Results[3].Err = errors.New("dial: postgres://owner:pw-proj-d@ep-proj-d.neon.tech/neondb failed") // its own URL, unknown to Scrub
+	// Its own URL, password unknown to the redactor: only Run.Scrub stands
+	// between it and the report (there is no report-side cleaner any more),
+	// and the redactor removes any URL's password by structure.
+	r.Results[3].Err = errors.New("dial: postgres://owner:pw-proj-d@ep-proj-d.neon.tech/neondb failed")
 	r.Results[3].Status = fleet.Failed
+	r.Results[4].Detail = &tidyDetail{Level: "lvl-" + fakePassword, Done: []string{"chore " + fakePassword}, Note: "note " + fakePassword}
 	r.SourceErr = errors.New("neon: key " + fakePassword)
 	r.Stopped = "stopped " + fakePassword
+	r.ReportFile = "/tmp/" + fakePassword + "/report.json"
+	r.View = tidyView{note: "note " + fakePassword, out: map[string]string{"secret": "out " + fakePassword}}
 
 	var buf bytes.Buffer
 	if err := WriteJSON(&buf, r); err != nil {
@@ -397,15 +626,50 @@ func TestScrubEverywhere(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(summary, "connect postgres://owner:\\*\\*\\*@ep-x.neon.tech/neondb: password \\*\\*\\* rejected") ||
-		!strings.Contains(summary, "bolt-\\*\\*\\*") || !strings.Contains(summary, "neon: key \\*\\*\\*") {
-		t.Errorf("scrubbed text missing from summary:\n%s", summary)
+	for _, want := range []string{
+		"connect postgres://owner:\\*\\*\\*@ep-x.neon.tech/neondb: password \\*\\*\\* rejected",
+		"bolt-\\*\\*\\*", "neon: key \\*\\*\\*", "Stopped early: stopped \\*\\*\\*",
+		"dial: postgres://owner:\\*\\*\\*@ep-proj-d.neon.tech/neondb failed", // by Run.Scrub, structurally
+		"| lvl-\\*\\*\\* | 1 | chore \\*\\*\\* |",                            // the detail's cells
+	} {
+		if !strings.Contains(summary, want) {
+			t.Errorf("scrubbed text %q missing from summary:\n%s", want, summary)
+		}
 	}
-	if !strings.Contains(summary, "dial: postgres://owner:xxxxx@ep-proj-d.neon.tech/neondb failed") {
-		t.Errorf("a tenant's own password must be redacted even if Scrub misses it:\n%s", summary)
+	if levels := section(summary, "Levels"); !strings.HasPrefix(levels, "\nnote \\*\\*\\*\n") || !strings.Contains(levels, "| lvl-\\*\\*\\* | 1 |") {
+		t.Errorf("section note and rows not scrubbed:\n%s", levels)
 	}
-	if !strings.Contains(buf.String(), `"source_error":"neon: key ***"`) || !strings.Contains(buf.String(), `"name":"bolt-***"`) {
-		t.Errorf("scrubbed text missing from JSON:\n%s", buf.String())
+	for _, want := range []string{
+		`"source_error":"neon: key ***"`, `"name":"bolt-***"`, `"stopped":"stopped ***"`, `"reason":"reason with ***"`,
+		`"error":"dial: postgres://owner:***@ep-proj-d.neon.tech/neondb failed"`,
+		`"level":"lvl-***"`, `"done":["chore ***"]`, `"note":"note ***"`, // the detail's fields, nested ones too
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("scrubbed text %s missing from JSON:\n%s", want, buf.String())
+		}
+	}
+	out := Outputs(r)
+	if out["secret"] != "out ***" || out["report-file"] != "/tmp/***/report.json" {
+		t.Errorf("outputs not scrubbed: %v", out)
+	}
+
+	// Every string goes through Run.Scrub: a tenant's password is removed
+	// from prose only if the caller's Scrub knows it (the source registers
+	// each one), not by the report.
+	var seen []string
+	r = fiveTenants()
+	r.Results[3].Status, r.Results[3].Err = fleet.Failed, errors.New("password pw-proj-d rejected")
+	r.Scrub = func(s string) string { seen = append(seen, s); return s }
+	if got := Summary(r, 0); !strings.Contains(got, "password pw-proj-d rejected") {
+		t.Errorf("the report must not redact on its own: Run.Scrub is the one redaction")
+	}
+	if !slices.Contains(seen, "password pw-proj-d rejected") || !slices.Contains(seen, "vacuum_orders, reindex_users") || !slices.Contains(seen, "5 of 5 tenants reached a level.") {
+		t.Errorf("Run.Scrub did not see the error, the cells and the note: %q", seen)
+	}
+	red.Add(tenant.Password(r.Results[3].Tenant.URL))
+	r.Scrub = red.Scrub
+	if got := Summary(r, 0); strings.Contains(got, "pw-proj-d") || !strings.Contains(got, "password \\*\\*\\* rejected") {
+		t.Errorf("a registered tenant password must be removed:\n%s", got)
 	}
 }
 
@@ -413,6 +677,7 @@ func TestWriteJSON(t *testing.T) {
 	r := fiveTenants()
 	r.Stopped = "max-failures (1) reached"
 	r.Results = append(r.Results, fleet.Result{Tenant: tenant.Tenant{ID: "proj-f", Name: "fox"}, Status: fleet.Skipped, Reason: "max-failures (1) reached"})
+	r.Results[2].Detail.(*tidyDetail).Shadow = "hacked"
 	var buf bytes.Buffer
 	if err := WriteJSON(&buf, r); err != nil {
 		t.Fatal(err)
@@ -420,12 +685,19 @@ func TestWriteJSON(t *testing.T) {
 	if strings.Contains(buf.String(), "postgres://") || strings.Contains(buf.String(), "pw-proj") || strings.Contains(buf.String(), `"url"`) {
 		t.Fatalf("JSON leaks a URL or password:\n%s", buf.String())
 	}
+	// Streamed: the head, then one tenant per line.
+	if lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n"); len(lines) != 8 ||
+		!strings.HasSuffix(lines[0], `,"tenants":[`) || lines[7] != "]}" || !strings.HasPrefix(lines[1], `{"id":"proj-a",`) {
+		t.Errorf("layout:\n%s", buf.String())
+	}
+	dec := json.NewDecoder(bytes.NewReader(buf.Bytes()))
+	dec.UseNumber()
 	var rep map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &rep); err != nil {
+	if err := dec.Decode(&rep); err != nil {
 		t.Fatalf("invalid JSON: %v\n%s", err, buf.String())
 	}
 	for key, want := range map[string]any{
-		"mode": "migrate", "started_at": "2025-03-04T05:06:07Z", "duration_ms": 72340.0, "dry_run": false,
+		"mode": "tidy", "started_at": "2025-03-04T05:06:07Z", "duration_ms": json.Number("72340"), "dry_run": false,
 		"cancelled": false, "stopped": "max-failures (1) reached", "source_error": "",
 	} {
 		if rep[key] != want {
@@ -445,32 +717,53 @@ func TestWriteJSON(t *testing.T) {
 	}
 	failed := tenants[2].(map[string]any)
 	for key, want := range map[string]any{
-		"id": "proj-c", "name": "zeta", "host": "ep-proj-c.neon.tech", "database": "neondb", "status": "failed",
-		"error":  "apply 20240301000000_invoices.sql: ERROR: column \"total\" does not exist (SQLSTATE 42703)",
-		"reason": "", "canary": false, "attempts": 2.0, "started_at": "2025-03-04T05:06:07Z", "duration_ms": 1500.0,
-		"from_version": "20240101000000", "to_version": "20240201000000", "failed_file": "20240301000000_invoices.sql",
+		"id": "proj-c", "name": "zeta", "host": "ep-proj-c.neon.tech", "database": "neondb",
+		"status": "failed", // the detail's "status" does not override the shared one
+		"error":  "reindex_invoices: ERROR: deadlock detected (SQLSTATE 40P01)",
+		"reason": "", "canary": false, "started_at": "2025-03-04T05:06:07Z", "duration_ms": json.Number("1500"),
+		// The detail's own fields, by its own tags; numbers keep their precision.
+		"level": "2", "note": "stopped at reindex_invoices", "bytes_freed": json.Number("9007199254740993"),
 	} {
 		if failed[key] != want {
 			t.Errorf("tenant %s = %#v, want %#v", key, failed[key], want)
 		}
 	}
-	if fmt.Sprint(failed["applied"], failed["pending"]) != "[20240201000000_orders.sql] [20240301000000_invoices.sql]" {
-		t.Errorf("applied/pending %v %v", failed["applied"], failed["pending"])
+	if fmt.Sprint(failed["done"]) != "[vacuum_orders]" {
+		t.Errorf("done %v", failed["done"])
+	}
+	if _, ok := failed["Log"]; ok || strings.Contains(buf.String(), "private log") {
+		t.Errorf(`a json:"-" field leaked`)
+	}
+	if len(failed) != 14 || strings.Count(buf.String(), `"status":`) != 6 {
+		t.Errorf("failed record has %d keys, want 10 shared + 4 of the detail: %v", len(failed), failed)
+	}
+	if acme := tenants[0].(map[string]any); len(acme) != 13 || acme["canary"] != true { // note omitted: omitempty
+		t.Errorf("acme record %v", acme)
 	}
 	skipped := tenants[5].(map[string]any)
-	if skipped["started_at"] != nil || skipped["reason"] != "max-failures (1) reached" || skipped["host"] != "" ||
-		fmt.Sprint(skipped["applied"]) != "[]" || skipped["from_version"] != "" {
-		t.Errorf("skipped tenant %v", skipped)
-	}
-	if len(tenants[0].(map[string]any)) != 16 {
-		t.Errorf("tenant record has %d keys, want 16", len(tenants[0].(map[string]any)))
+	if skipped["started_at"] != nil || skipped["reason"] != "max-failures (1) reached" || skipped["host"] != "" || len(skipped) != 10 {
+		t.Errorf("skipped tenant (no detail) has only the shared fields: %v", skipped)
 	}
 
 	r.DryRun = true
 	buf.Reset()
-	WriteJSON(&buf, r)
-	if !strings.Contains(buf.String(), `"dry_run":true`) || !strings.Contains(buf.String(), `"pending":1}`) {
-		t.Errorf("dry-run JSON: %s", buf.String()[:300])
+	if err := WriteJSON(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"dry_run":true`) {
+		t.Errorf("dry-run JSON: %.300s", buf.String())
+	}
+
+	// A detail whose encoding is not an object is kept under "detail".
+	r = Run{Mode: "tidy", Scrub: func(s string) string { return strings.ReplaceAll(s, "pw", "**") }, Results: []fleet.Result{
+		{Tenant: tn("p1", "one"), Status: fleet.Succeeded, Detail: textDetail("plain pw")},
+	}}
+	buf.Reset()
+	if err := WriteJSON(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"duration_ms":0,"detail":"plain **"}`) {
+		t.Errorf("non-object detail: %s", buf.String())
 	}
 }
 
@@ -493,9 +786,17 @@ func TestWriteJSONReportsWriteError(t *testing.T) {
 func TestOutputs(t *testing.T) {
 	r := fiveTenants()
 	got := Outputs(r)
-	want := map[string]string{"total": "5", "succeeded": "3", "up-to-date": "1", "failed": "1", "skipped": "0", "cancelled": "0", "report-file": "pgfleet-report.json"}
+	// The mode's own output is merged; its "failed" and "report-file" do
+	// not override the shared ones.
+	want := map[string]string{"total": "5", "succeeded": "3", "up-to-date": "1", "failed": "1", "skipped": "0", "cancelled": "0",
+		"report-file": "pgfleet-report.json", "levels": "2"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("outputs\n got %v\nwant %v", got, want)
+	}
+	r.View = nil
+	delete(want, "levels")
+	if got := Outputs(r); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("outputs without a view\n got %v\nwant %v", got, want)
 	}
 }
 
@@ -513,6 +814,7 @@ func TestExitCode(t *testing.T) {
 		{"all succeeded or up to date", func(*Run) {}, 0},
 		{"no tenants", func(r *Run) { r.Results = nil }, 0},
 		{"dry run", func(r *Run) { r.DryRun = true }, 0},
+		{"no view", func(r *Run) { r.View = nil }, 0},
 		{"one failed", func(r *Run) { r.Results[0].Status = fleet.Failed }, 1},
 		{"one skipped", func(r *Run) { r.Results[0].Status = fleet.Skipped }, 1},
 		{"one cancelled", func(r *Run) { r.Results[0].Status = fleet.Cancelled }, 1},
@@ -532,20 +834,19 @@ func TestExitCode(t *testing.T) {
 }
 
 func bigRun(n int) Run {
-	r := Run{Mode: "migrate", Duration: 3*time.Hour + 25*time.Minute + 10*time.Second, ReportFile: "out/pgfleet-report.json"}
+	r := Run{Mode: "tidy", View: tidyView{}, Duration: 3*time.Hour + 25*time.Minute + 10*time.Second, ReportFile: "out/pgfleet-report.json"}
 	for i := range n {
 		res := fleet.Result{
 			Tenant:   tn(fmt.Sprintf("proj-%05d-shy-river", i), fmt.Sprintf("customer-%05d", i)),
 			Status:   fleet.Succeeded,
-			Attempts: 1,
 			Started:  t0,
 			Duration: time.Duration(i%97) * 100 * time.Millisecond,
-			Detail:   &migrate.Detail{From: "20240101000000", To: "20240301000000", Applied: []string{"20240201000000_orders.sql", "20240301000000_invoices.sql"}},
+			Detail:   &tidyDetail{Level: "3", Done: []string{"vacuum_orders", "reindex_invoices"}},
 		}
 		if i%1000 == 7 {
 			res.Status = fleet.Failed
-			res.Err = fmt.Errorf("apply 20240201000000_orders.sql: %s", strings.Repeat("lock timeout ", 40))
-			res.Detail = &migrate.Detail{From: "20240101000000", To: "20240101000000", Failed: "20240201000000_orders.sql"}
+			res.Err = fmt.Errorf("reindex_invoices: %s", strings.Repeat("lock timeout ", 40))
+			res.Detail = &tidyDetail{Level: "1", Done: []string{}}
 		}
 		r.Results = append(r.Results, res)
 	}
@@ -567,12 +868,12 @@ func TestSummarySizeLimit(t *testing.T) {
 			if len(got) > max {
 				t.Fatalf("summary is %d bytes, limit %d", len(got), max)
 			}
-			if !strings.HasPrefix(got, "## ❌ pgfleet migrate: 30,000 tenants, 30 failed\n") ||
+			if !strings.HasPrefix(got, "## ❌ pgfleet tidy: 30,000 tenants, 30 failed\n") ||
 				!strings.Contains(got, "\n30,000 tenants · 29,970 succeeded · 0 up to date · 30 failed · 0 skipped · 0 cancelled · took 3h25m\n") {
 				t.Errorf("title or totals wrong:\n%.400s", got)
 			}
-			if rows := tableRows(section(got, "Schema versions")); fmt.Sprint(rows) != "[[20240101000000 30,000 30] [20240301000000 0 29,970]]" {
-				t.Errorf("versions %v", rows)
+			if rows := tableRows(section(got, "Levels")); fmt.Sprint(rows) != "[[1 30] [3 29970]]" {
+				t.Errorf("levels %v", rows)
 			}
 			m := moreRe.FindStringSubmatch(got)
 			if m == nil {
@@ -593,7 +894,7 @@ func TestSummarySizeLimit(t *testing.T) {
 				if shown > 0 && !strings.HasPrefix(strings.Join(tableRows(section(got, "Tenants"))[0], "|"), "customer-00007|") {
 					t.Errorf("failed tenants come first")
 				}
-			} else if !strings.Contains(got, " more failed, cancelled or skipped tenants not shown:** see the JSON report") {
+			} else if !strings.Contains(got, " more failed, cancelled or skipped tenants not shown:** see the JSON report `out/pgfleet-report.json`.") {
 				t.Errorf("failures table should be cut at limit %d:\n%s", limit, got)
 			}
 			if limit == MaxSummaryBytes && (shown < 1000 || len(got) < limit-2000) {
@@ -602,12 +903,42 @@ func TestSummarySizeLimit(t *testing.T) {
 		})
 	}
 
-	// A limit too small for anything still holds.
-	if got := Summary(r, 40); len(got) > 40 || !strings.HasPrefix(got, "## ❌") {
-		t.Errorf("tiny limit: %q", got)
+	// A limit over GitHub's cap is held to the cap.
+	if got := Summary(r, 10*MaxSummaryBytes); len(got) > MaxSummaryBytes || len(got) < MaxSummaryBytes-2000 {
+		t.Errorf("limit above the cap: %d bytes", len(got))
+	}
+	// A limit too small for anything still holds, and cuts no character in two.
+	for _, limit := range []int{4, 5, 40, 41} {
+		if got := Summary(r, limit); len(got) > limit || !utf8.ValidString(got) || !strings.HasPrefix("## ❌ pgfleet tidy: 30,000 tenants, 30 failed\n", got) {
+			t.Errorf("tiny limit %d: %q", limit, got)
+		}
+	}
+
+	// A mode's section too long for the budget is cut too, with its own
+	// note, and still leaves room for the notes of the tables after it.
+	big := Section{Title: "Big", Columns: []Column{{Title: "row"}, {Title: "n", Numeric: true}}}
+	for i := range 10000 {
+		big.Rows = append(big.Rows, []string{fmt.Sprintf("row-%05d", i), "1"})
+	}
+	r.View = tidyView{extra: []Section{big}}
+	got := Summary(r, 20000)
+	if len(got) > 20000 {
+		t.Fatalf("summary is %d bytes, limit 20000", len(got))
+	}
+	m := regexp.MustCompile(`\*\*([0-9,]+) more big rows not shown:\*\* see the JSON report ` + "`out/pgfleet-report.json`").FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("no note for the cut section:\n%s", got)
+	}
+	missing, _ := strconv.Atoi(strings.ReplaceAll(m[1], ",", ""))
+	if shown := len(tableRows(section(got, "Big"))); shown+missing != 10000 || shown == 0 {
+		t.Errorf("big section: %d shown + %d not shown", shown, missing)
+	}
+	if !moreRe.MatchString(got) || !strings.Contains(got, "failed, cancelled or skipped tenants not shown") {
+		t.Errorf("the later tables' notes must still fit:\n%s", got[len(got)-600:])
 	}
 
 	var buf bytes.Buffer
+	r.View = tidyView{}
 	if err := WriteJSON(&buf, r); err != nil {
 		t.Fatal(err)
 	}
@@ -643,21 +974,29 @@ func TestCodeSpan(t *testing.T) {
 	}
 }
 
-func TestSummaryOtherMode(t *testing.T) {
+// TestSummaryNoView is a run whose mode was never prepared (or has nothing
+// of its own to show): the shared columns only, no sections, and the JSON
+// records hold only the shared fields.
+func TestSummaryNoView(t *testing.T) {
 	r := Run{Mode: "backup", Duration: 3 * time.Second, Results: []fleet.Result{
 		{Tenant: tn("p2", "beta"), Status: fleet.Succeeded, Duration: time.Second},
 		{Tenant: tn("p1", "alpha"), Status: fleet.Succeeded, Duration: 2 * time.Second},
 	}}
 	got := Summary(r, 0)
-	if !strings.HasPrefix(got, "## ✅ pgfleet backup: 2 tenants, all succeeded\n") || strings.Contains(got, "Schema versions") {
+	if !strings.HasPrefix(got, "## ✅ pgfleet backup: 2 tenants, all succeeded\n") || strings.Count(got, "\n### ") != 1 {
 		t.Errorf("backup summary:\n%s", got)
+	}
+	if h := tableHeader(section(got, "Tenants")); h != "| tenant | project id | status | time |\n|---|---|---|--:|\n" {
+		t.Errorf("header %q", h)
 	}
 	if rows := tableRows(section(got, "Tenants")); fmt.Sprint(rows) != "[[alpha p1 ✅ succeeded 2s] [beta p2 ✅ succeeded 1s]]" {
 		t.Errorf("rows %q", rows)
 	}
 	var buf bytes.Buffer
-	WriteJSON(&buf, r)
-	if strings.Contains(buf.String(), "from_version") {
-		t.Errorf("migrate fields in a backup report: %s", buf.String())
+	if err := WriteJSON(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "level") {
+		t.Errorf("mode fields in a report without details: %s", buf.String())
 	}
 }
