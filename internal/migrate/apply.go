@@ -115,6 +115,11 @@ func (m *Migrator) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fle
 		after, _ = m.appliedFresh(rctx, t.URL)
 		cancel()
 	}
+	if first == nil {
+		// Never connected or never got the lock: the versions are unknown,
+		// and the report says so (no detail) rather than "none".
+		return "", nil, last.err
+	}
 	d := m.detail(first, after, logs.String())
 	d.Attempts = tries
 	if last.err == nil {

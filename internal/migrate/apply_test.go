@@ -118,6 +118,14 @@ func work(t *testing.T, m *Migrator, tn tenant.Tenant, timeout time.Duration) (f
 	start := time.Now()
 	status, detail, err := m.Work(ctx, tn)
 	elapsed := time.Since(start)
+	if detail == nil {
+		// Versions never read (no connection, lock not taken): no detail,
+		// so the report says "not reached" rather than "none".
+		if err == nil {
+			t.Fatal("Work returned no detail and no error")
+		}
+		return status, nil, err, elapsed
+	}
 	d, ok := detail.(*Detail)
 	if !ok || d == nil {
 		t.Fatalf("Work returned detail %#v (%T), want a *Detail", detail, detail)

@@ -110,7 +110,11 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 		if j.o.DryRun {
 			count(d.afterIfApplied()).after++
 		} else {
-			count(d.Cells()[1]).after++ // the "to" cell: To, or From when nothing was read after
+			to := d.To
+			if to == "" {
+				to = d.From // nothing read after the run: it stayed where it was
+			}
+			count(to).after++
 		}
 	}
 	versions := make([]string, 0, len(byVersion))

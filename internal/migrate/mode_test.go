@@ -348,3 +348,17 @@ func TestModeDeclarations(t *testing.T) {
 		t.Errorf("outputs %v", outs)
 	}
 }
+
+// A tenant with no version before or after (a fresh database whose first
+// file failed) counts under one "none" row, not two.
+func TestSectionsOneNoneRow(t *testing.T) {
+	job := &Job{Migrator: New(&Set{}, Options{})}
+	rows := job.Sections([]fleet.Result{
+		{Status: fleet.Failed, Detail: &Detail{}},
+		{Status: fleet.Succeeded, Detail: &Detail{From: "3", To: "10"}},
+	})[0].Rows
+	want := [][]string{{"none", "1", "1"}, {"3", "1", "0"}, {"10", "0", "1"}}
+	if fmt.Sprint(rows) != fmt.Sprint(want) {
+		t.Errorf("rows %v, want %v", rows, want)
+	}
+}
