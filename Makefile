@@ -4,21 +4,26 @@
 
 GO ?= go
 
-.PHONY: demo test bench build postgres
+.PHONY: demo test bench build postgres minio
 
 # The demo, tests and benchmark start their own PostgreSQL cluster; this
 # installs its server binaries first when the machine has none.
 postgres:
 	@./scripts/ensure-postgres
 
+# The storage and backup tests run a real MinIO server; this builds it once
+# (a few minutes) into ~/.cache/pgfleet/bin, outside the repository.
+minio:
+	@./scripts/ensure-minio
+
 demo: postgres
 	$(GO) run ./internal/testenv/cmd/demo
 
-test: postgres
+test: postgres minio
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
-bench: postgres
+bench: postgres minio
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/bench/
 
 build:
