@@ -21,6 +21,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/migrate"
 	"github.com/pgfleet/pgfleet/internal/mode"
 	"github.com/pgfleet/pgfleet/internal/neon"
+	"github.com/pgfleet/pgfleet/internal/pgconnect"
 	"github.com/pgfleet/pgfleet/internal/redact"
 	"github.com/pgfleet/pgfleet/internal/report"
 	"github.com/pgfleet/pgfleet/internal/source"
@@ -238,12 +239,19 @@ func synopses() map[string]string {
 }
 
 // registerURLPassword registers the password of one database-urls line
-// (name=URL or a bare URL).
+// (name=URL or a bare URL) as both Go's URL parser and pgx's read it: a
+// line not yet validated may be read differently by the two.
 func registerURLPassword(r *redact.Redactor, line string) {
 	line = strings.TrimSpace(line)
-	r.Add(tenant.Password(line))
+	candidates := []string{line}
 	if _, u, ok := strings.Cut(line, "="); ok {
-		r.Add(tenant.Password(strings.TrimSpace(u)))
+		candidates = append(candidates, strings.TrimSpace(u))
+	}
+	for _, c := range candidates {
+		r.Add(tenant.Password(c))
+		if cfg, err := pgconnect.ParseURL(c); err == nil {
+			r.Add(cfg.Password)
+		}
 	}
 }
 

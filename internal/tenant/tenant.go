@@ -4,6 +4,7 @@ package tenant
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"unicode"
@@ -49,15 +50,37 @@ func (t Tenant) label() string {
 	}
 }
 
-// HostDB returns "host/db" of a connection URL, or "" when it cannot be
-// parsed. It is printable: invalid UTF-8 and control characters (a
-// percent-encoded database name can hold any byte) become U+FFFD.
+// HostDB returns "host/db" of a connection URL, or "" when it has none. It
+// reads only what follows the userinfo's last '@', so it never includes a
+// password however the password is written. It is printable: invalid
+// UTF-8 and control characters (a percent-encoded database name can hold
+// any byte) become U+FFFD.
 func HostDB(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
 		return ""
 	}
-	return printable(u.Hostname() + "/" + trimSlash(u.Path))
+	if i := strings.IndexAny(rest, "?#"); i >= 0 && !strings.Contains(rest[i:], "@") {
+		rest = rest[:i]
+	}
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		rest = rest[at+1:]
+	}
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	hostport, db, _ := strings.Cut(rest, "/")
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	if host == "" {
+		return ""
+	}
+	if u, err := url.PathUnescape(db); err == nil {
+		db = u
+	}
+	return printable(host + "/" + trimSlash(db))
 }
 
 func printable(s string) string {

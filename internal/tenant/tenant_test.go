@@ -211,7 +211,7 @@ func TestTenantString(t *testing.T) {
 		{"name equal to id", Tenant{ID: "acme", Name: "acme", URL: url}, "acme (ep-cool-1.neon.tech/appdb)"},
 		{"name and id, no url", Tenant{ID: "p-1", Name: "Acme"}, "Acme (p-1)"},
 		{"id only", Tenant{ID: "p-1"}, "p-1"},
-		{"unparseable url", Tenant{ID: "p-1", URL: "postgres://u:" + pw + "@host:notaport/db"}, "p-1"},
+		{"unparseable url", Tenant{ID: "p-1", URL: "postgres://u:" + pw + "@host:notaport/db"}, "p-1 (host/db)"}, // read after the last @: the host and database still show, never the password
 		{"encoded password", Tenant{ID: "p-1", URL: "postgres://u:" + url_escape(pw+"@/:?#") + "@h/db"}, "p-1 (h/db)"},
 		{"password in the query", Tenant{ID: "p-1", URL: "postgres://u@h/db?password=" + pw}, "p-1 (h/db)"},
 	}
@@ -242,7 +242,9 @@ func TestHostDB(t *testing.T) {
 		{"postgres://h//db", "h/db"},
 		{"", ""},
 		{"not a url", ""},
-		{"postgres://u:pw@host:bad/db", ""},
+		{"postgres://u:pw@host:bad/db", "host/db"},
+		{`postgres://u:a"b@host/db`, "host/db"}, // a password Go's URL parser refuses
+		{"no scheme", ""},
 		{"host=h dbname=db password=pw", ""},
 	}
 	for _, tt := range tests {
