@@ -9,11 +9,17 @@ COPY . .
 ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/pgfleet/pgfleet/internal/app.Version=${VERSION}" -o /out/pgfleet .
 
-FROM postgres:18-alpine
+# For the CLI or Kubernetes: the same image as an unprivileged user
+# (docker build --target cli).
+FROM postgres:18-alpine AS cli
 COPY --from=build /out/pgfleet /usr/local/bin/pgfleet
-# Not root. 1001 is the runner user on GitHub-hosted Linux runners, which owns
-# the workspace and the files behind GITHUB_OUTPUT and GITHUB_STEP_SUMMARY that
-# the runner mounts into the container; as any other non-root user those
-# writes would fail.
-USER 1001
+USER 70
+ENTRYPOINT ["/usr/local/bin/pgfleet"]
+
+# The action image (the default target, last). GitHub's documentation for
+# Docker container actions says not to set USER: the action runs as the
+# default (root) user, which can write GITHUB_WORKSPACE and the file-command
+# files the runner mounts, whatever uid the runner itself has.
+FROM postgres:18-alpine AS action
+COPY --from=build /out/pgfleet /usr/local/bin/pgfleet
 ENTRYPOINT ["/usr/local/bin/pgfleet"]
