@@ -50,7 +50,7 @@ func newConsole(getenv func(string) string, stdout, stderr io.Writer) *console {
 
 // invalid reports bad input, one line per problem.
 func (c *console) invalid(err error) {
-	for _, e := range flatten(err) {
+	for _, e := range input.Split(err) {
 		var ie *input.Error
 		title := "invalid input"
 		if errors.As(e, &ie) {
@@ -153,16 +153,4 @@ func (c *console) final(run report.Run) {
 	if run.Stopped != "" {
 		fmt.Fprintf(c.w, "stopped early: %s\n", run.Stopped)
 	}
-}
-
-// flatten unwraps errors.Join trees into their leaves.
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }

@@ -163,23 +163,11 @@ func globs(v *input.Values, name string) []string {
 func databaseURLs(v *input.Values, name, raw string) []NamedURL {
 	urls, err := ParseDatabaseURLs(raw)
 	if err != nil {
-		for _, e := range flatten(err) {
+		for _, e := range input.Split(err) {
 			v.Bad(name, "%v", e)
 		}
 	}
 	return urls
-}
-
-// flatten unwraps errors.Join trees into their leaves.
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }
 
 var (

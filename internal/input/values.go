@@ -117,3 +117,15 @@ func (v *Values) OneOf(name string, choices ...string) string {
 
 // Err is every problem recorded, joined; nil when there were none.
 func (v *Values) Err() error { return errors.Join(v.errs...) }
+
+// Split unwraps errors.Join trees into their leaves: one problem each.
+func Split(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, Split(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
