@@ -24,6 +24,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/pgconnect"
 	"github.com/pgfleet/pgfleet/internal/redact"
 	"github.com/pgfleet/pgfleet/internal/report"
+	"github.com/pgfleet/pgfleet/internal/secrets"
 	"github.com/pgfleet/pgfleet/internal/source"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
@@ -31,6 +32,7 @@ import (
 // modes is the registry: adding a mode is its package plus one line here.
 var modes = []mode.Mode{
 	migrate.Mode{},
+	secrets.Mode{},
 }
 
 // Exit statuses.
