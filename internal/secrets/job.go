@@ -197,21 +197,16 @@ func (j *Job) work(ctx context.Context, t tenant.Tenant) (fleet.Status, *Detail,
 		return fleet.Succeeded, d, nil
 	}
 	if j.spent() {
-		d.Action = didLeave
-		return fleet.Skipped, d, nil
+		return j.leave(d)
 	}
 	bctx, cancel := context.WithDeadline(ctx, j.deadline)
 	defer cancel()
-	err := j.write(bctx, it, d)
+	err := j.write(ctx, bctx, it, d)
 	switch {
 	case err == nil:
 		return fleet.Succeeded, d, nil
 	case j.budgetEnded(ctx, err):
-		j.mu.Lock()
-		j.outOfTime = true
-		j.mu.Unlock()
-		d.Action = didLeave
-		return fleet.Skipped, d, nil
+		return j.leave(d)
 	}
 	d.Action = didFail
 	var w *github.WaitError
@@ -221,21 +216,35 @@ func (j *Job) work(ctx context.Context, t tenant.Tenant) (fleet.Status, *Detail,
 	return fleet.Failed, d, err
 }
 
+// leave ends a tenant that max-duration did not leave time for: skipped,
+// not failed; the next run continues with it.
+func (j *Job) leave(d *Detail) (fleet.Status, *Detail, error) {
+	j.mu.Lock()
+	j.outOfTime = true
+	j.mu.Unlock()
+	d.Action = didLeave
+	return fleet.Skipped, d, nil
+}
+
 // write creates the environment if missing, writes the secret, then
-// records its fingerprint and updated_at in the variable beside it.
-func (j *Job) write(ctx context.Context, it *item, d *Detail) error {
+// records its fingerprint and updated_at in the variable beside it. The
+// first write must start within max-duration (budget); once a tenant has
+// begun, it is finished, so that no tenant is left half written.
+func (j *Job) write(ctx, budget context.Context, it *item, d *Detail) error {
+	first := budget
 	if it.envMissing {
 		d.Writes++
-		if _, err := j.gh.CreateEnvironment(ctx, j.o.owner, j.o.repo, it.env); err != nil {
+		if _, err := j.gh.CreateEnvironment(first, j.o.owner, j.o.repo, it.env); err != nil {
 			return err
 		}
 		d.EnvironmentCreated = true
 		j.mu.Lock()
 		j.envsCreated++
 		j.mu.Unlock()
+		first = ctx
 	}
 	d.Writes++
-	res, err := j.gh.PutSecret(ctx, it.target, it.secret, it.t.URL)
+	res, err := j.gh.PutSecret(first, it.target, it.secret, it.t.URL)
 	if err != nil {
 		return err
 	}

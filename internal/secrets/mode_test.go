@@ -126,6 +126,9 @@ func TestRepositoryLimitRefusedBeforeWriting(t *testing.T) {
 	if res.writes != 0 || len(r.gh.Writes()) != 0 {
 		t.Fatalf("%d writes", res.writes)
 	}
+	if r.resolved != 0 {
+		t.Fatalf("%d connection strings fetched for a plan refused on its names alone", r.resolved)
+	}
 
 	// Secrets already there count: 98 tenants and 3 other secrets is 101.
 	for _, n := range []string{"A", "B", "C"} {

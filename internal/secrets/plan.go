@@ -190,6 +190,11 @@ func (p *planner) plan(ctx context.Context) (*plan, error) {
 	if err := p.checkCapacity(items); err != nil {
 		return nil, err
 	}
+	// Names and room are settled: only now the connection strings, one
+	// Neon request each.
+	if err := p.resolve(ctx, items); err != nil {
+		return nil, err
+	}
 	for _, it := range items {
 		p.decide(it)
 		if w := it.writes(); w > 0 {
@@ -266,9 +271,7 @@ func (p *planner) readError(err error) error {
 	return fmt.Errorf("read GitHub before writing: %w", err)
 }
 
-// listFleet lists the selected tenants and resolves every connection
-// string. A tenant whose connection string cannot be had stays in the plan
-// (its name is still taken) and fails when the runner reaches it.
+// listFleet lists the selected tenants.
 func (p *planner) listFleet(ctx context.Context) ([]*item, error) {
 	var items []*item
 	err := p.env.Source(p.o.pooled).Tenants(ctx, func(t tenant.Tenant) bool {
@@ -278,6 +281,13 @@ func (p *planner) listFleet(ctx context.Context) ([]*item, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
 	}
+	return items, nil
+}
+
+// resolve fetches every connection string. A tenant whose connection
+// string cannot be had stays in the plan (its name is still taken) and
+// fails when the runner reaches it.
+func (p *planner) resolve(ctx context.Context, items []*item) error {
 	workers := max(1, min(p.env.Config.Concurrency, len(items), 50))
 	next := make(chan *item)
 	var wg sync.WaitGroup
@@ -305,7 +315,7 @@ func (p *planner) listFleet(ctx context.Context) ([]*item, error) {
 	close(next)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	for _, it := range items {
 		if it.t.URL != "" {
@@ -319,7 +329,7 @@ func (p *planner) listFleet(ctx context.Context) ([]*item, error) {
 			it.err = fmt.Errorf("the connection string is %d bytes, more than the %d a GitHub secret holds", len(it.t.URL), github.MaxSecretValueSize)
 		}
 	}
-	return items, nil
+	return nil
 }
 
 // maxListed is how many projects a message names before it counts the rest.
