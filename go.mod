@@ -3,6 +3,7 @@ module github.com/pgfleet/pgfleet
 go 1.26.8
 
 require (
+	filippo.io/age v1.2.1
 	github.com/amacneil/dbmate/v2 v2.35.0
 	github.com/aws/aws-sdk-go-v2 v1.47.7
 	github.com/aws/aws-sdk-go-v2/config v1.33.15
@@ -13,6 +14,8 @@ require (
 	github.com/getkin/kin-openapi v0.133.0
 	github.com/google/go-github/v66 v66.0.0
 	github.com/jackc/pgx/v5 v5.12.0
+	github.com/klauspost/compress v1.20.3
+	github.com/klauspost/pgzip v1.3.0
 	github.com/lib/pq v1.12.3
 	golang.org/x/crypto v0.52.0
 	golang.org/x/time v0.15.0

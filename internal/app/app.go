@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/backup"
 	"github.com/pgfleet/pgfleet/internal/config"
 	"github.com/pgfleet/pgfleet/internal/fleet"
 	"github.com/pgfleet/pgfleet/internal/input"
@@ -24,6 +25,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/pgconnect"
 	"github.com/pgfleet/pgfleet/internal/redact"
 	"github.com/pgfleet/pgfleet/internal/report"
+	"github.com/pgfleet/pgfleet/internal/restore"
 	"github.com/pgfleet/pgfleet/internal/secrets"
 	"github.com/pgfleet/pgfleet/internal/source"
 	"github.com/pgfleet/pgfleet/internal/tenant"
@@ -32,6 +34,8 @@ import (
 // modes is the registry: adding a mode is its package plus one line here.
 var modes = []mode.Mode{
 	migrate.Mode{},
+	backup.Mode{},
+	restore.Mode{},
 	secrets.Mode{},
 }
 

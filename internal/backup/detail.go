@@ -1,0 +1,126 @@
+package backup
+
+import (
+	"fmt"
+	"github.com/pgfleet/pgfleet/internal/archive"
+	"strconv"
+	"strings"
+
+	"github.com/pgfleet/pgfleet/internal/fleet"
+	"github.com/pgfleet/pgfleet/internal/report"
+)
+
+// Detail is what backup reports about one tenant. Its JSON tags are the
+// tenant's backup fields in the JSON report.
+type Detail struct {
+	Object        string   `json:"object,omitempty"`   // the dump's key (written, or that was being written)
+	Manifest      string   `json:"manifest,omitempty"` // set once the backup is complete
+	Bytes         int64    `json:"bytes"`              // stored
+	DumpBytes     int64    `json:"dump_bytes"`         // pg_dump's output
+	SHA256        string   `json:"sha256,omitempty"`
+	ServerVersion string   `json:"server_version,omitempty"`
+	PgDumpVersion string   `json:"pg_dump_version,omitempty"`
+	Tables        int      `json:"tables"`
+	Rows          int64    `json:"rows"`
+	Seconds       float64  `json:"dump_seconds"`
+	Pruned        []string `json:"pruned"`          // stamps of the good backups retention removed
+	Debris        []string `json:"debris_removed"`  // keys of incomplete backups removed
+	Aborted       []string `json:"uploads_aborted"` // keys of stale pending uploads aborted
+	RetentionNote string   `json:"retention_note,omitempty"`
+
+	complete bool
+}
+
+// Throughput is pg_dump's output per second through the whole stream.
+func (d *Detail) Throughput() float64 {
+	if d.Seconds <= 0 {
+		return 0
+	}
+	return float64(d.DumpBytes) / d.Seconds
+}
+
+// Cells: size, throughput, object, pruned.
+func (d *Detail) Cells() []string {
+	size, rate, object, pruned := "—", "—", "—", "—"
+	if d.complete {
+		size = archive.HumanBytes(d.Bytes)
+		if d.DumpBytes > 0 {
+			size += fmt.Sprintf(" (of %s)", archive.HumanBytes(d.DumpBytes))
+		}
+		object = d.Object
+		pruned = strconv.Itoa(len(d.Pruned))
+		if n := len(d.Debris) + len(d.Aborted); n > 0 {
+			pruned += fmt.Sprintf(" + %d debris", n)
+		}
+	}
+	if d.Seconds > 0 && d.DumpBytes > 0 {
+		rate = archive.HumanBytes(int64(d.Throughput())) + "/s"
+	}
+	return []string{size, rate, object, pruned}
+}
+
+func (j *Job) Columns() []report.Column {
+	return []report.Column{{Title: "size", Numeric: true}, {Title: "throughput", Numeric: true}, {Title: "object"}, {Title: "pruned", Numeric: true}}
+}
+
+// Sections: what retention removed, per tenant.
+func (j *Job) Sections(results []fleet.Result) []report.Section {
+	var total, dumped int64
+	backedUp := 0
+	sec := report.Section{
+		Title:   "Retention",
+		Columns: []report.Column{{Title: "tenant"}, {Title: "pruned backups"}, {Title: "incomplete backups removed"}},
+	}
+	for _, r := range results {
+		d, _ := r.Detail.(*Detail)
+		if d == nil || !d.complete {
+			continue
+		}
+		backedUp++
+		total += d.Bytes
+		dumped += d.DumpBytes
+		if len(d.Pruned)+len(d.Debris)+len(d.Aborted) == 0 {
+			continue
+		}
+		var debris []string
+		for _, k := range d.Debris {
+			debris = append(debris, fileName(k))
+		}
+		for _, k := range d.Aborted {
+			debris = append(debris, fileName(k)+" (upload aborted)")
+		}
+		sec.Rows = append(sec.Rows, []string{r.Tenant.String(), list(d.Pruned), list(debris)})
+	}
+	ratio := ""
+	if total > 0 {
+		ratio = fmt.Sprintf(" (compression ratio %.1f)", float64(dumped)/float64(total))
+	}
+	sec.Note = fmt.Sprintf("%d new backups, %s stored from %s of dumps%s. Each tenant keeps its newest %d good backups and those of the last %d days; "+
+		"a tenant's folder is pruned only after its new backup and manifest were written, and incomplete backups are removed after a day.",
+		backedUp, archive.HumanBytes(total), archive.HumanBytes(dumped), ratio, j.o.KeepLast, j.o.RetentionDays)
+	if len(sec.Rows) == 0 {
+		sec.Rows = append(sec.Rows, []string{"(none)", "nothing pruned", ""})
+	}
+	return []report.Section{sec}
+}
+
+// Outputs: bytes stored by this run.
+func (j *Job) Outputs(results []fleet.Result) map[string]string {
+	var total int64
+	for _, r := range results {
+		if d, _ := r.Detail.(*Detail); d != nil && d.complete {
+			total += d.Bytes
+		}
+	}
+	return map[string]string{"bytes": strconv.FormatInt(total, 10)}
+}
+
+func list(items []string) string {
+	switch {
+	case len(items) == 0:
+		return "—"
+	case len(items) > 5:
+		return fmt.Sprintf("%d: %s, …", len(items), strings.Join(items[:5], ", "))
+	}
+	return strings.Join(items, ", ")
+}

@@ -1,0 +1,177 @@
+// Package backup is `mode: backup`: every tenant dumped with pg_dump in one
+// stream through compression (and encryption) into the destination, a
+// manifest written beside each complete dump, and old backups pruned.
+//
+// A backup exists only when it is complete and checked: pg_dump's output
+// goes through zstd or gzip (several cores), optional age encryption and a
+// SHA-256 straight into the store's all-or-nothing Put, and the stream
+// reaches its end only after pg_dump exited 0 and the row counts taken in
+// the dump's snapshot are in. Anything else (pg_dump failing, the stream
+// breaking, the store refusing, the run cancelled) makes Put discard the
+// upload. Only then is the manifest written; only after both is that
+// tenant's folder pruned.
+package backup
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/pgfleet/pgfleet/internal/archive"
+	"github.com/pgfleet/pgfleet/internal/input"
+	"github.com/pgfleet/pgfleet/internal/mode"
+	"github.com/pgfleet/pgfleet/internal/storage"
+)
+
+// Mode is `mode: backup`.
+type Mode struct{}
+
+var _ mode.Mode = Mode{}
+
+var _ mode.Job = (*Job)(nil)
+
+func (Mode) Name() string { return "backup" }
+
+func (Mode) Synopsis() string {
+	return "Dump every tenant with pg_dump, compressed (and encrypted) in one stream to S3 or a folder, with a checked manifest; then prune old backups."
+}
+
+func (Mode) Inputs() []input.Input {
+	return append(archive.StoreInputs(),
+		input.Input{Name: "s3-sse", Description: "S3 server-side encryption of new objects, AES256 or aws:kms. Default: the bucket's."},
+		input.Input{Name: "s3-kms-key-id", Description: "the KMS key for s3-sse aws:kms. Default: the AWS managed key."},
+		input.Input{Name: "s3-storage-class", Description: "storage class of new objects, e.g. STANDARD_IA. Default: the bucket's."},
+		input.Input{Name: "format", Default: "custom", Description: "Dump format: custom (pg_dump -Fc, restored with pg_restore, selectively if need be) or plain (SQL, restored with psql)."},
+		input.Input{Name: "compression", Default: "zstd", Description: "Compression pgfleet applies in the stream on several cores (pg_dump itself runs uncompressed): zstd, gzip or none."},
+		input.Input{Name: "compression-level", Description: "zstd 1-22 (default 3) or gzip 1-9 (default 6)."},
+		input.Input{Name: "encryption-recipient", Description: "age public keys (age1..., separated by newlines, commas or spaces): each dump is encrypted on the runner for them before it leaves, so whoever reads the bucket cannot read the data. Restore needs a matching encryption-identity."},
+		archive.InputPgDumpPath,
+		input.Input{Name: "pg-dump-args", Default: "--no-owner --no-privileges", Description: "Extra pg_dump arguments, separated by spaces. pgfleet sets the connection, format, compression and snapshot itself; options that leave tables or rows out (-t, -n, -s, --exclude-table-data...) are refused, since the manifest's row counts prove every table."},
+		input.Input{Name: "retention-days", Default: "7", Description: "After a tenant's new backup and manifest are written, its good backups older than this many days (by the time in their names) are pruned, keep-last excepted."},
+		input.Input{Name: "keep-last", Default: "3", Description: "The newest this many good backups of each tenant are never pruned, whatever their age (at least 1)."},
+	)
+}
+
+func (Mode) Outputs() []input.Output { return []input.Output{archive.OutputBytes} }
+
+// Options are a validated backup.
+type Options struct {
+	Store         storage.Store
+	Format        archive.Format
+	Compression   archive.Compression
+	Level         int
+	Recipients    []age.Recipient
+	RecipientKeys []string
+	PgDump        archive.Tool
+	PgDumpArgs    []string
+	RetentionDays int
+	KeepLast      int
+	// Now is the clock (for tests); default time.Now.
+	Now func() time.Time
+}
+
+// Prepare validates every input, opens the store (no request yet) and asks
+// pg_dump its version, before any tenant is touched.
+func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
+	in := env.Inputs
+	o := Options{
+		Format:        archive.Format(in.OneOf("format", "custom", "plain")),
+		Compression:   archive.Compression(in.OneOf("compression", "zstd", "gzip", "none")),
+		RetentionDays: in.Int("retention-days", 1, 100000, "days"),
+		KeepLast:      in.Int("keep-last", 1, 100000, "backups"),
+	}
+	switch o.Compression {
+	case archive.Zstd:
+		o.Level = archive.ZstdDefaultLevel
+		if in.IsSet("compression-level") {
+			o.Level = in.Int("compression-level", archive.ZstdMinLevel, archive.ZstdMaxLevel, "zstd level")
+		}
+	case archive.Gzip:
+		o.Level = archive.GzipDefaultLevel
+		if in.IsSet("compression-level") {
+			o.Level = in.Int("compression-level", archive.GzipMinLevel, archive.GzipMaxLevel, "gzip level")
+		}
+	case archive.None:
+		if in.IsSet("compression-level") {
+			in.Bad("compression-level", "compression is none")
+		}
+	}
+	if in.IsSet("encryption-recipient") {
+		rs, keys, err := archive.ParseRecipients(in.String("encryption-recipient"))
+		if err != nil {
+			in.Bad("encryption-recipient", "%v", err)
+		}
+		o.Recipients, o.RecipientKeys = rs, keys
+	}
+	args, err := ParseDumpArgs(in.String("pg-dump-args"))
+	if err != nil {
+		in.Bad("pg-dump-args", "%v", err)
+	}
+	o.PgDumpArgs = args
+	for _, u := range env.Config.DatabaseURLs {
+		if p := archive.PoolerProblem(u.URL); p != "" {
+			in.Bad("database-urls", "tenant %s: %s", u.Name, p)
+		}
+	}
+	sse := in.String("s3-sse")
+	if sse != "" && sse != "AES256" && sse != "aws:kms" {
+		in.Bad("s3-sse", "want AES256 or aws:kms, got %q", sse)
+		sse = ""
+	}
+	o.Store = archive.OpenStore(ctx, archive.StoreEnv{Inputs: in, Workspace: env.Workspace, Getenv: env.Getenv, Secret: env.Secret},
+		archive.WriteOptions{SSE: sse, KMSKeyID: in.String("s3-kms-key-id"), StorageClass: in.String("s3-storage-class")})
+	if o.Store != nil && !strings.HasPrefix(o.Store.String(), "s3:") {
+		for _, name := range []string{"s3-sse", "s3-kms-key-id", "s3-storage-class"} {
+			if in.IsSet(name) {
+				in.Bad(name, "only for an s3:// destination")
+			}
+		}
+	}
+	tool, err := archive.FindTool(ctx, in.String("pg-dump-path"))
+	if err != nil {
+		in.Bad("pg-dump-path", "%v", err)
+	}
+	o.PgDump = tool
+	if in.Err() != nil {
+		return nil, nil
+	}
+	return NewJob(o), nil
+}
+
+// Job backs up tenants with one validated set of options.
+type Job struct {
+	o Options
+}
+
+// NewJob returns the job for o.
+func NewJob(o Options) *Job {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Job{o: o}
+}
+
+func (j *Job) Describe() string {
+	comp := string(j.o.Compression)
+	if j.o.Compression != archive.None {
+		comp += fmt.Sprintf(" level %d", j.o.Level)
+	}
+	enc := ""
+	if len(j.o.Recipients) > 0 {
+		enc = fmt.Sprintf(", encrypted for %d age %s", len(j.o.Recipients), plural(len(j.o.Recipients), "recipient", "recipients"))
+	}
+	return fmt.Sprintf("to %s (%s format, %s%s) with pg_dump %s (%s); keep %d days, at least the last %d per tenant",
+		j.o.Store, j.o.Format, comp, enc, j.o.PgDump.Version, j.o.PgDump.Path, j.o.RetentionDays, j.o.KeepLast)
+}
+
+func (j *Job) DryRun() bool { return false }
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

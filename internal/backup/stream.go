@@ -1,0 +1,206 @@
+package backup
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pgfleet/pgfleet/internal/archive"
+)
+
+// streamed is what one dump stream stored.
+type streamed struct {
+	ObjectBytes int64  // stored, after compression and encryption
+	DumpBytes   int64  // pg_dump's output
+	SHA256      string // of the stored bytes
+}
+
+// DumpError is pg_dump failing: its exit status and the end of what it
+// said.
+type DumpError struct {
+	Err    error  // from Wait
+	Stderr string // its last lines
+}
+
+func (e *DumpError) Error() string {
+	msg := "pg_dump failed: " + e.Err.Error()
+	if e.Stderr != "" {
+		msg += ": " + e.Stderr
+	}
+	return msg
+}
+
+func (e *DumpError) Unwrap() error { return e.Err }
+
+// stream runs pg_dump and stores its output at key, compressed, encrypted
+// and hashed on the way, in bounded memory. pg_dump reads its connection
+// from libpq (environment variables only). ready is called once pg_dump
+// has exited 0 and before the stream is let end: the object completes only
+// when ready returns nil (the row counts of the same snapshot are in).
+// On any failure Put discards the upload and nothing is stored.
+func (j *Job) stream(parent context.Context, key string, libpq []string, snapshot string, ready func() error, dumped *atomic.Int64) (streamed, error) {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+
+	cmd := exec.CommandContext(ctx, j.o.PgDump.Path, j.dumpArgs(snapshot)...)
+	cmd.Env = archive.ToolEnv(libpq)
+	archive.StartProcessGroup(cmd)
+	stderr := &tailBuffer{max: 4 << 10}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return streamed{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return streamed{}, fmt.Errorf("start pg_dump: %w", err)
+	}
+
+	pr, pw := io.Pipe()
+	hash := sha256.New()
+	var produceErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		err := j.produce(&countingReader{r: stdout, n: dumped}, io.MultiWriter(pw, hash))
+		if err != nil {
+			cancel(err) // stops pg_dump
+		}
+		waitErr := cmd.Wait()
+		if err == nil && waitErr != nil {
+			err = &DumpError{Err: waitErr, Stderr: stderr.String()}
+		}
+		if err == nil && context.Cause(ctx) != nil {
+			err = context.Cause(ctx)
+		}
+		if err == nil {
+			err = ready()
+		}
+		produceErr = err
+		if err != nil {
+			// Put sees an error instead of the end of the stream, so it
+			// discards the upload: no object.
+			pw.CloseWithError(err)
+			return
+		}
+		pw.Close()
+	}()
+
+	n, putErr := j.o.Store.Put(ctx, key, pr)
+	if putErr != nil {
+		cancel(putErr)
+		pr.CloseWithError(putErr)
+	}
+	wg.Wait()
+	switch {
+	case parent.Err() != nil && (produceErr != nil || putErr != nil):
+		return streamed{}, fmt.Errorf("stopped mid-dump, nothing stored: %w", context.Cause(parent))
+	case produceErr != nil && !errors.Is(produceErr, putErr) && !isStop(produceErr, putErr):
+		// pg_dump, the compressor or the row counts failed: that is the
+		// cause, whatever Put said after.
+		return streamed{}, produceErr
+	case putErr != nil:
+		return streamed{}, putErr
+	}
+	return streamed{ObjectBytes: n, DumpBytes: dumped.Load(), SHA256: hex.EncodeToString(hash.Sum(nil))}, nil
+}
+
+// isStop reports whether the producer's error only echoes Put's failure
+// (the pipe closed under it).
+func isStop(produceErr, putErr error) bool {
+	return putErr != nil && (errors.Is(produceErr, io.ErrClosedPipe) || strings.Contains(produceErr.Error(), putErr.Error()))
+}
+
+// dumpArgs is pg_dump's command line: never a connection string.
+func (j *Job) dumpArgs(snapshot string) []string {
+	args := []string{"--no-password", "--snapshot=" + snapshot}
+	switch j.o.Format {
+	case archive.Custom:
+		// Uncompressed: pgfleet compresses the stream on several cores.
+		args = append(args, "--format=custom", "--compress=0")
+	case archive.Plain:
+		args = append(args, "--format=plain")
+	}
+	return append(args, j.o.PgDumpArgs...)
+}
+
+// produce copies pg_dump's output through the compressor and the
+// encryption into sink.
+func (j *Job) produce(src io.Reader, sink io.Writer) error {
+	var w io.Writer = sink
+	var enc io.WriteCloser
+	if len(j.o.Recipients) > 0 {
+		var err error
+		if enc, err = archive.Encrypt(sink, j.o.Recipients); err != nil {
+			return fmt.Errorf("encrypt: %w", err)
+		}
+		w = enc
+	}
+	comp, err := archive.NewCompressor(w, j.o.Compression, j.o.Level)
+	if err != nil {
+		return fmt.Errorf("compress: %w", err)
+	}
+	// A plain Writer: the compressor's ReadFrom would read pg_dump's pipe
+	// in its own way; this keeps the counting reader in charge.
+	if _, err := io.CopyBuffer(struct{ io.Writer }{comp}, struct{ io.Reader }{src}, make([]byte, 256<<10)); err != nil {
+		comp.Close()
+		return fmt.Errorf("stream: %w", err)
+	}
+	if err := comp.Close(); err != nil {
+		return fmt.Errorf("compress: %w", err)
+	}
+	if enc != nil {
+		if err := enc.Close(); err != nil {
+			return fmt.Errorf("encrypt: %w", err)
+		}
+	}
+	return nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+// tailBuffer keeps the last max bytes written to it: the end of what
+// pg_dump said, where its error is.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append([]byte(nil), t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+// String is the kept text on one line per message, trimmed.
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(string(t.b)), "\n")
+	if len(lines) > 6 {
+		lines = lines[len(lines)-6:]
+	}
+	return strings.Join(lines, " / ")
+}

@@ -1,0 +1,265 @@
+// Package restore is `mode: restore`: one tenant's backup (the latest good
+// one, or one chosen by key or time) brought into a database, checked on
+// the way (SHA-256 against the manifest, age decryption) and restored in
+// one transaction, so a corrupt or failed restore leaves the target as it
+// was; then every table's rows are counted and compared with the manifest.
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"filippo.io/age"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgfleet/pgfleet/internal/archive"
+	"github.com/pgfleet/pgfleet/internal/input"
+	"github.com/pgfleet/pgfleet/internal/mode"
+	"github.com/pgfleet/pgfleet/internal/pgconnect"
+	"github.com/pgfleet/pgfleet/internal/storage"
+	"github.com/pgfleet/pgfleet/internal/tenant"
+)
+
+// Mode is `mode: restore`.
+type Mode struct{}
+
+var _ mode.Mode = Mode{}
+
+var (
+	_ mode.Job            = (*Job)(nil)
+	_ mode.SourceOverride = (*Job)(nil)
+)
+
+func (Mode) Name() string { return "restore" }
+
+func (Mode) Synopsis() string {
+	return "Restore one tenant's backup (latest good one, or by key or time) into a database in one transaction, checked against its manifest."
+}
+
+func (Mode) Inputs() []input.Input {
+	return append(archive.StoreInputs(),
+		archive.InputPgDumpPath,
+		input.Input{Name: "restore-project", Description: "Required: the tenant whose backup to restore, by project name or id (database-urls: its name)."},
+		input.Input{Name: "restore-backup", Default: "latest", Description: "Which backup: latest (the newest good one); an object key, in full or just its file name; or a UTC time, RFC 3339 or the keys' 20261122T030000Z form, meaning the newest good backup at or before it."},
+		input.Input{Name: "restore-target-url", Secret: true, Description: "Required: the database to restore into, postgres://user:password@host/db (store it as a secret; a direct host, not -pooler). Refused if it already has a table or view outside the system schemas, unless restore-clean."},
+		input.Input{Name: "restore-clean", Default: "false", Bool: true, Description: "Restore into a database that already has tables: pg_restore drops and recreates the backup's objects (--clean --if-exists) and leaves others alone, all in the restore's one transaction. Custom format only (a plain dump carries DROP statements only if made with --clean)."},
+		input.Input{Name: "encryption-identity", Secret: true, Description: "The age secret key that decrypts an encrypted backup (store it as a secret): the whole file age-keygen writes, comments and all, or its AGE-SECRET-KEY-1... line."},
+	)
+}
+
+func (Mode) Outputs() []input.Output {
+	return []input.Output{archive.OutputBytes, {Name: "restored-rows", Description: "Restore: rows in the restored tables, counted after the restore (each table compared with the backup's manifest)."}}
+}
+
+// Options are a validated restore.
+type Options struct {
+	Store      storage.Store
+	Tenant     tenant.Tenant // the tenant whose backup it is; URL is the target's
+	Backup     archive.Backup
+	DumpKey    string
+	Manifest   *archive.Manifest
+	TargetURL  string
+	Clean      bool
+	Identities []age.Identity
+	Tool       archive.Tool // pg_restore or psql
+}
+
+// Prepare checks every input and finds the tenant, the backup and its
+// manifest, and checks the target is empty (or restore-clean), before
+// anything is restored.
+func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
+	in := env.Inputs
+	var o Options
+	project := in.String("restore-project")
+	if project == "" {
+		in.Bad("restore-project", "required: the project name or id whose backup to restore")
+	}
+	spec := in.String("restore-backup")
+	o.TargetURL = strings.TrimSpace(in.Raw("restore-target-url"))
+	env.Secret(tenant.Password(o.TargetURL))
+	switch {
+	case o.TargetURL == "":
+		in.Bad("restore-target-url", "required: the database to restore into")
+	default:
+		if _, err := pgconnect.ParseURL(o.TargetURL); err != nil {
+			in.Bad("restore-target-url", "%v", err)
+		} else if p := archive.PoolerProblem(o.TargetURL); p != "" {
+			in.Bad("restore-target-url", "%s", p)
+		}
+	}
+	o.Clean = in.Bool("restore-clean")
+	if in.IsSet("encryption-identity") {
+		ids, err := archive.ParseIdentities(in.Raw("encryption-identity"))
+		if err != nil {
+			in.Bad("encryption-identity", "%v", err)
+		}
+		o.Identities = ids
+	}
+	o.Store = archive.OpenStore(ctx, archive.StoreEnv{Inputs: in, Workspace: env.Workspace, Getenv: env.Getenv, Secret: env.Secret}, archive.WriteOptions{})
+	pgDump, err := archive.FindTool(ctx, in.String("pg-dump-path"))
+	if err != nil {
+		in.Bad("pg-dump-path", "%v", err)
+	}
+	if in.Err() != nil {
+		return nil, nil
+	}
+
+	t, err := findTenant(ctx, env.Source(false), project)
+	if err != nil {
+		return nil, &input.Error{Input: "restore-project", Problem: err.Error()}
+	}
+	folder, objs, err := archive.FindFolder(ctx, o.Store, t.Name, t.ID)
+	if err != nil {
+		return nil, &input.Error{Input: "destination", Problem: err.Error()}
+	}
+	good := archive.GoodBackups(archive.Scan(folder, objs))
+	o.Backup, err = archive.Choose(good, spec)
+	if err != nil {
+		return nil, &input.Error{Input: "restore-backup", Problem: fmt.Sprintf("%s: %v%s", t, err, available(good))}
+	}
+	o.Manifest, err = archive.ReadManifest(ctx, o.Store, o.Backup.Manifest.Key)
+	if err != nil {
+		return nil, &input.Error{Input: "restore-backup", Problem: err.Error()}
+	}
+	m := o.Manifest
+	if m.ProjectID != t.ID {
+		return nil, &input.Error{Input: "restore-backup", Problem: fmt.Sprintf("the manifest %s belongs to project %q, not %q", o.Backup.Manifest.Key, m.ProjectID, t.ID)}
+	}
+	// The dump is the one the manifest names (the same stamp, in this
+	// folder: a copied bucket may have another prefix).
+	for _, dmp := range o.Backup.Dumps {
+		if path.Base(dmp.Key) == path.Base(m.Object) {
+			o.DumpKey = dmp.Key
+		}
+	}
+	if o.DumpKey == "" {
+		return nil, &input.Error{Input: "restore-backup", Problem: fmt.Sprintf("the manifest %s names the dump %s, which is not in the folder", o.Backup.Manifest.Key, path.Base(m.Object))}
+	}
+	if m.Encrypted() && len(o.Identities) == 0 {
+		in.Bad("encryption-identity", "the backup %s is encrypted (age, for %d %s): give the secret key of one of them", path.Base(o.DumpKey), len(m.Encryption.Recipients), plural(len(m.Encryption.Recipients), "recipient", "recipients"))
+	}
+
+	toolName := "pg_restore"
+	if m.Format == archive.Plain {
+		toolName = "psql"
+	}
+	o.Tool, err = archive.FindTool(ctx, pgDump.Sibling(toolName))
+	if err != nil {
+		in.Bad("pg-dump-path", "restore needs %s beside pg_dump: %v", toolName, err)
+	} else if dm := archive.ServerMajor(m.PgDumpVersion); m.Format == archive.Custom && o.Tool.Major < dm {
+		in.Bad("pg-dump-path", "pg_restore %s cannot read an archive written by pg_dump %s: use pg_restore %d or later (pg-dump-path names the pg_dump beside it)", o.Tool.Version, m.PgDumpVersion, dm)
+	}
+	if o.Clean && m.Format == archive.Plain && !slices.ContainsFunc(m.PgDumpArgs, func(a string) bool { return a == "--clean" || a == "-c" }) {
+		in.Bad("restore-clean", "the backup is a plain SQL dump made without --clean: it cannot drop what the target holds; restore it into an empty database")
+	}
+	if in.Err() != nil {
+		return nil, nil
+	}
+	if err := checkTarget(ctx, o.TargetURL, o.Clean); err != nil {
+		return nil, &input.Error{Input: "restore-target-url", Problem: err.Error()}
+	}
+	o.Tenant = tenant.Tenant{ID: t.ID, Name: t.Name, URL: o.TargetURL}
+	return &Job{o: o}, nil
+}
+
+// findTenant lists the selected tenants and returns the one whose id, or
+// else whose name, is project.
+func findTenant(ctx context.Context, src tenant.Source, project string) (tenant.Tenant, error) {
+	var byID *tenant.Tenant
+	var byName []tenant.Tenant
+	err := src.Tenants(ctx, func(t tenant.Tenant) bool {
+		switch {
+		case t.ID == project:
+			t := t
+			byID = &t
+			return false
+		case t.Name == project:
+			byName = append(byName, t)
+		}
+		return true
+	})
+	switch {
+	case byID != nil:
+		return *byID, nil
+	case err != nil:
+		return tenant.Tenant{}, fmt.Errorf("listing the tenants to find %q failed: %w", project, err)
+	case len(byName) == 1:
+		return byName[0], nil
+	case len(byName) > 1:
+		var ids []string
+		for _, t := range byName {
+			ids = append(ids, t.ID)
+		}
+		return tenant.Tenant{}, fmt.Errorf("%d projects are named %q (%s): give the project id", len(byName), project, strings.Join(ids, ", "))
+	}
+	return tenant.Tenant{}, fmt.Errorf("no selected tenant has the id or name %q", project)
+}
+
+// available lists the newest good backups, for a message.
+func available(good []archive.Backup) string {
+	if len(good) == 0 {
+		return ""
+	}
+	var stamps []string
+	for i, b := range good {
+		if i == 5 {
+			stamps = append(stamps, "…")
+			break
+		}
+		stamps = append(stamps, b.Stamp)
+	}
+	return fmt.Sprintf(" (good backups, newest first: %s)", strings.Join(stamps, ", "))
+}
+
+// targetObjectsQuery finds tables and views outside the system schemas that
+// no extension owns.
+const targetObjectsQuery = `
+SELECT n.nspname, c.relname
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND n.nspname <> 'information_schema'
+  AND n.nspname NOT LIKE 'pg\_%'
+  AND NOT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_depend d
+    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 1, 2
+LIMIT 6`
+
+// checkTarget connects to the target and refuses one that already holds
+// tables, unless clean.
+func checkTarget(ctx context.Context, targetURL string, clean bool) error {
+	conn, err := pgconnect.Connect(ctx, targetURL, pgconnect.Options{AppName: "pgfleet"})
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, _ := conn.Query(ctx, targetObjectsQuery)
+	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var s, n string
+		err := r.Scan(&s, &n)
+		return archive.QualifiedName(s, n), err
+	})
+	if err != nil {
+		return fmt.Errorf("look at the target's tables: %w", err)
+	}
+	if len(found) > 0 && !clean {
+		more := ""
+		if len(found) > 5 {
+			found, more = found[:5], ", …"
+		}
+		return errors.New("the target database is not empty (" + strings.Join(found, ", ") + more + "): restore into an empty database, or set restore-clean: true to drop and recreate the backup's objects")
+	}
+	return nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
