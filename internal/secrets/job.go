@@ -354,7 +354,7 @@ func (j *Job) prune(ctx context.Context) error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("the secret was written, but prune then failed (%d of %d deletions): %w", len(errs), len(j.plan.prune), errors.Join(errs...))
+		return fmt.Errorf("prune, run after this (the last) tenant, failed on %d of %d deletions: %w", len(errs), len(j.plan.prune), errors.Join(errs...))
 	}
 	return nil
 }

@@ -537,3 +537,41 @@ func TestNothingSecretReported(t *testing.T) {
 }
 
 var _ mode.SourceOverride = (*Job)(nil)
+
+// Describe tells the plan and whether max-duration allows it; a
+// concurrency that would make tenants queue past tenant-timeout is warned
+// about before any write.
+func TestDescribeAndQueueWarning(t *testing.T) {
+	r := newRig(t)
+	res := r.mustRun(projects(20), map[string]string{"(write-gap)": "100ms", "max-duration": "1h", "dry-run": "true"}, func(c *config.Config) {
+		c.Concurrency, c.TenantTimeout = 50, time.Second
+	})
+	if d := res.job.Describe(); !strings.Contains(d, "20 tenants' connection strings to repository o/r secret {{NAME}}_DATABASE_URL; plan: 20 to create, 0 to update, 0 unchanged; 40 writes needed; dry run") {
+		t.Fatalf("describe: %s", d)
+	}
+	if len(r.warnings) != 0 {
+		t.Fatalf("a dry run warned: %q", r.warnings)
+	}
+	res = r.run(projects(20), map[string]string{"(write-gap)": "100ms", "max-duration": "1s"}, func(c *config.Config) {
+		c.Concurrency, c.TenantTimeout = 50, time.Second
+	})
+	if res.job == nil || !strings.Contains(strings.Join(r.warnings, "\n"), "a tenant may wait about 4s for its turn to write, close to or beyond tenant-timeout 1s") {
+		t.Fatalf("warnings %q", r.warnings)
+	}
+	if d := res.job.Describe(); !strings.Contains(d, "40 writes, one at a time, 100ms apart (about 4s); that is more than the") {
+		t.Fatalf("describe: %s", d)
+	}
+}
+
+// Without the test override, writes are GitHub-paced: 750 ms apart for a
+// plan of at most 450 writes, spread over the hour beyond.
+func TestPaceChosenFromThePlan(t *testing.T) {
+	r := newRig(t)
+	in := map[string]string{"(write-gap)": "", "dry-run": "true", "secret-target": "environment"}
+	if res := r.mustRun(projects(150), in); res.job.gap != 750*time.Millisecond || res.job.plan.writes != 450 {
+		t.Fatalf("150 environments: gap %s for %d writes", res.job.gap, res.job.plan.writes)
+	}
+	if res := r.mustRun(projects(151), in); res.job.gap != 7500*time.Millisecond {
+		t.Fatalf("151 environments: gap %s", res.job.gap)
+	}
+}

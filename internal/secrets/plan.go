@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/github"
@@ -127,7 +128,13 @@ type planner struct {
 }
 
 func newPlanner(ctx context.Context, env mode.Env, o options) (*planner, error) {
-	c, err := github.New(github.Options{BaseURL: o.apiURL, Token: o.token, UserAgent: "pgfleet"})
+	var waits atomic.Int64
+	onWait := func(w github.Wait) {
+		if env.Warn != nil && waits.Add(1) <= maxWaitWarnings {
+			env.Warn("GitHub %s: waiting %s before %s", w.Reason, w.Duration.Round(time.Second), w.Op)
+		}
+	}
+	c, err := github.New(github.Options{BaseURL: o.apiURL, Token: o.token, UserAgent: "pgfleet", OnWait: onWait})
 	if err != nil {
 		return nil, &input.Error{Input: "github-api-url", Problem: err.Error()}
 	}
