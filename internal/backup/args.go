@@ -92,7 +92,6 @@ func ParseDumpArgs(s string) ([]string, error) {
 				c := a[k]
 				if long, ok := refusedShort[c]; ok {
 					bad = append(bad, fmt.Sprintf("-%c (--%s): %s", c, long, refusedLong[long]))
-					break
 				}
 				if strings.IndexByte(shortWithValue, c) >= 0 {
 					if k == len(a)-1 {

@@ -20,7 +20,7 @@ type Detail struct {
 	SHA256        string   `json:"sha256,omitempty"`
 	ServerVersion string   `json:"server_version,omitempty"`
 	PgDumpVersion string   `json:"pg_dump_version,omitempty"`
-	Tables        int      `json:"tables"`
+	Tables        int      `json:"tables_counted"`
 	Rows          int64    `json:"rows"`
 	Seconds       float64  `json:"dump_seconds"`
 	Pruned        []string `json:"pruned"`          // stamps of the good backups retention removed
