@@ -25,7 +25,7 @@ type Detail struct {
 	EnvironmentCreated bool       `json:"environment_created,omitempty"` // this run created the environment (dry run: would)
 	Why                string     `json:"why,omitempty"`                 // why the secret is (or would be) written
 	UpdatedAt          *time.Time `json:"secret_updated_at,omitempty"`   // the secret's updated_at as GitHub reported it after the write
-	Writes             int        `json:"writes"`                        // write requests this tenant cost
+	Writes             int        `json:"writes"`                        // writes GitHub answered for this tenant (rate-limit retries not counted)
 
 	envTarget bool
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -231,10 +232,16 @@ func (j *Job) leave(d *Detail) (fleet.Status, *Detail, error) {
 // first write must start within max-duration (budget); once a tenant has
 // begun, it is finished, so that no tenant is left half written.
 func (j *Job) write(ctx, budget context.Context, it *item, d *Detail) error {
+	// sent counts a write GitHub answered (a refused wait sends nothing).
+	sent := func(err error) error {
+		if err == nil || github.StatusOf(err) != 0 {
+			d.Writes++
+		}
+		return err
+	}
 	first := budget
 	if it.envMissing {
-		d.Writes++
-		if _, err := j.gh.CreateEnvironment(first, j.o.owner, j.o.repo, it.env); err != nil {
+		if _, err := j.gh.CreateEnvironment(first, j.o.owner, j.o.repo, it.env); sent(err) != nil {
 			return err
 		}
 		d.EnvironmentCreated = true
@@ -243,9 +250,8 @@ func (j *Job) write(ctx, budget context.Context, it *item, d *Detail) error {
 		j.mu.Unlock()
 		first = ctx
 	}
-	d.Writes++
 	res, err := j.gh.PutSecret(first, it.target, it.secret, it.t.URL)
-	if err != nil {
+	if sent(err) != nil {
 		return err
 	}
 	d.Action, d.Why = didUpdate, it.why
@@ -255,18 +261,15 @@ func (j *Job) write(ctx, budget context.Context, it *item, d *Detail) error {
 	at := res.Secret.UpdatedAt.UTC()
 	d.UpdatedAt = &at
 	record := encodeRecord(it.sum, res.Secret.UpdatedAt)
-	d.Writes++
 	if it.varExists {
-		err = j.gh.UpdateVariable(ctx, it.target, it.variable, record)
+		err = sent(j.gh.UpdateVariable(ctx, it.target, it.variable, record))
 		if github.IsNotFound(err) {
-			d.Writes++
-			err = j.gh.CreateVariable(ctx, it.target, it.variable, record)
+			err = sent(j.gh.CreateVariable(ctx, it.target, it.variable, record))
 		}
 	} else {
-		err = j.gh.CreateVariable(ctx, it.target, it.variable, record)
-		if github.StatusOf(err) == 409 {
-			d.Writes++
-			err = j.gh.UpdateVariable(ctx, it.target, it.variable, record)
+		err = sent(j.gh.CreateVariable(ctx, it.target, it.variable, record))
+		if github.StatusOf(err) == http.StatusConflict {
+			err = sent(j.gh.UpdateVariable(ctx, it.target, it.variable, record))
 		}
 	}
 	if err != nil {
