@@ -169,6 +169,14 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 			values.Bad("report-file", "cannot write the report to %s: %v", reportPath, werr)
 		}
 	}
+	var inErr *input.Error
+	if err != nil && values.Err() == nil && !errors.As(err, &inErr) && !isBadCredential(err) {
+		// Not the input: a mode that reads the fleet or an API while it
+		// prepares met an outage. Nothing was touched, but no fix of the
+		// input would help: exit 1, like any failed run.
+		out.errorf("%s: preparing the run failed, nothing was touched: %v", name, err)
+		return ExitFailed
+	}
 	if err := errors.Join(values.Err(), err); err != nil {
 		out.invalid(err)
 		return ExitInvalidInput
