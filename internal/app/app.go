@@ -201,6 +201,10 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 		ProgressEvery: progressEvery(getenv),
 		OnDone:        out.tenantDone,
 	}, src, job.Work)
+	var finishErr error
+	if f, ok := job.(mode.Finisher); ok && !outcome.Cancelled && outcome.SourceErr == nil {
+		finishErr = f.Finish(ctx, outcome.Results)
+	}
 
 	run := report.Run{
 		Mode:       name,
@@ -216,6 +220,10 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 		Scrub:      out.secrets.Scrub,
 	}
 	code := report.ExitCode(run)
+	if finishErr != nil {
+		out.errorf("%s: %v", name, finishErr)
+		code = ExitFailed
+	}
 	if outcome.SourceErr != nil {
 		out.errorf("listing tenants failed: %v", outcome.SourceErr)
 	} else if len(outcome.Results) == 0 {

@@ -67,3 +67,10 @@ type Env struct {
 type SourceOverride interface {
 	Source() tenant.Source
 }
+
+// Finisher is a Job with work to do once every tenant is done (sync-secrets
+// prunes then). It runs unless the run was cancelled or listing failed; its
+// error fails the run and is reported.
+type Finisher interface {
+	Finish(ctx context.Context, results []fleet.Result) error
+}

@@ -94,12 +94,13 @@ func newRig(t *testing.T) *rig {
 
 // result is one prepared and (unless Prepare refused) finished run.
 type result struct {
-	job      *Job
-	err      error // Prepare's error, or the inputs' problems
-	outcome  fleet.Outcome
-	outputs  map[string]string
-	writes   int // writes the emulator answered during the run
-	requests int
+	job       *Job
+	err       error // Prepare's error, or the inputs' problems
+	outcome   fleet.Outcome
+	finishErr error // Finish's error (prune)
+	outputs   map[string]string
+	writes    int // writes the emulator answered during the run
+	requests  int
 }
 
 func (r *rig) table() *input.Table {
@@ -162,6 +163,7 @@ func (r *rig) run(ps []project, inputs map[string]string, cfg ...func(*config.Co
 	}
 	res.job = job.(*Job)
 	res.outcome = fleet.Run(context.Background(), fleet.Options{Concurrency: c.Concurrency, TenantTimeout: c.TenantTimeout}, res.job.Source(), res.job.Work)
+	res.finishErr = res.job.Finish(context.Background(), res.outcome.Results) // as the app does after the fleet
 	res.outputs = res.job.Outputs(res.outcome.Results)
 	res.writes = len(r.gh.Writes()) - before
 	res.requests = len(r.gh.Requests()) - beforeReq

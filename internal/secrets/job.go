@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/fleet"
@@ -43,8 +42,6 @@ type Job struct {
 	deadline time.Time // max-duration from the start of the run
 	gap      time.Duration
 	tenants  []tenant.Tenant
-
-	finished atomic.Int64 // tenants whose Work returned
 
 	mu          sync.Mutex
 	current     int  // tenants whose secret is current
@@ -157,7 +154,7 @@ func (j *Job) Describe() string {
 func (j *Job) DryRun() bool { return j.o.dryRun }
 
 // Work writes one tenant's secret and its fingerprint variable (and its
-// environment first, when missing). The last tenant to finish prunes.
+// environment first, when missing). Prune runs in Finish, after them all.
 func (j *Job) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fleet.Detail, error) {
 	status, d, err := j.work(ctx, t)
 	j.mu.Lock()
@@ -165,11 +162,6 @@ func (j *Job) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fleet.De
 		j.current++
 	}
 	j.mu.Unlock()
-	if j.finished.Add(1) == int64(len(j.plan.items)) {
-		if ferr := j.finish(ctx); ferr != nil && err == nil {
-			err = ferr
-		}
-	}
 	if d == nil {
 		return status, nil, err
 	}
@@ -302,9 +294,9 @@ func (j *Job) budgetEnded(ctx context.Context, err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) && !time.Now().Before(j.deadline)
 }
 
-// finish runs once, when the last tenant is done: prune, and the line
-// telling what is left.
-func (j *Job) finish(ctx context.Context) error {
+// Finish implements mode.Finisher: once every tenant is done, prune, and
+// the line telling what is left.
+func (j *Job) Finish(ctx context.Context, _ []fleet.Result) error {
 	if j.o.dryRun {
 		return nil
 	}
@@ -357,7 +349,7 @@ func (j *Job) prune(ctx context.Context) error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("prune, run after this (the last) tenant, failed on %d of %d deletions: %w", len(errs), len(j.plan.prune), errors.Join(errs...))
+		return fmt.Errorf("prune failed on %d of %d deletions: %w", len(errs), len(j.plan.prune), errors.Join(errs...))
 	}
 	return nil
 }

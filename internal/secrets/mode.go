@@ -31,6 +31,8 @@ var _ mode.Job = (*Job)(nil)
 
 var _ mode.SourceOverride = (*Job)(nil)
 
+var _ mode.Finisher = (*Job)(nil)
+
 func (Mode) Name() string { return "sync-secrets" }
 
 func (Mode) Synopsis() string {
