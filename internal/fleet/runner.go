@@ -11,7 +11,8 @@ import (
 )
 
 // Work does one tenant's job. It returns Succeeded or UpToDate with the
-// mode's detail, or an error (with whatever detail is known, so a failed
+// mode's detail; Skipped with an error saying why, for a tenant the mode
+// leaves for another run; or an error (with whatever detail is known, so a failed
 // tenant's report says where it was left). ctx is cancelled when the
 // tenant's timeout passes or the run is hard-cancelled; Work must return
 // promptly then.
@@ -321,6 +322,13 @@ func (r *run) execute(hardCtx context.Context, res Result) {
 		status, detail, err := safeWork(ctx, r.work, res.Tenant)
 		res.Detail = detail
 		switch {
+		case status == Skipped && hardCtx.Err() == nil:
+			// The mode chose not to do this tenant now (sync-secrets when
+			// its time budget is spent); its error says why.
+			res.Status = Skipped
+			if err != nil {
+				res.Reason = err.Error()
+			}
 		case err == nil:
 			res.Status = status
 		case hardCtx.Err() != nil:

@@ -268,3 +268,16 @@ func TestCanaryGlobsMatchingNothingStartNoTenant(t *testing.T) {
 		t.Fatalf("counts %+v, want 5 skipped", c)
 	}
 }
+
+// A mode may leave a tenant for another run: skipped, with its reason.
+func TestWorkMaySkipWithReason(t *testing.T) {
+	work := func(ctx context.Context, tn tenant.Tenant) (Status, Detail, error) {
+		return Skipped, nil, errors.New("left for the next run")
+	}
+	out := Run(context.Background(), Options{}, listSource{ids: ids(2)}, work)
+	for _, r := range out.Results {
+		if r.Status != Skipped || r.Reason != "left for the next run" || r.Err != nil {
+			t.Fatalf("result %+v: want skipped with the reason", r)
+		}
+	}
+}

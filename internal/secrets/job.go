@@ -209,6 +209,9 @@ func (j *Job) work(ctx context.Context, t tenant.Tenant) (fleet.Status, *Detail,
 	return fleet.Failed, d, err
 }
 
+// errLeft is why a tenant was left: the reason the report shows.
+var errLeft = errors.New("left for the next run: max-duration was spent")
+
 // leave ends a tenant that max-duration did not leave time for: skipped,
 // not failed; the next run continues with it.
 func (j *Job) leave(d *Detail) (fleet.Status, *Detail, error) {
@@ -216,7 +219,7 @@ func (j *Job) leave(d *Detail) (fleet.Status, *Detail, error) {
 	j.outOfTime = true
 	j.mu.Unlock()
 	d.Action = didLeave
-	return fleet.Skipped, d, nil
+	return fleet.Skipped, d, errLeft
 }
 
 // write creates the environment if missing, writes the secret, then
