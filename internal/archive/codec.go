@@ -6,6 +6,7 @@ import (
 	"io"
 	"runtime"
 	"strings"
+	"sync"
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/gzip"
@@ -16,11 +17,11 @@ import (
 // Compression levels: what compression-level accepts for each codec, and
 // the default when it is not given.
 const (
-	ZstdMinLevel, ZstdMaxLevel, ZstdDefaultLevel = 1, 22, 3
+	ZstdMinLevel, ZstdMaxLevel, ZstdDefaultLevel = 1, 22, 1
 	GzipMinLevel, GzipMaxLevel, GzipDefaultLevel = 1, 9, 6
 )
 
-// Memory of the compressors, per stream (see CompressorMemory).
+// Memory of the compressors, per stream.
 const (
 	// zstdWindow is the zstd window. With concurrent blocks the encoder
 	// splits the stream into jobs of 4 windows compressed side by side, so
@@ -39,45 +40,88 @@ const (
 // CompressCores is how many goroutines one stream's compressor runs.
 func CompressCores() int { return max(1, min(runtime.GOMAXPROCS(0), maxCompressCores)) }
 
-// CompressorMemory is about what one stream's compressor holds: per core a
-// job's input and output (zstd) or a block's (gzip), plus the window.
-func CompressorMemory(c Compression) int64 {
-	n := int64(CompressCores())
-	switch c {
-	case Zstd:
-		return n*2*zstdJob + zstdWindow
-	case Gzip:
-		return n * 2 * 2 * gzipBlock
-	}
-	return 0
-}
 
-// NewCompressor compresses what is written to it into w, on several cores.
-// Close flushes it (and does not close w).
+// parallelAfter is how much of a stream is compressed on one core before
+// the compressor turns to several: most tenants are small, and a
+// multi-core encoder's job buffers (several MiB) would cost every one of
+// them; a big dump gets every core from here on.
+const parallelAfter = 16 << 20
+
+// NewCompressor compresses what is written to it into w: on one core for
+// the first 16 MiB, then on several (CompressCores). The stream is then two
+// zstd frames or two gzip members one after the other, which every zstd
+// and gzip decoder reads as one stream. Close flushes it (and does not
+// close w).
 func NewCompressor(w io.Writer, c Compression, level int) (io.WriteCloser, error) {
 	switch c {
 	case Zstd:
-		return zstd.NewWriter(w,
-			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
-			zstd.WithEncoderConcurrency(CompressCores()),
-			zstd.WithConcurrentBlocks(true),
-			zstd.WithWindowSize(zstdWindow),
-			zstd.WithEncoderCRC(true))
+		return newEscalating(w,
+			func(w io.Writer) (io.WriteCloser, error) { return pooledZstdWriter(w, level, false) },
+			func(w io.Writer) (io.WriteCloser, error) { return pooledZstdWriter(w, level, true) })
 	case Gzip:
-		gw, err := pgzip.NewWriterLevel(w, level)
-		if err != nil {
-			return nil, err
-		}
-		// Twice as many blocks as cores keeps every core busy while the
-		// finished blocks are written in order.
-		if err := gw.SetConcurrency(gzipBlock, 2*CompressCores()); err != nil {
-			return nil, err
-		}
-		return gw, nil
+		return newEscalating(w,
+			func(w io.Writer) (io.WriteCloser, error) { return gzip.NewWriterLevel(w, level) },
+			func(w io.Writer) (io.WriteCloser, error) {
+				gw, err := pgzip.NewWriterLevel(w, level)
+				if err != nil {
+					return nil, err
+				}
+				// Twice as many blocks as cores keeps every core busy
+				// while the finished blocks are written in order.
+				if err := gw.SetConcurrency(gzipBlock, 2*CompressCores()); err != nil {
+					return nil, err
+				}
+				return gw, nil
+			})
 	case None:
 		return nopWriteCloser{w}, nil
 	}
 	return nil, fmt.Errorf("unknown compression %q", c)
+}
+
+// escalating writes through a one-core compressor until parallelAfter
+// bytes went in, then closes it (ending its frame) and goes on with a
+// multi-core one.
+type escalating struct {
+	w        io.Writer
+	cur      io.WriteCloser
+	in       int64
+	parallel func(io.Writer) (io.WriteCloser, error)
+	upgraded bool
+	closed   bool
+}
+
+func newEscalating(w io.Writer, single, parallel func(io.Writer) (io.WriteCloser, error)) (io.WriteCloser, error) {
+	cur, err := single(w)
+	if err != nil {
+		return nil, err
+	}
+	return &escalating{w: w, cur: cur, parallel: parallel, upgraded: CompressCores() == 1}, nil
+}
+
+func (e *escalating) Write(p []byte) (int, error) {
+	if !e.upgraded && e.in+int64(len(p)) > parallelAfter {
+		e.upgraded = true
+		if err := e.cur.Close(); err != nil {
+			return 0, err
+		}
+		next, err := e.parallel(e.w)
+		if err != nil {
+			return 0, err
+		}
+		e.cur = next
+	}
+	n, err := e.cur.Write(p)
+	e.in += int64(n)
+	return n, err
+}
+
+func (e *escalating) Close() error {
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	return e.cur.Close()
 }
 
 // NewDecompressor reads what r holds, decompressed. Close releases it (and
@@ -99,6 +143,77 @@ func NewDecompressor(r io.Reader, c Compression) (io.ReadCloser, error) {
 		return io.NopCloser(r), nil
 	}
 	return nil, fmt.Errorf("unknown compression %q", c)
+}
+
+// zstdEncoders keeps finished encoders by level for the next stream: a
+// multi-core encoder holds a few MiB of job buffers and tables, and a fleet
+// of small tenants would otherwise allocate (and clear) them once per
+// tenant. A pool never holds more encoders than streams ran at once.
+var zstdEncoders struct {
+	sync.Mutex
+	free map[zstdKind][]*zstd.Encoder
+}
+
+type zstdKind struct {
+	level    int
+	parallel bool
+}
+
+// pooledZstdWriter is a zstd encoder writing to w, from the pool when one
+// is free. A parallel one compresses jobs of 4 windows on CompressCores
+// goroutines; the other compresses on the caller's.
+func pooledZstdWriter(w io.Writer, level int, parallel bool) (io.WriteCloser, error) {
+	k := zstdKind{level, parallel}
+	zstdEncoders.Lock()
+	var enc *zstd.Encoder
+	if free := zstdEncoders.free[k]; len(free) > 0 {
+		enc = free[len(free)-1]
+		zstdEncoders.free[k] = free[:len(free)-1]
+	}
+	zstdEncoders.Unlock()
+	if enc == nil {
+		opts := []zstd.EOption{
+			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
+			zstd.WithWindowSize(zstdWindow),
+			zstd.WithEncoderCRC(true),
+			zstd.WithEncoderConcurrency(1),
+		}
+		if parallel {
+			opts = append(opts, zstd.WithEncoderConcurrency(CompressCores()), zstd.WithConcurrentBlocks(true))
+		}
+		var err error
+		if enc, err = zstd.NewWriter(nil, opts...); err != nil {
+			return nil, err
+		}
+	}
+	enc.Reset(w)
+	return &pooledZstd{Encoder: enc, kind: k}, nil
+}
+
+// pooledZstd returns its encoder to the pool when it closes cleanly; one
+// that failed is dropped.
+type pooledZstd struct {
+	*zstd.Encoder
+	kind zstdKind
+	done bool
+}
+
+func (p *pooledZstd) Close() error {
+	if p.done {
+		return nil
+	}
+	p.done = true
+	err := p.Encoder.Close()
+	if err == nil {
+		p.Encoder.Reset(nil)
+		zstdEncoders.Lock()
+		if zstdEncoders.free == nil {
+			zstdEncoders.free = map[zstdKind][]*zstd.Encoder{}
+		}
+		zstdEncoders.free[p.kind] = append(zstdEncoders.free[p.kind], p.Encoder)
+		zstdEncoders.Unlock()
+	}
+	return err
 }
 
 type zstdReader struct{ *zstd.Decoder }

@@ -27,7 +27,7 @@ func dumpLike(n int) []byte {
 }
 
 func TestCompressionRoundTrip(t *testing.T) {
-	data := dumpLike(9 << 20) // more than two zstd jobs and several gzip blocks
+	data := dumpLike(parallelAfter + 9<<20) // one core, then several: two frames (members)
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
 		t.Fatal(err)

@@ -82,13 +82,10 @@ func (j *Job) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fleet.De
 		return fleet.Failed, d, fmt.Errorf("begin the snapshot transaction: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	for _, set := range []string{"SET LOCAL statement_timeout = 0", "SET LOCAL idle_in_transaction_session_timeout = 0", "SET LOCAL lock_timeout = 0"} {
-		if _, err := tx.Exec(ctx, set); err != nil {
-			return fleet.Failed, d, fmt.Errorf("%s: %w", set, err)
-		}
-	}
 	var snapshot string
-	if err := tx.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot()").Scan(&snapshot); err != nil {
+	err = tx.QueryRow(ctx, `SELECT pg_catalog.set_config('statement_timeout', '0', true), pg_catalog.set_config('idle_in_transaction_session_timeout', '0', true),
+		pg_catalog.set_config('lock_timeout', '0', true), pg_catalog.pg_export_snapshot()`).Scan(nil, nil, nil, &snapshot)
+	if err != nil {
 		return fleet.Failed, d, fmt.Errorf("export a snapshot: %w", err)
 	}
 	tables, err := archive.ListTables(ctx, tx)
