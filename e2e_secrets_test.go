@@ -236,6 +236,9 @@ func TestSecretsRepository30(t *testing.T) {
 	r, writes = syncRun(t, gh, in, fastWrites, "GITHUB_REPOSITORY=acme/app")
 	mustCode(t, r, 0)
 	wantSyncOutputs(t, r, map[string]string{"updated": "30"})
+	if writes != 60 { // each secret and its fingerprint variable
+		t.Errorf("switching to direct connection strings: %d writes, want 60", writes)
+	}
 	first := f.Tenants[0]
 	v, _, _ := gh.Secret(ghRepo, "CUSTOMER_0001_DATABASE_URL")
 	if v != first.DB.URL {

@@ -387,14 +387,6 @@ func dropLine(log, prefix string) string {
 	return strings.Join(keep, "")
 }
 
-func names(files []File) []string {
-	out := make([]string, len(files))
-	for i, f := range files {
-		out[i] = f.Name
-	}
-	return out
-}
-
 func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)

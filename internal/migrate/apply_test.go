@@ -111,7 +111,7 @@ func loadSet(t *testing.T, dir string) *Set {
 	return set
 }
 
-func work(t *testing.T, m *Migrator, tn tenant.Tenant, timeout time.Duration) (fleet.Status, *Detail, error, time.Duration) {
+func work(t *testing.T, m *Migrator, tn tenant.Tenant, timeout time.Duration) (fleet.Status, *Detail, time.Duration, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -124,13 +124,13 @@ func work(t *testing.T, m *Migrator, tn tenant.Tenant, timeout time.Duration) (f
 		if err == nil {
 			t.Fatal("Work returned no detail and no error")
 		}
-		return status, nil, err, elapsed
+		return status, nil, elapsed, err
 	}
 	d, ok := detail.(*Detail)
 	if !ok || d == nil {
 		t.Fatalf("Work returned detail %#v (%T), want a *Detail", detail, detail)
 	}
-	return status, d, err, elapsed
+	return status, d, elapsed, err
 }
 
 const (
@@ -146,7 +146,7 @@ func TestWorkColdThenUpToDate(t *testing.T) {
 	tn := newTenant(t)
 	m := New(loadSet(t, "../../testdata/migrations"), Options{})
 
-	status, d, err, _ := work(t, m, tn, time.Minute)
+	status, d, _, err := work(t, m, tn, time.Minute)
 	if err != nil || status != fleet.Succeeded {
 		t.Fatalf("cold migrate: %s, %v", status, err)
 	}
@@ -167,7 +167,7 @@ func TestWorkColdThenUpToDate(t *testing.T) {
 		}
 	}
 
-	status, d, err, _ = work(t, m, tn, time.Minute)
+	status, d, _, err = work(t, m, tn, time.Minute)
 	if err != nil || status != fleet.UpToDate {
 		t.Fatalf("re-run: %s, %v", status, err)
 	}
@@ -191,10 +191,10 @@ func TestWorkPartThenRest(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(first, testdataFiles[0]), body, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if status, d, err, _ := work(t, New(loadSet(t, first), Options{}), tn, time.Minute); err != nil || status != fleet.Succeeded || d.To != v1 {
+	if status, d, _, err := work(t, New(loadSet(t, first), Options{}), tn, time.Minute); err != nil || status != fleet.Succeeded || d.To != v1 {
 		t.Fatalf("first file: %s, %v, %+v", status, err, d)
 	}
-	status, d, err, _ := work(t, New(loadSet(t, full), Options{}), tn, time.Minute)
+	status, d, _, err := work(t, New(loadSet(t, full), Options{}), tn, time.Minute)
 	if err != nil || status != fleet.Succeeded {
 		t.Fatalf("the rest: %s, %v", status, err)
 	}
@@ -212,7 +212,7 @@ func TestWorkFailingFileRollsBack(t *testing.T) {
 		"3_c.sql": "-- migrate:up\nCREATE TABLE c (id int);\n-- migrate:down\nDROP TABLE c;\n",
 	})
 	m := New(loadSet(t, dir), Options{})
-	status, d, err, _ := work(t, m, tn, time.Minute)
+	status, d, _, err := work(t, m, tn, time.Minute)
 	if err == nil || status == fleet.Succeeded || status == fleet.UpToDate {
 		t.Fatalf("a failing file: status %q, err %v", status, err)
 	}
@@ -244,7 +244,7 @@ func TestWorkFailingFileRollsBack(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "2_b.sql"), []byte("-- migrate:up\nCREATE TABLE b (id int);\n-- migrate:down\nDROP TABLE b;\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	status, d, err, _ = work(t, New(loadSet(t, dir), Options{}), tn, time.Minute)
+	status, d, _, err = work(t, New(loadSet(t, dir), Options{}), tn, time.Minute)
 	if err != nil || status != fleet.Succeeded || d.From != "1" || d.To != "3" || fmt.Sprint(d.Applied) != "[2_b.sql 3_c.sql]" {
 		t.Errorf("after the fix: %s, %v, %+v", status, err, d)
 	}
@@ -256,7 +256,7 @@ func TestWorkDryRunChangesNothing(t *testing.T) {
 	set := loadSet(t, "../../testdata/migrations")
 	dry := New(set, Options{DryRun: true})
 
-	status, d, err, _ := work(t, dry, tn, time.Minute)
+	status, d, _, err := work(t, dry, tn, time.Minute)
 	if err != nil || status != fleet.Succeeded {
 		t.Fatalf("dry run on a fresh tenant: %s, %v", status, err)
 	}
@@ -274,13 +274,13 @@ func TestWorkDryRunChangesNothing(t *testing.T) {
 	}
 
 	// Part-way: pending is what is left; up to date: nothing to do.
-	if _, _, err, _ := work(t, New(loadSet(t, "../../testdata/migrations"), Options{}), tn, time.Minute); err != nil {
+	if _, _, _, err := work(t, New(loadSet(t, "../../testdata/migrations"), Options{}), tn, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := connect(t, tn.URL).Exec(context.Background(), "DELETE FROM schema_migrations WHERE version = $1", v3); err != nil {
 		t.Fatal(err)
 	}
-	status, d, err, _ = work(t, dry, tn, time.Minute)
+	status, d, _, err = work(t, dry, tn, time.Minute)
 	if err != nil || status != fleet.Succeeded || d.From != v2 || fmt.Sprint(d.Pending) != "["+testdataFiles[2]+"]" {
 		t.Errorf("dry run, one pending: %s, %v, %+v", status, err, d)
 	}
@@ -290,7 +290,7 @@ func TestWorkDryRunChangesNothing(t *testing.T) {
 	if _, err := connect(t, tn.URL).Exec(context.Background(), "INSERT INTO schema_migrations (version) VALUES ($1)", v3); err != nil {
 		t.Fatal(err)
 	}
-	if status, d, err, _ := work(t, dry, tn, time.Minute); err != nil || status != fleet.UpToDate || len(d.Pending) != 0 {
+	if status, d, _, err := work(t, dry, tn, time.Minute); err != nil || status != fleet.UpToDate || len(d.Pending) != 0 {
 		t.Errorf("dry run, up to date: %s, %v, %+v", status, err, d)
 	}
 }
@@ -308,7 +308,7 @@ func TestWorkWaitsForTheLock(t *testing.T) {
 	// Held for longer than lock-timeout: the tenant fails, saying so, and
 	// nothing is applied.
 	const lockTimeout = 700 * time.Millisecond
-	status, _, err, elapsed := work(t, New(set, Options{LockTimeout: lockTimeout}), tn, time.Minute)
+	status, _, elapsed, err := work(t, New(set, Options{LockTimeout: lockTimeout}), tn, time.Minute)
 	if err == nil || status == fleet.Succeeded {
 		t.Fatalf("lock held: status %q, err %v", status, err)
 	}
@@ -330,7 +330,7 @@ func TestWorkWaitsForTheLock(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(other, "1_x.sql"), []byte("-- migrate:up\nCREATE TABLE x (id int);\n-- migrate:down\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if status, _, err, _ := work(t, New(loadSet(t, other), Options{Table: "other_migrations", LockTimeout: lockTimeout}), tn, time.Minute); err != nil || status != fleet.Succeeded {
+	if status, _, _, err := work(t, New(loadSet(t, other), Options{Table: "other_migrations", LockTimeout: lockTimeout}), tn, time.Minute); err != nil || status != fleet.Succeeded {
 		t.Errorf("another table's lock: %s, %v", status, err)
 	}
 
@@ -343,7 +343,7 @@ func TestWorkWaitsForTheLock(t *testing.T) {
 		_, err := holder.Exec(ctx, "SELECT pg_advisory_unlock($1)", LockKey("schema_migrations"))
 		released <- err
 	}()
-	status, d, err, _ := work(t, New(set, Options{LockTimeout: 20 * time.Second}), tn, time.Minute)
+	status, d, _, err := work(t, New(set, Options{LockTimeout: 20 * time.Second}), tn, time.Minute)
 	waited := time.Since(held)
 	if err := <-released; err != nil {
 		t.Fatal(err)
@@ -399,7 +399,7 @@ func TestWorkLockTimeoutIsNotTheMigrationsTimeout(t *testing.T) {
 		}
 	}()
 	dir := migrationsDir(t, map[string]string{"1_alter.sql": "-- migrate:up\nALTER TABLE busy ADD COLUMN y int;\n-- migrate:down\n"})
-	status, _, err, _ := work(t, New(loadSet(t, dir), Options{LockTimeout: 300 * time.Millisecond}), tn, time.Minute)
+	status, _, _, err := work(t, New(loadSet(t, dir), Options{LockTimeout: 300 * time.Millisecond}), tn, time.Minute)
 	waited := time.Since(locked)
 	if err != nil || status != fleet.Succeeded {
 		t.Fatalf("a migration waiting %s on a table lock with lock-timeout 300ms: %s, %v", holdFor, status, err)
@@ -419,7 +419,7 @@ func TestWorkStopsWhenTimeIsUp(t *testing.T) {
 	m := New(loadSet(t, dir), Options{})
 
 	const timeout = 1500 * time.Millisecond
-	status, d, err, elapsed := work(t, m, tn, timeout)
+	status, d, elapsed, err := work(t, m, tn, timeout)
 	if err == nil || status == fleet.Succeeded {
 		t.Fatalf("status %q, err %v", status, err)
 	}
@@ -483,7 +483,7 @@ func TestWorkSchemaQualifiedTable(t *testing.T) {
 	if m.lock != LockKey(table) {
 		t.Errorf("the lock is not the table's")
 	}
-	status, d, err, _ := work(t, m, tn, time.Minute)
+	status, d, _, err := work(t, m, tn, time.Minute)
 	if err != nil || status != fleet.Succeeded || d.To != v3 || len(d.Applied) != 3 {
 		t.Fatalf("%s, %v, %+v", status, err, d)
 	}
@@ -496,13 +496,13 @@ func TestWorkSchemaQualifiedTable(t *testing.T) {
 	if !exists(t, tn.URL, "public.users") {
 		t.Errorf("the migrations themselves run in the session's schema")
 	}
-	status, d, err, _ = work(t, m, tn, time.Minute)
+	status, d, _, err = work(t, m, tn, time.Minute)
 	if err != nil || status != fleet.UpToDate || d.From != v3 {
 		t.Errorf("re-run: %s, %v, %+v", status, err, d)
 	}
 	// The default table knows nothing of these: a run with it starts over
 	// (and fails, the tables existing), proving the two are separate.
-	if _, d, err, _ := work(t, New(loadSet(t, "../../testdata/migrations"), Options{}), tn, time.Minute); err == nil || d.From != "" {
+	if _, d, _, err := work(t, New(loadSet(t, "../../testdata/migrations"), Options{}), tn, time.Minute); err == nil || d.From != "" {
 		t.Errorf("default table: %v, %+v", err, d)
 	}
 }
