@@ -95,6 +95,15 @@ func TestBackupRestoreTwentyTenants(t *testing.T) {
 				t.Errorf("%s: object %s not in %s/", tn.Name, rec.Object, folder)
 			}
 			m := readManifest(t, d, rec.Manifest)
+			raw, err := m.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, secret := range append(fleetSecrets(f), d.secrets...) {
+				if strings.Contains(string(raw), secret) {
+					t.Fatalf("%s: a credential is in the manifest", tn.Name)
+				}
+			}
 			if m.ProjectID != tn.ProjectID || m.Tenant != tn.Name || m.Bytes != rec.Bytes || len(m.SHA256) != 64 || len(m.Tables) != 7 ||
 				m.ServerVersion == "" || m.PgDumpVersion == "" || m.Snapshot == "" || m.FinishedAt.Before(m.StartedAt) {
 				t.Errorf("%s: manifest %+v", tn.Name, m)

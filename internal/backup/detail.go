@@ -99,7 +99,7 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 		"a tenant's folder is pruned only after its new backup and manifest were written, and incomplete backups are removed after a day.",
 		backedUp, archive.HumanBytes(total), archive.HumanBytes(dumped), ratio, j.o.KeepLast, j.o.RetentionDays)
 	if len(sec.Rows) == 0 {
-		sec.Rows = append(sec.Rows, []string{"(none)", "nothing pruned", ""})
+		sec.Rows = append(sec.Rows, []string{"every tenant", "none", "none"})
 	}
 	return []report.Section{sec}
 }

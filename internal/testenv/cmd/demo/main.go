@@ -2,7 +2,8 @@
 // PostgreSQL cluster with 24 tenant databases, a Neon API emulator listing
 // them as projects, and the real pgfleet binary migrating them, then running
 // again with nothing to do, then applying one new migration with one tenant
-// that fails. Run it from the repository root: make demo.
+// that fails; then backing the fleet up to a local folder and restoring one
+// tenant into a fresh database. Run it from the repository root: make demo.
 package main
 
 import (
@@ -56,14 +57,14 @@ func demo() error {
 	if err := os.CopyFS(migrations, os.DirFS("testdata/migrations")); err != nil {
 		return err
 	}
-	run := func(title string) error {
+	// pgfleet runs the binary as a user would on a terminal, with the
+	// summary GitHub would show printed after it.
+	pgfleet := func(title string, args ...string) error {
 		step(title)
 		summary := filepath.Join(work, "summary.md")
 		os.Remove(summary)
-		cmd := exec.CommandContext(ctx, bin, "migrate",
-			"--neon-api-url", fleet.Neon.URL(),
-			"--migrations-dir", migrations,
-			"--report-file", filepath.Join(work, "report.json"))
+		args = append(args, "--neon-api-url", fleet.Neon.URL(), "--report-file", filepath.Join(work, "report.json"))
+		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Env = append(os.Environ(), "NEON_API_KEY="+fleet.APIKey, "GITHUB_STEP_SUMMARY="+summary)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		err := cmd.Run()
@@ -77,6 +78,7 @@ func demo() error {
 		}
 		return err
 	}
+	run := func(title string) error { return pgfleet(title, "migrate", "--migrations-dir", migrations) }
 
 	if err := run("1. pgfleet migrate: every tenant from nothing to the latest schema"); err != nil {
 		return err
@@ -98,6 +100,50 @@ func demo() error {
 	os.WriteFile(filepath.Join(migrations, "29990101000000_add_labels.sql"), []byte(
 		"-- migrate:up\nCREATE TABLE labels (id bigint PRIMARY KEY, name text NOT NULL);\n-- migrate:down\nDROP TABLE labels;\n"), 0o644)
 	if err := run("3. A new migration, and one tenant (" + fleet.Tenants[5].Name + ") where it fails: that tenant stays at its old version, the rest move on"); err != nil {
+		return err
+	}
+
+	// Some data in every tenant, so the backups hold something to check.
+	for i, t := range fleet.Tenants {
+		conn, err := pgx.Connect(ctx, t.DB.URL)
+		if err != nil {
+			return err
+		}
+		_, err = conn.Exec(ctx, fmt.Sprintf(`
+INSERT INTO users (email, name) SELECT 'user' || g || '@example.com', 'User ' || g FROM generate_series(1, %d) g;
+INSERT INTO projects (owner_id, name) SELECT id, 'Project of ' || name FROM users;
+INSERT INTO tasks (project_id, title, status) SELECT p.id, 'Task ' || g, (ARRAY['todo','doing','done'])[1 + g %% 3] FROM projects p, generate_series(1, 20) g;`, 50+i*10))
+		conn.Close(ctx)
+		if err != nil {
+			return err
+		}
+	}
+	backups := filepath.Join(work, "backups")
+	if err := pgfleet("4. pgfleet backup: every tenant dumped (zstd, in one stream) into a local folder, each with a checked manifest",
+		"backup", "--destination", "file://"+backups, "--concurrency", "8"); err != nil {
+		return err
+	}
+	t := fleet.Tenants[2]
+	fmt.Printf("\n  What one tenant's folder holds (%s):\n", t.Name)
+	filepath.WalkDir(backups, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(p, t.ProjectID) {
+			fi, _ := d.Info()
+			rel, _ := filepath.Rel(backups, p)
+			fmt.Printf("    %-60s %8d bytes\n", rel, fi.Size())
+			if strings.HasSuffix(p, ".manifest.json") {
+				b, _ := os.ReadFile(p)
+				fmt.Println(indent(indent(head(string(b), 24))))
+			}
+		}
+		return nil
+	})
+
+	target, err := fleet.Cluster.CreateTenant(ctx, "demo_restored")
+	if err != nil {
+		return err
+	}
+	if err := pgfleet("5. pgfleet restore: "+t.Name+"'s latest backup into a fresh database, in one transaction, every table's rows compared with the manifest",
+		"restore", "--destination", "file://"+backups, "--restore-project", t.Name, "--restore-target-url", target.URL); err != nil {
 		return err
 	}
 	step("Done. The fleet is torn down now.")
