@@ -4,7 +4,7 @@
 
 GO ?= go
 
-.PHONY: demo test bench build postgres minio
+.PHONY: demo test bench build lint postgres minio
 
 # The demo, tests and benchmark start their own PostgreSQL cluster; this
 # installs its server binaries first when the machine has none.
@@ -25,6 +25,11 @@ test: postgres minio
 
 bench: postgres minio
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/bench/
+
+# gofmt, go vet, staticcheck and actionlint (linters at fixed versions,
+# cached in ~/.cache/pgfleet/bin).
+lint:
+	@./scripts/lint
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o pgfleet .
