@@ -353,6 +353,14 @@ func TestRestoreTargetsAndChoices(t *testing.T) {
 			t.Errorf("restore-backup %q restored %s, want %s", spec, rep.Tenants[0].Object, second)
 		}
 	}
+	// A tenant no longer in the fleet (a deleted project) is restored by its
+	// id, from its folder.
+	target = freshDB(t, dbName("rst"))
+	r, rep = runRestore(t, d, inputs{"database-urls": "someone-else=" + target.URL, "restore-project": dbs[0].Name, "restore-target-url": target.URL})
+	mustCode(t, r, 0)
+	if rep.Tenants[0].Object != second {
+		t.Errorf("gone tenant: restored %s, want %s", rep.Tenants[0].Object, second)
+	}
 	for in, want := range map[string]string{
 		"restore-project=nobody":                 "input restore-project",
 		"restore-backup=2001-01-01T00:00:00Z":    "input restore-backup",

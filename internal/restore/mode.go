@@ -43,7 +43,7 @@ func (Mode) Synopsis() string {
 func (Mode) Inputs() []input.Input {
 	return append(archive.StoreInputs(),
 		archive.InputPgDumpPath,
-		input.Input{Name: "restore-project", Description: "Required: the tenant whose backup to restore, by project name or id (database-urls: its name)."},
+		input.Input{Name: "restore-project", Description: "Required: the tenant whose backup to restore, by project name or id (database-urls: its name). A project deleted since is found by its id among the destination's folders."},
 		input.Input{Name: "restore-backup", Default: "latest", Description: "Which backup: latest (the newest good one); an object key, in full or just its file name; or a UTC time, RFC 3339 or the keys' 20261122T030000Z form, meaning the newest good backup at or before it."},
 		input.Input{Name: "restore-target-url", Secret: true, Description: "Required: the database to restore into, postgres://user:password@host/db (store it as a secret; a direct host, not -pooler). Refused if it already has a table or view outside the system schemas, unless restore-clean."},
 		input.Input{Name: "restore-clean", Default: "false", Bool: true, Description: "Restore into a database that already has tables: pg_restore drops and recreates the backup's objects (--clean --if-exists) and leaves others alone, all in the restore's one transaction. Custom format only (a plain dump carries DROP statements only if made with --clean)."},
@@ -109,7 +109,12 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	}
 
 	t, err := findTenant(ctx, env.Source(false), project)
-	if err != nil {
+	gone := errors.Is(err, errNoTenant)
+	if gone {
+		// A project deleted since its backups were taken is restored by
+		// its id: its folder ends with it.
+		t = tenant.Tenant{ID: project, Name: project}
+	} else if err != nil {
 		return nil, &input.Error{Input: "restore-project", Problem: err.Error()}
 	}
 	folder, objs, err := archive.FindFolder(ctx, o.Store, t.Name, t.ID)
@@ -117,6 +122,9 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 		return nil, &input.Error{Input: "destination", Problem: err.Error()}
 	}
 	good := archive.GoodBackups(archive.Scan(folder, objs))
+	if gone && len(good) == 0 {
+		return nil, &input.Error{Input: "restore-project", Problem: fmt.Sprintf("no selected tenant has the id or name %q, and %s holds no backup of a project with that id", project, o.Store)}
+	}
 	o.Backup, err = archive.Choose(good, spec)
 	if err != nil {
 		return nil, &input.Error{Input: "restore-backup", Problem: fmt.Sprintf("%s: %v%s", t, err, available(good))}
@@ -126,6 +134,9 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 		return nil, &input.Error{Input: "restore-backup", Problem: err.Error()}
 	}
 	m := o.Manifest
+	if gone {
+		t.Name = m.Tenant
+	}
 	if m.ProjectID != t.ID {
 		return nil, &input.Error{Input: "restore-backup", Problem: fmt.Sprintf("the manifest %s belongs to project %q, not %q", o.Backup.Manifest.Key, m.ProjectID, t.ID)}
 	}
@@ -196,8 +207,11 @@ func findTenant(ctx context.Context, src tenant.Source, project string) (tenant.
 		}
 		return tenant.Tenant{}, fmt.Errorf("%d projects are named %q (%s): give the project id", len(byName), project, strings.Join(ids, ", "))
 	}
-	return tenant.Tenant{}, fmt.Errorf("no selected tenant has the id or name %q", project)
+	return tenant.Tenant{}, errNoTenant
 }
+
+// errNoTenant is a restore-project that names no tenant of the fleet.
+var errNoTenant = errors.New("no such tenant")
 
 // available lists the newest good backups, for a message.
 func available(good []archive.Backup) string {
