@@ -40,7 +40,6 @@ const (
 // CompressCores is how many goroutines one stream's compressor runs.
 func CompressCores() int { return max(1, min(runtime.GOMAXPROCS(0), maxCompressCores)) }
 
-
 // parallelAfter is how much of a stream is compressed on one core before
 // the compressor turns to several: most tenants are small, and a
 // multi-core encoder's job buffers (several MiB) would cost every one of
