@@ -188,6 +188,11 @@ func (j *Job) restore(ctx context.Context, libpq []string, d *Detail) error {
 	waitErr := cmd.Wait()
 	if waitErr != nil || copyErr != nil {
 		if ctx.Err() != nil {
+			if d.Verified {
+				// The whole checked backup had gone in: the program may
+				// have been committing when it was stopped.
+				return fmt.Errorf("stopped while %s was finishing: its one transaction either committed whole or was rolled back (count the target's rows to know): %w", path.Base(j.o.Tool.Path), context.Cause(ctx))
+			}
 			return fmt.Errorf("stopped, nothing restored (the transaction was rolled back): %w", context.Cause(ctx))
 		}
 		err := waitErr
