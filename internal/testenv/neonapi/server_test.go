@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -527,8 +528,23 @@ func TestRequestsAndConcurrency(t *testing.T) {
 
 func TestFindSpec(t *testing.T) {
 	t.Setenv(SpecEnv, "")
-	if _, err := FindSpec(t.TempDir()); err == nil {
-		t.Error("found a spec under an empty temp dir")
+	// The walk up finds the nearest shared/ above the start, wherever the
+	// checkout is (a CI clone may have one beside it, so "nothing found"
+	// cannot be asserted from a temp dir).
+	root := t.TempDir()
+	deep := filepath.Join(root, "a", "b")
+	want := filepath.Join(root, "a", specRelPath)
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(want), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(want, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := FindSpec(deep); err != nil || got != want {
+		t.Errorf("FindSpec(%s) = %q, %v; want %q", deep, got, err, want)
 	}
 	t.Setenv(SpecEnv, "/nonexistent/neon-openapi.json")
 	if _, err := FindSpec("."); err == nil {
