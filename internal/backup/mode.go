@@ -15,7 +15,6 @@ package backup
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"filippo.io/age"
@@ -24,6 +23,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/input"
 	"github.com/pgfleet/pgfleet/internal/mode"
 	"github.com/pgfleet/pgfleet/internal/storage"
+	"github.com/pgfleet/pgfleet/internal/storage/dir"
 )
 
 // Mode is `mode: backup`.
@@ -123,7 +123,7 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	}
 	o.Store = archive.OpenStore(ctx, archive.StoreEnv{Inputs: in, Workspace: env.Workspace, Getenv: env.Getenv, Secret: env.Secret},
 		archive.WriteOptions{SSE: sse, KMSKeyID: in.String("s3-kms-key-id"), StorageClass: in.String("s3-storage-class")})
-	if o.Store != nil && !strings.HasPrefix(o.Store.String(), "s3:") {
+	if _, folder := o.Store.(*dir.Store); folder {
 		for _, name := range []string{"s3-sse", "s3-kms-key-id", "s3-storage-class"} {
 			if in.IsSet(name) {
 				in.Bad(name, "only for an s3:// destination")
