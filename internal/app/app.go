@@ -200,6 +200,7 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 		Progress:      out.w,
 		ProgressEvery: progressEvery(getenv),
 		OnDone:        out.tenantDone,
+		ProgressNote:  progressNote(job),
 	}, src, job.Work)
 	var finishErr error
 	if f, ok := job.(mode.Finisher); ok && !outcome.Cancelled && outcome.SourceErr == nil {
@@ -375,6 +376,14 @@ func checkWritable(path string) error {
 	}
 	f.Close()
 	return os.Remove(f.Name())
+}
+
+// progressNote is the job's own progress figures, when it has any.
+func progressNote(job mode.Job) func() string {
+	if p, ok := job.(mode.Progresser); ok {
+		return p.ProgressNote
+	}
+	return nil
 }
 
 // progressEvery is how often a progress line is printed. PGFLEET_PROGRESS_EVERY

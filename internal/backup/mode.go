@@ -15,6 +15,7 @@ package backup
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"filippo.io/age"
@@ -143,15 +144,30 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 
 // Job backs up tenants with one validated set of options.
 type Job struct {
-	o Options
+	o       Options
+	started time.Time
+	dumped  atomic.Int64 // pg_dump output read so far, all tenants
 }
+
+var _ mode.Progresser = (*Job)(nil)
 
 // NewJob returns the job for o.
 func NewJob(o Options) *Job {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Job{o: o}
+	return &Job{o: o, started: time.Now()}
+}
+
+// ProgressNote: pg_dump output read so far and its rate, for the runner's
+// progress lines while long dumps run.
+func (j *Job) ProgressNote() string {
+	n := j.dumped.Load()
+	secs := time.Since(j.started).Seconds()
+	if n == 0 || secs <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s dumped, %s/s", archive.HumanBytes(n), archive.HumanBytes(int64(float64(n)/secs)))
 }
 
 func (j *Job) Describe() string {

@@ -72,7 +72,7 @@ func (j *Job) stream(parent context.Context, key string, libpq []string, snapsho
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		err := j.produce(&countingReader{r: stdout, n: dumped}, io.MultiWriter(pw, hash))
+		err := j.produce(&countingReader{r: stdout, n: dumped, total: &j.dumped}, io.MultiWriter(pw, hash))
 		if err != nil {
 			cancel(err) // stops pg_dump
 		}
@@ -187,15 +187,18 @@ func growPipe(r io.Reader) {
 // fSetPipeSize is F_SETPIPE_SZ (linux/fcntl.h).
 const fSetPipeSize = 1031
 
-// countingReader counts the bytes read through it.
+// countingReader counts the bytes read through it, for the tenant and for
+// the whole run (the progress lines).
 type countingReader struct {
-	r io.Reader
-	n *atomic.Int64
+	r     io.Reader
+	n     *atomic.Int64
+	total *atomic.Int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	k, err := c.r.Read(p)
 	c.n.Add(int64(k))
+	c.total.Add(int64(k))
 	return k, err
 }
 

@@ -37,6 +37,9 @@ type Options struct {
 
 	Progress      io.Writer     // progress lines; nil = none
 	ProgressEvery time.Duration // default 5s
+	// ProgressNote, when set, adds the mode's own figures to each progress
+	// line (backup: bytes dumped and throughput).
+	ProgressNote func() string
 	// OnDone is called once per tenant as it finishes, from the runner's
 	// goroutine (never concurrently).
 	OnDone func(Result)
@@ -388,6 +391,12 @@ func (r *run) progress(final bool) {
 		prefix = "finished"
 		eta = "0s"
 	}
-	fmt.Fprintf(r.o.Progress, "%s: %d/%s done, %d running, %d failed, %.1f tenants/s, elapsed %s, ETA %s\n",
-		prefix, r.done, total, r.running, r.failed, rate, elapsed.Round(100*time.Millisecond), eta)
+	note := ""
+	if r.o.ProgressNote != nil {
+		if n := r.o.ProgressNote(); n != "" {
+			note = "; " + n
+		}
+	}
+	fmt.Fprintf(r.o.Progress, "%s: %d/%s done, %d running, %d failed, %.1f tenants/s, elapsed %s, ETA %s%s\n",
+		prefix, r.done, total, r.running, r.failed, rate, elapsed.Round(100*time.Millisecond), eta, note)
 }

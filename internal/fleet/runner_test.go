@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/syncio"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
 
@@ -279,5 +281,19 @@ func TestWorkMaySkipWithReason(t *testing.T) {
 		if r.Status != Skipped || r.Reason != "left for the next run" || r.Err != nil {
 			t.Fatalf("result %+v: want skipped with the reason", r)
 		}
+	}
+}
+
+// A mode's own figures ride on every progress line.
+func TestProgressNote(t *testing.T) {
+	buf := syncio.NewBuffer()
+	work := func(ctx context.Context, tn tenant.Tenant) (Status, Detail, error) {
+		time.Sleep(30 * time.Millisecond)
+		return Succeeded, nil, nil
+	}
+	Run(context.Background(), Options{Concurrency: 1, Progress: buf, ProgressEvery: 10 * time.Millisecond, ProgressNote: func() string { return "12 MiB dumped" }}, listSource{ids: ids(3)}, work)
+	out := buf.String()
+	if !strings.Contains(out, "progress: ") || !strings.Contains(out, "; 12 MiB dumped\n") {
+		t.Fatalf("progress lines lack the note:\n%s", out)
 	}
 }

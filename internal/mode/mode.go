@@ -74,3 +74,10 @@ type SourceOverride interface {
 type Finisher interface {
 	Finish(ctx context.Context, results []fleet.Result) error
 }
+
+// Progresser is a Job with figures of its own for the runner's progress
+// lines, which come every few seconds while tenants run (backup: bytes
+// dumped so far and the rate), so a long run shows it is moving.
+type Progresser interface {
+	ProgressNote() string
+}
