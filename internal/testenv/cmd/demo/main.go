@@ -71,7 +71,7 @@ func demo() error {
 		fmt.Printf("\n  exit status: %d\n", cmd.ProcessState.ExitCode())
 		if b, rerr := os.ReadFile(summary); rerr == nil {
 			fmt.Println("\n  The job summary GitHub would show (Markdown):")
-			fmt.Println(indent(head(string(b), 40)))
+			fmt.Println(indent(string(b))) // all of it, as GitHub would show it
 		}
 		if _, ok := err.(*exec.ExitError); ok {
 			return nil // a failing tenant is part of the demo
