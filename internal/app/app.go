@@ -203,7 +203,7 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 		ProgressNote:  progressNote(job),
 	}, src, job.Work)
 	var finishErr error
-	if f, ok := job.(mode.Finisher); ok && !outcome.Cancelled && outcome.SourceErr == nil {
+	if f, ok := job.(mode.Finisher); ok && !outcome.Cancelled && outcome.Stopped == "" && outcome.SourceErr == nil {
 		finishErr = f.Finish(ctx, outcome.Results)
 	}
 

@@ -69,7 +69,8 @@ type SourceOverride interface {
 }
 
 // Finisher is a Job with work to do once every tenant is done (sync-secrets
-// prunes then). It runs unless the run was cancelled or listing failed; its
+// prunes then). It runs only when every tenant was reached: not when the run
+// was cancelled, stopped early (canary, max-failures) or listing failed. Its
 // error fails the run and is reported.
 type Finisher interface {
 	Finish(ctx context.Context, results []fleet.Result) error

@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"fmt"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -21,7 +22,7 @@ import (
 const variablePrefix = "PGFLEET_FP_"
 
 // recordVersion starts every fingerprint variable's value.
-const recordVersion = "pgfleet-fp-v1"
+const recordVersion = "pgfleet-fp-v2"
 
 // Labels that separate the two ways of getting the HMAC key: a
 // fingerprint-key and a Neon API key never give the same key.
@@ -58,20 +59,30 @@ func (f fingerprinter) sum(where, name, value string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// encodeRecord is a fingerprint variable's value.
-func encodeRecord(sum string, updatedAt time.Time) string {
-	return recordVersion + " " + sum + " " + updatedAt.UTC().Truncate(time.Second).Format(time.RFC3339)
+// owner tags the records of one configuration (target kind, templates,
+// pooled or direct): prune deletes only secrets whose record carries this
+// run's tag, never those another configuration wrote into the same
+// repository, however alike their names ({{NAME}}_DATABASE_URL also
+// matches STAGING_ACME_DATABASE_URL). Keyed, so it says nothing readable.
+func (f fingerprinter) owner(kind, secretTemplate, envTemplate string, pooled bool) string {
+	return f.sum("owner", kind+"|"+secretTemplate+"|"+envTemplate, fmt.Sprint(pooled))[:16]
+}
+
+// encodeRecord is a fingerprint variable's value: version, fingerprint,
+// the secret's updated_at, the owner tag.
+func encodeRecord(sum string, updatedAt time.Time, owner string) string {
+	return recordVersion + " " + sum + " " + updatedAt.UTC().Truncate(time.Second).Format(time.RFC3339) + " " + owner
 }
 
 // parseRecord reads a fingerprint variable's value.
-func parseRecord(s string) (sum string, updatedAt time.Time, ok bool) {
+func parseRecord(s string) (sum string, updatedAt time.Time, owner string, ok bool) {
 	f := strings.Fields(s)
-	if len(f) != 3 || f[0] != recordVersion {
-		return "", time.Time{}, false
+	if len(f) != 4 || f[0] != recordVersion {
+		return "", time.Time{}, "", false
 	}
 	t, err := time.Parse(time.RFC3339, f[2])
 	if err != nil {
-		return "", time.Time{}, false
+		return "", time.Time{}, "", false
 	}
-	return f[1], t, true
+	return f[1], t, f[3], true
 }

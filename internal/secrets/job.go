@@ -255,7 +255,7 @@ func (j *Job) write(ctx, budget context.Context, it *item, d *Detail) error {
 	}
 	at := res.Secret.UpdatedAt.UTC()
 	d.UpdatedAt = &at
-	record := encodeRecord(it.sum, res.Secret.UpdatedAt)
+	record := encodeRecord(it.sum, res.Secret.UpdatedAt, j.plan.owner)
 	if it.varExists {
 		err = sent(j.gh.UpdateVariable(ctx, it.target, it.variable, record))
 		if github.IsNotFound(err) {
@@ -299,13 +299,18 @@ func (j *Job) budgetEnded(ctx context.Context, err error) bool {
 
 // Finish implements mode.Finisher: once every tenant is done, prune, and
 // the line telling what is left.
-func (j *Job) Finish(ctx context.Context, _ []fleet.Result) error {
+func (j *Job) Finish(ctx context.Context, results []fleet.Result) error {
 	if j.o.dryRun {
 		return nil
 	}
+	failed := fleet.Count(results).Failed
 	var err error
 	if len(j.plan.prune) > 0 {
 		switch {
+		case failed > 0:
+			// Deleting goes last and only on a clean run: a failing
+			// tenant may mean the plan's picture of the fleet is wrong.
+			j.setPruneNote(fmt.Sprintf("not run: %d tenants failed; the next clean run prunes", failed))
 		case j.spent():
 			j.setPruneNote("not run: max-duration was spent; the next run prunes")
 		case ctx.Err() != nil:

@@ -245,6 +245,29 @@ func TestPruneRepository(t *testing.T) {
 	}
 }
 
+// Prune deletes only what this configuration wrote: a second sync of the
+// same fleet (direct connection strings, another template) into the same
+// repository writes names the first template also matches
+// (CUSTOMER_0005_DIRECT_DATABASE_URL is {{NAME}}_DATABASE_URL with NAME =
+// CUSTOMER_0005_DIRECT), and survives the first's prune.
+func TestPruneLeavesAnotherConfigurationsSecrets(t *testing.T) {
+	r := newRig(t)
+	ps := projects(3)
+	r.mustRun(ps, nil)
+	direct := map[string]string{"pooled": "false", "secret-name": "{{NAME}}_DIRECT_DATABASE_URL"}
+	r.mustRun(ps, direct)
+	res := r.mustRun(ps[:2], map[string]string{"prune": "true"})
+	wantOutputs(t, res, map[string]string{"deleted": "1"})
+	var names []string
+	for _, s := range r.gh.Secrets(repo) {
+		names = append(names, s.Name)
+	}
+	want := []string{"CUSTOMER_0001_DATABASE_URL", "CUSTOMER_0001_DIRECT_DATABASE_URL", "CUSTOMER_0002_DATABASE_URL", "CUSTOMER_0002_DIRECT_DATABASE_URL", "CUSTOMER_0003_DIRECT_DATABASE_URL"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("secrets after prune %v, want %v", names, want)
+	}
+}
+
 // Two projects whose names give the same secret name: refused, naming both.
 func TestCollisionsAndInvalidNames(t *testing.T) {
 	r := newRig(t)
@@ -516,7 +539,7 @@ func TestNothingSecretReported(t *testing.T) {
 		forbidden = append(forbidden, p.url, pooledURL(p.url), tenant.Password(p.url))
 	}
 	for _, v := range r.gh.Variables(githubapi.Env("o", "r", "tenant-customer-0001")) {
-		sum, _, _ := parseRecord(v.Value)
+		sum, _, _, _ := parseRecord(v.Value)
 		forbidden = append(forbidden, sum)
 	}
 	for _, f := range forbidden {

@@ -102,14 +102,33 @@ func TestFingerprints(t *testing.T) {
 		t.Fatalf("fingerprint %q", s)
 	}
 	at := time.Date(2025, 6, 1, 12, 0, 0, 500, time.FixedZone("x", 3600))
-	rec := encodeRecord(s, at)
-	sum, got, ok := parseRecord(rec)
-	if !ok || sum != s || !got.Equal(at.Truncate(time.Second)) {
+	rec := encodeRecord(s, at, "owner-tag")
+	sum, got, owner, ok := parseRecord(rec)
+	if !ok || sum != s || !got.Equal(at.Truncate(time.Second)) || owner != "owner-tag" {
 		t.Fatalf("record %q read back as %q %v %v", rec, sum, got, ok)
 	}
-	for _, bad := range []string{"", "pgfleet-fp-v1 x", "pgfleet-fp-v2 x 2025-06-01T12:00:00Z", "pgfleet-fp-v1 x yesterday"} {
-		if _, _, ok := parseRecord(bad); ok {
+	for _, bad := range []string{"", "pgfleet-fp-v1 x", "pgfleet-fp-v2 x 2025-06-01T12:00:00Z", "pgfleet-fp-v2 x yesterday tag"} {
+		if _, _, _, ok := parseRecord(bad); ok {
 			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+// Two configurations in one repository get different owner tags, so prune
+// of one never deletes what the other wrote.
+func TestOwnerTagSeparatesConfigurations(t *testing.T) {
+	f := newFingerprinter("", "neon-key")
+	a := f.owner("repository", "{{NAME}}_DATABASE_URL", "tenant-{{slug}}", true)
+	if a != f.owner("repository", "{{NAME}}_DATABASE_URL", "tenant-{{slug}}", true) {
+		t.Fatal("the tag is not stable")
+	}
+	for _, b := range []string{
+		f.owner("repository", "{{NAME}}_DIRECT_DATABASE_URL", "tenant-{{slug}}", true),
+		f.owner("repository", "{{NAME}}_DATABASE_URL", "tenant-{{slug}}", false),
+		f.owner("organization", "{{NAME}}_DATABASE_URL", "tenant-{{slug}}", true),
+	} {
+		if a == b {
+			t.Errorf("two configurations share the tag %q", a)
 		}
 	}
 }

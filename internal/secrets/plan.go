@@ -88,6 +88,7 @@ type plan struct {
 	items []*item
 	byID  map[string]*item
 	prune []*pruneItem
+	owner string // this configuration's tag, written into every record
 
 	writes        int // every write the plan needs, prune included
 	writingItems  int // tenants with at least one write
@@ -117,6 +118,7 @@ type planner struct {
 	o      options
 	gh     *github.Client
 	fp     fingerprinter
+	owner  string // this configuration's record tag (fingerprinter.owner)
 	gate   *readGate
 	repoID int64 // organization target with selected visibility
 
@@ -138,12 +140,14 @@ func newPlanner(ctx context.Context, env mode.Env, o options) (*planner, error) 
 	if err != nil {
 		return nil, &input.Error{Input: "github-api-url", Problem: err.Error()}
 	}
+	fp := newFingerprinter(o.fpKey, env.Config.Neon.APIKey)
 	return &planner{
-		env:  env,
-		o:    o,
-		gh:   c,
-		fp:   newFingerprinter(o.fpKey, env.Config.Neon.APIKey),
-		gate: newReadGate(maxReadsPerMinute, time.Minute),
+		env:   env,
+		o:     o,
+		gh:    c,
+		fp:    fp,
+		owner: fp.owner(string(o.kind), o.secretName.raw, o.envName.raw, o.pooled),
+		gate:  newReadGate(maxReadsPerMinute, time.Minute),
 	}, nil
 }
 
@@ -185,7 +189,7 @@ func (p *planner) plan(ctx context.Context) (*plan, error) {
 	if err := p.name(items); err != nil {
 		return nil, err
 	}
-	pl := &plan{items: items, byID: map[string]*item{}}
+	pl := &plan{items: items, byID: map[string]*item{}, owner: p.owner}
 	for _, it := range items {
 		pl.byID[it.t.ID] = it
 	}
@@ -648,7 +652,7 @@ func (p *planner) decide(it *item) {
 	case !hasVar:
 		it.why = "no fingerprint recorded"
 	default:
-		sum, at, ok := parseRecord(v.Value)
+		sum, at, _, ok := parseRecord(v.Value)
 		switch {
 		case !ok:
 			it.why = "fingerprint variable unreadable"
@@ -682,6 +686,9 @@ func (p *planner) pruneCandidates(items []*item) []*pruneItem {
 			secret, ok := strings.CutPrefix(v, variablePrefix)
 			if !ok || !secretPattern.MatchString(secret) || currentNames[strings.ToLower(env)+"/"+secret] {
 				continue
+			}
+			if _, _, owner, ok := parseRecord(s.vars[v].Value); !ok || owner != p.owner {
+				continue // written by another configuration (or unreadable): not ours to delete
 			}
 			c := &pruneItem{target: t, variable: v}
 			if _, ok := s.secrets[secret]; ok {
