@@ -48,6 +48,19 @@ func newConsole(getenv func(string) string, stdout, stderr io.Writer) *console {
 	return c
 }
 
+// annotate writes an error (or warning) annotation. go-githubactions
+// escapes '%' and line breaks before the text reaches the scrubbing writer,
+// where a credential holding them would no longer be recognised: so the
+// title and message are scrubbed first.
+func (c *console) annotate(warning bool, title, msg string) {
+	a := c.gha.WithFieldsMap(map[string]string{"title": c.secrets.Scrub(title)})
+	if warning {
+		a.Warningf("%s", c.secrets.Scrub(msg))
+		return
+	}
+	a.Errorf("%s", c.secrets.Scrub(msg))
+}
+
 // invalid reports bad input, one line per problem.
 func (c *console) invalid(err error) {
 	for _, e := range input.Split(err) {
@@ -57,7 +70,7 @@ func (c *console) invalid(err error) {
 			title = "invalid input " + ie.Input
 		}
 		if c.actions {
-			c.gha.WithFieldsMap(map[string]string{"title": "pgfleet: " + title}).Errorf("%s", e.Error())
+			c.annotate(false, "pgfleet: "+title, e.Error())
 		}
 		fmt.Fprintf(c.errW, "pgfleet: %s\n", e.Error())
 	}
@@ -67,7 +80,7 @@ func (c *console) invalid(err error) {
 func (c *console) errorf(format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
 	if c.actions {
-		c.gha.WithFieldsMap(map[string]string{"title": "pgfleet"}).Errorf("%s", msg)
+		c.annotate(false, "pgfleet", msg)
 		return
 	}
 	fmt.Fprintf(c.w, "error: %s\n", msg)
@@ -76,7 +89,7 @@ func (c *console) errorf(format string, a ...any) {
 func (c *console) warnf(format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
 	if c.actions {
-		c.gha.WithFieldsMap(map[string]string{"title": "pgfleet"}).Warningf("%s", msg)
+		c.annotate(true, "pgfleet", msg)
 		return
 	}
 	fmt.Fprintf(c.w, "warning: %s\n", msg)
@@ -89,7 +102,7 @@ func (c *console) apiRetry(route string, attempt int, wait time.Duration, err er
 	msg := fmt.Sprintf("Neon API %s: attempt %d failed (%v); retrying in %s", route, attempt, err, wait.Round(time.Millisecond))
 	switch {
 	case c.actions:
-		c.gha.Debugf("%s", msg)
+		c.gha.Debugf("%s", c.secrets.Scrub(msg))
 	case attempt >= 3:
 		fmt.Fprintf(c.w, "%s\n", msg)
 	}
@@ -102,7 +115,7 @@ func (c *console) tenantDone(r fleet.Result) {
 	case fleet.Failed, fleet.Cancelled:
 		head := fmt.Sprintf("%s %s", strings.ToUpper(string(r.Status)), r.Tenant)
 		if c.actions {
-			c.gha.Group(head)
+			c.gha.Group(c.secrets.Scrub(head))
 		} else {
 			fmt.Fprintln(c.w, head)
 		}
@@ -114,7 +127,7 @@ func (c *console) tenantDone(r fleet.Result) {
 		}
 		if c.actions {
 			c.gha.EndGroup()
-			c.gha.WithFieldsMap(map[string]string{"title": fmt.Sprintf("pgfleet: %s %s", r.Status, r.Tenant)}).Errorf("%v", r.Err)
+			c.annotate(false, fmt.Sprintf("pgfleet: %s %s", r.Status, r.Tenant), fmt.Sprint(r.Err))
 		}
 	default:
 		cells := ""

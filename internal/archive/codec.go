@@ -236,6 +236,10 @@ func ParseRecipients(s string) ([]age.Recipient, []string, error) {
 		for _, f := range strings.FieldsFunc(line, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
 			r, err := age.ParseX25519Recipient(f)
 			if err != nil {
+				if strings.HasPrefix(strings.ToUpper(f), "AGE-SECRET-KEY-") {
+					// Never echo any of a secret key pasted in the wrong place.
+					return nil, nil, errors.New("an age secret key (AGE-SECRET-KEY-...) was given where a public key belongs: give the public key (age1..., age-keygen -y prints it) and keep the secret key for encryption-identity")
+				}
 				return nil, nil, fmt.Errorf("%q is not an age public key (age1..., as age-keygen prints it)", cut(f, 20))
 			}
 			rs = append(rs, r)

@@ -143,16 +143,19 @@ func sslMode(c *pgconn.Config) string {
 	return "verify-full"
 }
 
-// ToolEnv is the environment a PostgreSQL client tool runs with: the
-// process's, without any PG* variable (the connection is all in libpq), with
-// messages in English.
+// ToolEnv is the environment a PostgreSQL client tool runs with: only what
+// it needs from the process's (an allowlist: the process holds every
+// tenant's password in INPUT_DATABASE-URLS, the Neon key, tokens and AWS
+// keys, none of which pg_dump, pg_restore, psql or a pg-dump-path wrapper
+// may see), the connection in libpq's variables, messages in English.
 func ToolEnv(libpq []string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "PG") || strings.HasPrefix(kv, "LC_ALL=") || strings.HasPrefix(kv, "LC_MESSAGES=") {
-			continue
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "PATH", "HOME", "TMPDIR", "TZ", "LANG", "USER", "LD_LIBRARY_PATH":
+			env = append(env, kv)
 		}
-		env = append(env, kv)
 	}
 	return append(append(env, "LC_MESSAGES=C"), libpq...)
 }

@@ -68,12 +68,24 @@ func TestLibpqEnv(t *testing.T) {
 	}
 }
 
-func TestToolEnvDropsInheritedPGVariables(t *testing.T) {
+// The tools see only an allowlist of the process's variables: never the
+// inputs (every tenant's password), keys or tokens, nor inherited PG*.
+func TestToolEnvIsAnAllowlist(t *testing.T) {
 	t.Setenv("PGHOST", "elsewhere")
 	t.Setenv("PGPASSWORD", "inherited")
+	t.Setenv("INPUT_DATABASE-URLS", "a=postgres://u:tenant-secret@h/db")
+	t.Setenv("INPUT_NEON-API-KEY", "neon-secret")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "aws-secret")
+	t.Setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "oidc-secret")
 	env := ToolEnv([]string{"PGHOST=h"})
-	if slices.Contains(env, "PGHOST=elsewhere") || slices.Contains(env, "PGPASSWORD=inherited") || !slices.Contains(env, "PGHOST=h") {
-		t.Errorf("ToolEnv kept the process's PG variables: %v", env)
+	joined := strings.Join(env, "\n")
+	for _, leak := range []string{"elsewhere", "inherited", "tenant-secret", "neon-secret", "aws-secret", "oidc-secret"} {
+		if strings.Contains(joined, leak) {
+			t.Errorf("ToolEnv passes %q on: %v", leak, env)
+		}
+	}
+	if !slices.Contains(env, "PGHOST=h") || !strings.Contains(joined, "PATH=") {
+		t.Errorf("ToolEnv lost what the tool needs: %v", env)
 	}
 }
 

@@ -33,7 +33,8 @@ func (t *Table) ParseArgs(args []string) (map[string]string, error) {
 		return nil, fmt.Errorf("%v (pgfleet --help lists the flags)", err)
 	}
 	if rest := fs.Args(); len(rest) > 0 {
-		return nil, fmt.Errorf("unexpected argument %q: give the mode first, then --flags", rest[0])
+		// Not quoted: it may be the second word of an unquoted secret.
+		return nil, fmt.Errorf("unexpected argument after the flags (%d left over): give the mode first, then --flags, and quote a value with spaces", len(rest))
 	}
 	if mode, ok := set["mode"]; ok {
 		for name := range set {

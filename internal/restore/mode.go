@@ -45,9 +45,9 @@ func (Mode) Inputs() []input.Input {
 		archive.InputPgDumpPath,
 		input.Input{Name: "restore-project", Description: "Required: the tenant whose backup to restore, by project name or id (database-urls: its name). A project deleted since is found by its id among the destination's folders."},
 		input.Input{Name: "restore-backup", Default: "latest", Description: "Which backup: latest (the newest good one); an object key, in full or just its file name; or a UTC time, RFC 3339 or the keys' 20261122T030000Z form, meaning the newest good backup at or before it."},
-		input.Input{Name: "restore-target-url", Secret: true, Description: "Required: the database to restore into, postgres://user:password@host/db (store it as a secret; a direct host, not -pooler). Refused if it already has a table or view outside the system schemas, unless restore-clean."},
+		input.Input{Name: "restore-target-url", Secret: true, Env: "PGFLEET_RESTORE_TARGET_URL", Description: "Required: the database to restore into, postgres://user:password@host/db (store it as a secret; a direct host, not -pooler). Refused if it already has a table or view outside the system schemas, unless restore-clean. CLI: also PGFLEET_RESTORE_TARGET_URL, to keep it off the command line."},
 		input.Input{Name: "restore-clean", Default: "false", Bool: true, Description: "Restore into a database that already has tables: pg_restore drops and recreates the backup's objects (--clean --if-exists) and leaves others alone, all in the restore's one transaction. Custom format only (a plain dump carries DROP statements only if made with --clean)."},
-		input.Input{Name: "encryption-identity", Secret: true, Description: "The age secret key that decrypts an encrypted backup (store it as a secret): the whole file age-keygen writes, comments and all, or its AGE-SECRET-KEY-1... line."},
+		input.Input{Name: "encryption-identity", Secret: true, Env: "PGFLEET_ENCRYPTION_IDENTITY", Description: "The age secret key that decrypts an encrypted backup (store it as a secret): the whole file age-keygen writes, comments and all, or its AGE-SECRET-KEY-1... line. CLI: also PGFLEET_ENCRYPTION_IDENTITY."},
 	)
 }
 

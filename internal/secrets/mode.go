@@ -58,7 +58,7 @@ func (Mode) Inputs() []input.Input {
 		{Name: "pooled", Default: "true", Bool: true, Description: "Write Neon's pooled connection string (the -pooler host applications usually want); false for the direct one."},
 		{Name: "prune", Default: "false", Bool: true, Description: "After the writes, delete the secrets pgfleet wrote whose names this run's templates produce but no current tenant has (environments: the secret, never the environment). Refused with projects, exclude-projects or shard, which would make the other tenants look gone."},
 		{Name: "dry-run", Default: "false", Bool: true, Description: "Report what would be done; change nothing."},
-		{Name: "fingerprint-key", Secret: true, Description: "Key of the HMAC fingerprints (kept in a variable named PGFLEET_FP_ and the secret name, beside each secret) that tell which secrets are current (store it as a secret). Default: derived from neon-api-key (rotating it rewrites every secret once). Required with database-urls."},
+		{Name: "fingerprint-key", Secret: true, Env: "PGFLEET_FINGERPRINT_KEY", Description: "Key of the HMAC fingerprints (kept in a variable named PGFLEET_FP_ and the secret name, beside each secret) that tell which secrets are current (store it as a secret; at least 16 characters). Default: derived from neon-api-key (rotating it rewrites every secret once). Required with database-urls. CLI: also PGFLEET_FINGERPRINT_KEY."},
 		{Name: "max-duration", Default: "5h30m", Description: "Time budget from the start of the run (GitHub allows about 500 writes an hour): when it is spent, the tenants not yet written are left for the next run, which continues where this one stopped (exit 1, output remaining)."},
 	}
 }
@@ -155,6 +155,11 @@ func readOptions(env mode.Env) options {
 		}
 	}
 
+	if o.fpKey != "" && len(o.fpKey) < 16 {
+		// Shorter keys are weak for fingerprints kept in readable
+		// variables, and too short to be masked in the log.
+		in.Bad("fingerprint-key", "too short: give at least 16 characters (a long random string, stored as a secret)")
+	}
 	if o.fpKey == "" && len(env.Config.DatabaseURLs) > 0 {
 		in.Bad("fingerprint-key", "required with database-urls: the fingerprints that tell which secrets are current are keyed by neon-api-key otherwise (give any long random string, stored as a secret, and keep it)")
 	}
