@@ -281,7 +281,7 @@ func registerURLPassword(r *redact.Redactor, line string) {
 // sourceName says where tenants come from, for the first log line.
 func sourceName(cfg config.Config) string {
 	if len(cfg.DatabaseURLs) > 0 {
-		return fmt.Sprintf("a list (%s)", plural(len(cfg.DatabaseURLs), "database", "databases"))
+		return fmt.Sprintf("a list (%s)", report.Plural(len(cfg.DatabaseURLs), "database", "databases"))
 	}
 	return fmt.Sprintf("the Neon API (%s, database %s, role %s)", cfg.Neon.APIURL, cfg.Neon.Database, cfg.Neon.Role)
 }
@@ -415,12 +415,4 @@ func writeReport(path string, run report.Run) error {
 		os.Remove(f.Name())
 	}
 	return err
-}
-
-// plural returns "1 tenant", "2 tenants".
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
 }

@@ -162,7 +162,7 @@ func (c *console) publish(run report.Run) (err error) {
 func (c *console) final(run report.Run) {
 	n := fleet.Count(run.Results)
 	fmt.Fprintf(c.w, "pgfleet %s: %s: %d succeeded, %d up to date, %d failed, %d skipped, %d cancelled in %s; report: %s\n",
-		run.Mode, plural(n.Total, "tenant", "tenants"), n.Succeeded, n.UpToDate, n.Failed, n.Skipped, n.Cancelled, run.Duration.Round(time.Millisecond), run.ReportFile)
+		run.Mode, report.Plural(n.Total, "tenant", "tenants"), n.Succeeded, n.UpToDate, n.Failed, n.Skipped, n.Cancelled, run.Duration.Round(time.Millisecond), run.ReportFile)
 	if run.Stopped != "" {
 		fmt.Fprintf(c.w, "stopped early: %s\n", run.Stopped)
 	}

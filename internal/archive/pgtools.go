@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -270,4 +271,36 @@ func StartProcessGroup(cmd *exec.Cmd) {
 		return err
 	}
 	cmd.WaitDelay = 5 * time.Second
+}
+
+// Tail keeps the last bytes a tool wrote to stderr: the end of what it
+// said, where its error is.
+type Tail struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+// NewTail keeps at most max bytes.
+func NewTail(max int) *Tail { return &Tail{max: max} }
+
+func (t *Tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append([]byte(nil), t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+// String is the last messages kept, one line each, joined with " / ".
+func (t *Tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(string(t.b)), "\n")
+	if len(lines) > 6 {
+		lines = lines[len(lines)-6:]
+	}
+	return strings.Join(lines, " / ")
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/archive"
 	"github.com/pgfleet/pgfleet/internal/input"
 	"github.com/pgfleet/pgfleet/internal/mode"
+	"github.com/pgfleet/pgfleet/internal/report"
 	"github.com/pgfleet/pgfleet/internal/storage"
 	"github.com/pgfleet/pgfleet/internal/storage/dir"
 )
@@ -177,17 +178,10 @@ func (j *Job) Describe() string {
 	}
 	enc := ""
 	if len(j.o.Recipients) > 0 {
-		enc = fmt.Sprintf(", encrypted for %d age %s", len(j.o.Recipients), plural(len(j.o.Recipients), "recipient", "recipients"))
+		enc = ", encrypted for " + report.Plural(len(j.o.Recipients), "age recipient", "age recipients")
 	}
 	return fmt.Sprintf("to %s (%s format, %s%s) with pg_dump %s (%s); keep %d days, at least the last %d per tenant",
 		j.o.Store, j.o.Format, comp, enc, j.o.PgDump.Version, j.o.PgDump.Path, j.o.RetentionDays, j.o.KeepLast)
 }
 
 func (j *Job) DryRun() bool { return false }
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}

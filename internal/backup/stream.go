@@ -54,7 +54,7 @@ func (j *Job) stream(parent context.Context, key string, libpq []string, snapsho
 	cmd := exec.CommandContext(ctx, j.o.PgDump.Path, j.dumpArgs(snapshot)...)
 	cmd.Env = archive.ToolEnv(libpq)
 	archive.StartProcessGroup(cmd)
-	stderr := &tailBuffer{max: 4 << 10}
+	stderr := archive.NewTail(4 << 10)
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -200,33 +200,4 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n.Add(int64(k))
 	c.total.Add(int64(k))
 	return k, err
-}
-
-// tailBuffer keeps the last max bytes written to it: the end of what
-// pg_dump said, where its error is.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append([]byte(nil), t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-// String is the kept text on one line per message, trimmed.
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := strings.Split(strings.TrimSpace(string(t.b)), "\n")
-	if len(lines) > 6 {
-		lines = lines[len(lines)-6:]
-	}
-	return strings.Join(lines, " / ")
 }

@@ -111,8 +111,8 @@ func thousands(n int) string {
 	return b.String()
 }
 
-// plural returns "1 tenant", "2 tenants".
-func plural(n int, one, many string) string {
+// Plural returns "1 tenant", "2 tenants", "1,000 tenants".
+func Plural(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}

@@ -107,19 +107,19 @@ func header(r Run, counts fleet.Counts) string {
 	fmt.Fprintf(&b, "## %s pgfleet %s: %s\n\n", emoji, mode, verdict)
 
 	fmt.Fprintf(&b, "%s · %s succeeded · %s up to date · %s failed · %s skipped · %s cancelled · took %s\n\n",
-		plural(counts.Total, "tenant", "tenants"), thousands(counts.Succeeded), thousands(counts.UpToDate),
+		Plural(counts.Total, "tenant", "tenants"), thousands(counts.Succeeded), thousands(counts.UpToDate),
 		thousands(counts.Failed), thousands(counts.Skipped), thousands(counts.Cancelled), human(r.Duration))
 
 	if r.DryRun {
-		fmt.Fprintf(&b, "> **Dry run: nothing was changed.** %s something to do.\n\n", plural(counts.Succeeded, "tenant has", "tenants have"))
+		fmt.Fprintf(&b, "> **Dry run: nothing was changed.** %s something to do.\n\n", Plural(counts.Succeeded, "tenant has", "tenants have"))
 	}
 	if r.Cancelled {
 		fmt.Fprintf(&b, "> 🛑 **The run was cancelled** (interrupted by a signal): %s while running, %s never started.\n\n",
-			plural(counts.Cancelled, "tenant was stopped", "tenants were stopped"), thousands(counts.Skipped))
+			Plural(counts.Cancelled, "tenant was stopped", "tenants were stopped"), thousands(counts.Skipped))
 	}
 	if r.Stopped != "" && !(r.Cancelled && strings.EqualFold(strings.TrimSpace(r.Stopped), "cancelled")) {
 		fmt.Fprintf(&b, "> ⚠️ **Stopped early: %s.** %s not started.\n\n",
-			mdCut(r.scrub(r.Stopped), maxErrorRunes), plural(counts.Skipped, "tenant was", "tenants were"))
+			mdCut(r.scrub(r.Stopped), maxErrorRunes), Plural(counts.Skipped, "tenant was", "tenants were"))
 	}
 	if r.SourceErr != nil {
 		fmt.Fprintf(&b, "> ❌ **Listing tenants failed part-way:** %s. Tenants not listed were not touched: this run did not cover the whole fleet.\n\n",
@@ -134,13 +134,13 @@ func verdict(r Run, c fleet.Counts) (emoji, text string) {
 		case c.Total == 0:
 			return "⚠️", "no tenants selected"
 		case r.DryRun && c.Succeeded > 0:
-			return "✅", fmt.Sprintf("%s, %s with something to do", plural(c.Total, "tenant", "tenants"), thousands(c.Succeeded))
+			return "✅", fmt.Sprintf("%s, %s with something to do", Plural(c.Total, "tenant", "tenants"), thousands(c.Succeeded))
 		case c.Succeeded == c.Total:
-			return "✅", fmt.Sprintf("%s, all succeeded", plural(c.Total, "tenant", "tenants"))
+			return "✅", fmt.Sprintf("%s, all succeeded", Plural(c.Total, "tenant", "tenants"))
 		case c.UpToDate == c.Total:
-			return "✅", fmt.Sprintf("%s, all up to date", plural(c.Total, "tenant", "tenants"))
+			return "✅", fmt.Sprintf("%s, all up to date", Plural(c.Total, "tenant", "tenants"))
 		}
-		return "✅", fmt.Sprintf("%s, all succeeded or up to date", plural(c.Total, "tenant", "tenants"))
+		return "✅", fmt.Sprintf("%s, all succeeded or up to date", Plural(c.Total, "tenant", "tenants"))
 	}
 
 	var parts []string
@@ -169,7 +169,7 @@ func verdict(r Run, c fleet.Counts) (emoji, text string) {
 	default:
 		emoji = "⚠️"
 	}
-	return emoji, plural(c.Total, "tenant", "tenants") + ", " + strings.Join(parts, ", ")
+	return emoji, Plural(c.Total, "tenant", "tenants") + ", " + strings.Join(parts, ", ")
 }
 
 // doc is Markdown under construction with a byte budget.

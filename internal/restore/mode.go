@@ -20,6 +20,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/input"
 	"github.com/pgfleet/pgfleet/internal/mode"
 	"github.com/pgfleet/pgfleet/internal/pgconnect"
+	"github.com/pgfleet/pgfleet/internal/report"
 	"github.com/pgfleet/pgfleet/internal/storage"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
@@ -151,7 +152,7 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 		return nil, &input.Error{Input: "restore-backup", Problem: fmt.Sprintf("the manifest %s names the dump %s, which is not in the folder", o.Backup.Manifest.Key, path.Base(m.Object))}
 	}
 	if m.Encrypted() && len(o.Identities) == 0 {
-		in.Bad("encryption-identity", "the backup %s is encrypted (age, for %d %s): give the secret key of one of them", path.Base(o.DumpKey), len(m.Encryption.Recipients), plural(len(m.Encryption.Recipients), "recipient", "recipients"))
+		in.Bad("encryption-identity", "the backup %s is encrypted (age, for %s): give the secret key of one of them", path.Base(o.DumpKey), report.Plural(len(m.Encryption.Recipients), "recipient", "recipients"))
 	}
 
 	toolName := "pg_restore"
@@ -269,11 +270,4 @@ func checkTarget(ctx context.Context, targetURL string, clean bool) error {
 		return errors.New("the target database is not empty (" + strings.Join(found, ", ") + more + "): restore into an empty database, or set restore-clean: true to drop and recreate the backup's objects")
 	}
 	return nil
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }

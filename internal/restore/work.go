@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -164,7 +163,7 @@ func (j *Job) restore(ctx context.Context, libpq []string, d *Detail) error {
 	cmd := exec.CommandContext(ctx, j.o.Tool.Path, j.args()...)
 	cmd.Env = archive.ToolEnv(libpq)
 	archive.StartProcessGroup(cmd)
-	stderr := &tailBuffer{max: 4 << 10}
+	stderr := archive.NewTail(4 << 10)
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -298,31 +297,4 @@ func (h *heldBack) Read(p []byte) (int, error) {
 			return total, nil
 		}
 	}
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append([]byte(nil), t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := strings.Split(strings.TrimSpace(string(t.b)), "\n")
-	if len(lines) > 6 {
-		lines = lines[len(lines)-6:]
-	}
-	return strings.Join(lines, " / ")
 }

@@ -131,7 +131,7 @@ func (j *Job) Describe() string {
 			unchanged++
 		}
 	}
-	s := fmt.Sprintf("%s to %s; plan: %d to create, %d to update, %d unchanged", plural(len(j.plan.items), "tenant's connection string", "tenants' connection strings"), describeTarget(j.o), create, update, unchanged)
+	s := fmt.Sprintf("%s to %s; plan: %d to create, %d to update, %d unchanged", report.Plural(len(j.plan.items), "tenant's connection string", "tenants' connection strings"), describeTarget(j.o), create, update, unchanged)
 	if failed > 0 {
 		s += fmt.Sprintf(", %d without a connection string", failed)
 	}
@@ -139,9 +139,9 @@ func (j *Job) Describe() string {
 		s += fmt.Sprintf(", %d to delete", len(j.plan.prune))
 	}
 	if j.o.dryRun {
-		return s + fmt.Sprintf("; %s needed; dry run: nothing will be written", plural(j.plan.writes, "write", "writes"))
+		return s + fmt.Sprintf("; %s needed; dry run: nothing will be written", report.Plural(j.plan.writes, "write", "writes"))
 	}
-	s += fmt.Sprintf("; %s, one at a time, %s apart", plural(j.plan.writes, "write", "writes"), max(j.gap, 0))
+	s += fmt.Sprintf("; %s, one at a time, %s apart", report.Plural(j.plan.writes, "write", "writes"), max(j.gap, 0))
 	if need := time.Duration(j.plan.writes) * max(j.gap, 0); need > 0 {
 		s += fmt.Sprintf(" (about %s)", need.Round(time.Second))
 		if left := time.Until(j.deadline); need > left {
@@ -323,7 +323,7 @@ func (j *Job) Finish(ctx context.Context, results []fleet.Result) error {
 	remaining, outOfTime := len(j.plan.items)-j.current, j.outOfTime
 	j.mu.Unlock()
 	if outOfTime {
-		j.warn("%s left: run again to continue", plural(remaining, "tenant", "tenants"))
+		j.warn("%s left: run again to continue", report.Plural(remaining, "tenant", "tenants"))
 	}
 	return err
 }
@@ -475,19 +475,19 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 	var notes []string
 	notes = append(notes, "Where: "+describeTarget(j.o)+".")
 	if j.o.dryRun {
-		notes = append(notes, fmt.Sprintf("A real run would make %s to GitHub.", plural(j.plan.writes, "write", "writes")))
+		notes = append(notes, fmt.Sprintf("A real run would make %s to GitHub.", report.Plural(j.plan.writes, "write", "writes")))
 	} else {
-		n := fmt.Sprintf("%s to GitHub (one at a time, %s apart), %s in all", plural(st.Writes, "write", "writes"), max(j.gap, 0), plural(st.Requests+reads.Requests, "request", "requests"))
+		n := fmt.Sprintf("%s to GitHub (one at a time, %s apart), %s in all", report.Plural(st.Writes, "write", "writes"), max(j.gap, 0), report.Plural(st.Requests+reads.Requests, "request", "requests"))
 		if envs > 0 {
-			n += fmt.Sprintf("; %s created", plural(envs, "environment", "environments"))
+			n += fmt.Sprintf("; %s created", report.Plural(envs, "environment", "environments"))
 		}
 		if rl := st.RateLimited + reads.RateLimited; rl > 0 {
-			n += fmt.Sprintf("; %s from GitHub waited out", plural(rl, "rate limit", "rate limits"))
+			n += fmt.Sprintf("; %s from GitHub waited out", report.Plural(rl, "rate limit", "rate limits"))
 		}
 		notes = append(notes, n+".")
 	}
 	if outOfTime {
-		notes = append(notes, fmt.Sprintf("max-duration (%s) was spent: %s left; run again to continue (unchanged tenants cost nothing).", j.o.maxDuration, plural(t.remaining, "tenant", "tenants")))
+		notes = append(notes, fmt.Sprintf("max-duration (%s) was spent: %s left; run again to continue (unchanged tenants cost nothing).", j.o.maxDuration, report.Plural(t.remaining, "tenant", "tenants")))
 	}
 	if pruneNote != "" {
 		notes = append(notes, "Prune "+pruneNote+".")
@@ -517,12 +517,4 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 		out = append(out, ps)
 	}
 	return out
-}
-
-// plural returns "1 tenant", "2 tenants".
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
 }
