@@ -13,6 +13,7 @@ package secrets
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -168,8 +169,10 @@ func readOptions(env mode.Env) options {
 	}
 
 	// PGFLEET_GITHUB_WRITE_GAP exists for tests only, which cannot wait
-	// GitHub's 750 ms between writes; a real run always uses the safe pace.
-	if v := env.Getenv("PGFLEET_GITHUB_WRITE_GAP"); v != "" {
+	// GitHub's 750 ms between writes. It is honoured only against an API on
+	// this machine (the tests' emulator): a real run always keeps the safe
+	// pace, whatever its environment holds.
+	if v := env.Getenv("PGFLEET_GITHUB_WRITE_GAP"); v != "" && isLoopbackURL(o.apiURL) {
 		if d, err := time.ParseDuration(v); err == nil && d >= 0 {
 			o.writeGap, o.writeGapTest = d, true
 			if d == 0 {
@@ -208,4 +211,17 @@ func describeTarget(o options) string {
 		return fmt.Sprintf("organization %s secret %s (visibility %s)", o.owner, o.secretName.raw, o.visibility)
 	}
 	return fmt.Sprintf("repository %s/%s secret %s", o.owner, o.repo, o.secretName.raw)
+}
+
+// isLoopbackURL reports whether raw names a host on this machine.
+func isLoopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	if u.Hostname() == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.IsLoopback()
 }
