@@ -158,6 +158,7 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 			Config:    cfg,
 			Workspace: workspace,
 			Getenv:    getenv,
+			Version:   Version,
 			Secret:    out.secrets.Add,
 			Warn:      out.warnf,
 			Source:    sourceFor,

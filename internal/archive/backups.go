@@ -25,14 +25,6 @@ type Backup struct {
 // Good reports whether the backup has its dump and its manifest.
 func (b Backup) Good() bool { return len(b.Dumps) > 0 && b.Manifest != nil }
 
-// Dump is the backup's dump object (the first, when a stamp has several).
-func (b Backup) Dump() storage.Object {
-	if len(b.Dumps) == 0 {
-		return storage.Object{}
-	}
-	return b.Dumps[0]
-}
-
 // Keys are every object of the backup, the manifest first: deleting in
 // this order never leaves a manifest whose dump is gone (a dump whose
 // manifest is gone is debris, cleaned up later).
@@ -181,7 +173,3 @@ func parseTime(s string) (time.Time, bool) {
 	}
 	return time.Time{}, false
 }
-
-// IsTimeSpec reports whether a restore-backup value is a time rather than
-// a key.
-func IsTimeSpec(s string) bool { _, ok := parseTime(strings.TrimSpace(s)); return ok }

@@ -61,6 +61,7 @@ func (Mode) Outputs() []input.Output { return []input.Output{archive.OutputBytes
 
 // Options are a validated backup.
 type Options struct {
+	Tool          string // "pgfleet <version>", recorded in each manifest
 	Store         storage.Store
 	Format        archive.Format
 	Compression   archive.Compression
@@ -80,6 +81,7 @@ type Options struct {
 func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	in := env.Inputs
 	o := Options{
+		Tool:          "pgfleet " + env.Version,
 		Format:        archive.Format(in.OneOf("format", "custom", "plain")),
 		Compression:   archive.Compression(in.OneOf("compression", "zstd", "gzip", "none")),
 		RetentionDays: in.Int("retention-days", 1, 100000, "days"),

@@ -127,7 +127,7 @@ func (j *Job) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fleet.De
 
 	m := &archive.Manifest{
 		Version:       archive.ManifestVersion,
-		Tool:          "pgfleet",
+		Tool:          j.o.Tool,
 		Tenant:        t.Name,
 		ProjectID:     t.ID,
 		Host:          hostOf(t.URL),

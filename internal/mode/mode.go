@@ -50,6 +50,9 @@ type Env struct {
 	// (GITHUB_WORKSPACE in Actions, the working directory on the CLI).
 	Workspace string
 	Getenv    func(string) string
+	// Version is pgfleet's own version, for what a mode records (a backup
+	// manifest's tool).
+	Version string
 	// Secret registers a credential the mode learns (a token, a key), so
 	// nothing written can carry it.
 	Secret func(string)
