@@ -312,40 +312,6 @@ func digests(t *testing.T, url string) map[string]string {
 	return out
 }
 
-// terminateOnce terminates the first backend on db of the application
-// running a statement like like, once when() holds, and reports how many
-// it terminated.
-func terminateOnce(t *testing.T, db, app, like string, when func() bool) (stop func() int) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	killed := 0
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		conn, err := pgx.Connect(ctx, cluster.AdminURL("postgres"))
-		if err != nil {
-			return
-		}
-		defer conn.Close(context.Background())
-		for ctx.Err() == nil {
-			if !when() {
-				time.Sleep(5 * time.Millisecond)
-				continue
-			}
-			var n int
-			err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-				WHERE datname = $1 AND application_name = $2 AND query LIKE $3 AND state = 'active'`, db, app, like).Scan(&n)
-			if err == nil && n > 0 {
-				killed += n
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
-	return func() int { cancel(); wg.Wait(); return killed }
-}
-
 // realPgDump is PostgreSQL's own pg_dump on this machine.
 func realPgDump(t *testing.T) string {
 	t.Helper()
@@ -420,7 +386,7 @@ exec %[1]s "$@"
 		// upload with its first part; a folder: the temp file), its
 		// backend is terminated in the middle of the COPY.
 		killedFolder := archive.Folder(killed.Name, killed.Name) + "/"
-		stop := terminateOnce(t, killed.Name, "pgfleet-pg_dump", "COPY %", func() bool {
+		stop := terminator(t, killed.Name, "pgfleet-pg_dump", "COPY %", true, func() bool {
 			ups, err := d.store.Pending(context.Background(), killedFolder)
 			return err == nil && len(ups) > 0
 		})

@@ -62,8 +62,15 @@ func setPassword(t *testing.T, db pgcluster.TenantDB, password string) {
 func quoteLit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // killer terminates pgfleet's backends on db while they run a statement
-// matching like, until stop is called.
+// matching like, until stop is called (once: only the first time).
 func killer(t *testing.T, db string, like string, once bool) (stop func() int) {
+	return terminator(t, db, "pgfleet", like, once, func() bool { return true })
+}
+
+// terminator terminates backends on db of the application app running a
+// statement like like, whenever when() holds (once: only the first time),
+// until stop is called; stop reports how many it terminated.
+func terminator(t *testing.T, db, app, like string, once bool, when func() bool) (stop func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -77,16 +84,20 @@ func killer(t *testing.T, db string, like string, once bool) (stop func() int) {
 		}
 		defer conn.Close(context.Background())
 		for ctx.Err() == nil {
+			if !when() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
 			var n int
 			err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-				WHERE datname = $1 AND application_name = 'pgfleet' AND query LIKE $2 AND state = 'active'`, db, like).Scan(&n)
+				WHERE datname = $1 AND application_name = $2 AND query LIKE $3 AND state = 'active'`, db, app, like).Scan(&n)
 			if err == nil && n > 0 {
 				killed += n
 				if once {
 					return
 				}
 			}
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond)
 		}
 	}()
 	return func() int { cancel(); wg.Wait(); return killed }
