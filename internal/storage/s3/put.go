@@ -68,13 +68,20 @@ func (p partSchedule) capacity() int64 {
 // small stream costs only the chunks it fills, not a whole first part.
 const chunkSize = 1 << 20
 
+// SerialPartSize is the part size above which parts upload one at a time:
+// a stream that long (past about 62 GiB from 8 MiB parts) is bound by
+// memory, not by round trips, and one big part in flight keeps an upload
+// busy.
+const SerialPartSize = 64 << 20
+
 // Put streams r to key. A stream shorter than the first part is one
 // PutObject; a longer one is a multipart upload whose parts grow (see
 // partSchedule), with at most Concurrency parts uploading while the next
-// is read.
+// is read, and one at a time once parts pass SerialPartSize.
 //
 // Memory: part buffers of at most (Concurrency+1) × the current part size
-// (rounded up to chunkSize), plus the SDK's small per-request overhead.
+// while parts are at most SerialPartSize, 2 × the current part size above
+// it (rounded up to chunkSize), plus the SDK's small per-request overhead.
 // Buffers are 1 MiB chunks kept in a pool for the whole Put, so when the
 // part size doubles the old chunks serve the new parts: the bound holds
 // without waiting for the collector.
@@ -255,14 +262,21 @@ func (u *upload) send(ctx context.Context, p part, cancel context.CancelCauseFun
 			u.release(p)
 			return total, fmt.Errorf("the stream is longer than %d parts hold (%d bytes)", MaxParts, u.s.sched.capacity())
 		}
-		select {
-		case u.slots <- struct{}{}:
-		case <-ctx.Done():
-			u.release(p)
-			return total, context.Cause(ctx)
+		// A big part takes every slot: it uploads alone.
+		weight := 1
+		if p.n > u.s.serialAbove {
+			weight = cap(u.slots)
+		}
+		for range weight {
+			select {
+			case u.slots <- struct{}{}:
+			case <-ctx.Done():
+				u.release(p)
+				return total, context.Cause(ctx)
+			}
 		}
 		u.wg.Add(1)
-		go u.uploadPart(ctx, int32(i+1), p, cancel)
+		go u.uploadPart(ctx, int32(i+1), p, weight, cancel)
 		total += p.n
 		if last {
 			return total, nil
@@ -277,9 +291,13 @@ func (u *upload) send(ctx context.Context, p part, cancel context.CancelCauseFun
 	}
 }
 
-func (u *upload) uploadPart(ctx context.Context, num int32, p part, cancel context.CancelCauseFunc) {
+func (u *upload) uploadPart(ctx context.Context, num int32, p part, weight int, cancel context.CancelCauseFunc) {
 	defer u.wg.Done()
-	defer func() { <-u.slots }()
+	defer func() {
+		for range weight {
+			<-u.slots
+		}
+	}()
 	out, err := u.s.client.UploadPart(ctx, &s3.UploadPartInput{
 		Bucket: &u.s.bucket, Key: &u.key, UploadId: &u.id,
 		PartNumber: aws.Int32(num), Body: p.reader(), ContentLength: aws.Int64(p.n),

@@ -117,6 +117,7 @@ type Store struct {
 	storageClass types.StorageClass
 	sched        partSchedule
 	concurrency  int
+	serialAbove  int64 // parts larger than this upload one at a time (memory)
 	abortTimeout time.Duration
 	name         string
 
@@ -228,6 +229,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	if s.sched.first < MinPartSize || s.sched.first > MaxPartSize {
 		return nil, fmt.Errorf("s3: part size %d: want %d (5 MiB) to %d (5 GiB)", s.sched.first, MinPartSize, MaxPartSize)
 	}
+	s.serialAbove = SerialPartSize
 	if s.concurrency == 0 {
 		s.concurrency = DefaultConcurrency
 	}

@@ -170,6 +170,31 @@ func TestMultipartPartsGrow(t *testing.T) {
 	t.Logf("parts %v, at most %d at once", got, rec.maxInflight)
 }
 
+// Parts above SerialPartSize upload one at a time: memory is then two
+// parts, not Concurrency+1.
+func TestBigPartsUploadOneAtATime(t *testing.T) {
+	srv := sharedServer(t)
+	rec := newRecorder()
+	s := newStore(t, srv, rec, Options{Prefix: testPrefix(t), PartSize: testPartSize})
+	s.sched.every = 2
+	s.serialAbove = testPartSize // so 10 and 20 MiB parts are "big" here
+	rec.mu.Lock()
+	rec.bigSize = testPartSize
+	rec.mu.Unlock()
+	const M = 1 << 20
+	size := int64(5*M + 5*M + 10*M + 10*M + 20*M + 3*M)
+	if _, err := s.Put(context.Background(), "serial.dump", storagetest.NewStream(12, size)); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	overlap, most := rec.bigOverlap, rec.maxInflight
+	rec.mu.Unlock()
+	if overlap || most > s.concurrency {
+		t.Fatalf("a part above serialAbove uploaded beside another (overlap %v, at most %d at once)", overlap, most)
+	}
+	storagetest.AssertSame(t, s, "serial.dump", 12, size)
+}
+
 // TestServerStoppedMidUpload crashes MinIO while a multipart upload is
 // under way.
 func TestServerStoppedMidUpload(t *testing.T) {
@@ -262,6 +287,9 @@ type recorder struct {
 	started, aborted      int
 	parts                 map[int]int64 // part number → bytes, of parts S3 accepted
 	inflight, maxInflight int
+	bigInflight           int   // parts larger than bigSize uploading now
+	bigSize               int64 // 0: not tracked
+	bigOverlap            bool  // a big part uploaded while another part did
 }
 
 func newRecorder() *recorder {
@@ -271,10 +299,18 @@ func newRecorder() *recorder {
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	q := req.URL.Query()
 	isPart := req.Method == http.MethodPut && q.Has("partNumber") && q.Has("uploadId")
+	big := false
 	if isPart {
 		r.mu.Lock()
 		r.inflight++
 		r.maxInflight = max(r.maxInflight, r.inflight)
+		big = r.bigSize > 0 && req.ContentLength > r.bigSize
+		if big {
+			r.bigInflight++
+		}
+		if r.bigInflight > 0 && r.inflight > 1 {
+			r.bigOverlap = true
+		}
 		r.mu.Unlock()
 	}
 	resp, err := r.base.RoundTrip(req)
@@ -282,6 +318,9 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	defer r.mu.Unlock()
 	if isPart {
 		r.inflight--
+		if big {
+			r.bigInflight--
+		}
 	}
 	if err != nil || resp.StatusCode >= 300 {
 		return resp, err
