@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -662,22 +661,8 @@ sleep 60
 `, realPgDump(t)))
 	eachDest(t, func(t *testing.T, d dest) {
 		in := with(inputs{"mode": "backup", "database-urls": strings.Join(tenantList(dbs), "\n"), "pg-dump-path": pgDump, "compression": "none"}, d.in)
-		began := time.Now()
-		cmd, stdout, stderr, rdir := start(t, in, d.env...)
-		deadline := time.Now().Add(60 * time.Second)
-		for len(pendingUploads(t, d, "")) < len(dbs) {
-			if time.Now().After(deadline) {
-				t.Fatalf("uploads never started:\n%s", stdout.String())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		signalled := time.Now()
-		cmd.Process.Signal(syscall.SIGTERM)
-		r := finish(t, cmd, stdout, stderr, rdir, began)
-		took := time.Since(signalled)
-		if took > 10*time.Second {
-			t.Fatalf("exited %s after SIGTERM, want within 10s", took)
-		}
+		// SIGTERM once every tenant's upload is under way.
+		r, took := runAndTerminate(t, in, d.env, 60*time.Second, "uploads never started", func() bool { return len(pendingUploads(t, d, "")) >= len(dbs) })
 		mustCode(t, r, 1)
 		rep := parseModeReport(t, r, "backup")
 		if !rep.Cancelled || rep.Counts["cancelled"] != len(dbs) {

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -433,4 +434,29 @@ func columnExists(t *testing.T, url, table, column string) (ok bool) {
 		return conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = $1 AND column_name = $2)", table, column).Scan(&ok)
 	})
 	return ok
+}
+
+// runAndTerminate starts pgfleet, waits until ready() holds (failing after
+// wait with what stalled), sends SIGTERM, and returns the finished run and
+// how long it took to exit after the signal, which must be within the 10
+// seconds GitHub allows before SIGKILL.
+func runAndTerminate(t *testing.T, in inputs, env []string, wait time.Duration, stalled string, ready func() bool) (run, time.Duration) {
+	t.Helper()
+	began := time.Now()
+	cmd, stdout, stderr, dir := start(t, in, env...)
+	deadline := time.Now().Add(wait)
+	for !ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s:\n%s", stalled, stdout.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	signalled := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	r := finish(t, cmd, stdout, stderr, dir, began)
+	took := time.Since(signalled)
+	if took > 10*time.Second {
+		t.Fatalf("exited %s after SIGTERM, want within 10s", took)
+	}
+	return r, took
 }

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -187,23 +186,8 @@ func TestSigtermMidRun(t *testing.T) {
 	dir := migrationsCopy(t, map[string]string{"29990101000000_slow.sql": "-- migrate:up\nCREATE TABLE slow_marker (x int);\nSELECT pg_sleep(60);\n-- migrate:down\nDROP TABLE slow_marker;\n"})
 	in := neonInputs(f, dir)
 	in["concurrency"] = "2"
-	began := time.Now()
-	cmd, stdout, stderr, rdir := start(t, in)
-	// Wait until two tenants are inside the slow migration.
-	deadline := time.Now().Add(30 * time.Second)
-	for countSleepers(t) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("tenants never reached the slow migration:\n%s", stdout.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	signalled := time.Now()
-	cmd.Process.Signal(syscall.SIGTERM)
-	r := finish(t, cmd, stdout, stderr, rdir, began)
-	took := time.Since(signalled)
-	if took > 10*time.Second {
-		t.Fatalf("exited %s after SIGTERM, want within 10s", took)
-	}
+	// SIGTERM once two tenants are inside the slow migration.
+	r, took := runAndTerminate(t, in, nil, 30*time.Second, "tenants never reached the slow migration", func() bool { return countSleepers(t) >= 2 })
 	t.Logf("exited %s after SIGTERM", took.Round(time.Millisecond))
 	mustCode(t, r, 1)
 	if r.outputs["cancelled"] != "2" || r.outputs["skipped"] != "8" {
