@@ -96,9 +96,17 @@ type backupReport struct {
 	} `json:"tenants"`
 }
 
-// pgfleetBackup backs the tenants up to prefix in MinIO and returns the
-// wall time, pgfleet's peak RSS in KiB and the report.
-func (e *backupEnv) pgfleetBackup(b *testing.B, dbs []pgcluster.TenantDB, prefix string, concurrency int) (time.Duration, int64, backupReport) {
+// backupRun is what one pgfleet backup run measured.
+type backupRun struct {
+	took    time.Duration
+	peakKiB int64         // pgfleet's peak RSS
+	toolCPU time.Duration // pgfleet's and its pg_dumps' CPU time
+	cpu     cpuUse
+	report  backupReport
+}
+
+// pgfleetBackup backs the tenants up to prefix in MinIO.
+func (e *backupEnv) pgfleetBackup(b *testing.B, dbs []pgcluster.TenantDB, prefix string, concurrency int) backupRun {
 	b.Helper()
 	var list strings.Builder
 	for _, db := range dbs {
@@ -114,27 +122,89 @@ func (e *backupEnv) pgfleetBackup(b *testing.B, dbs []pgcluster.TenantDB, prefix
 		"AWS_ACCESS_KEY_ID="+e.srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+e.srv.SecretKey)
 	out := &strings.Builder{}
 	cmd.Stdout, cmd.Stderr = out, out
-	start := time.Now()
+	cpu0, start := e.cpuNow(b), time.Now()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
 	peak := make(chan int64)
 	go func() { peak <- samplePeakRSS(cmd.Process.Pid) }()
 	err := cmd.Wait()
-	took := time.Since(start)
-	kib := <-peak
+	r := backupRun{took: time.Since(start), cpu: e.cpuNow(b).sub(cpu0)}
+	r.peakKiB = <-peak
 	if err != nil {
 		b.Fatalf("pgfleet backup: %v\n%s", err, out)
 	}
-	var rep backupReport
+	// wait4's usage counts the children pgfleet waited for: its pg_dumps.
+	r.toolCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	raw, err := os.ReadFile(reportPath)
 	if err == nil {
-		err = json.Unmarshal(raw, &rep)
+		err = json.Unmarshal(raw, &r.report)
 	}
-	if err != nil || rep.Counts["succeeded"] != len(dbs) {
-		b.Fatalf("report: %v %v\n%s", err, rep.Counts, out)
+	if err != nil || r.report.Counts["succeeded"] != len(dbs) {
+		b.Fatalf("report: %v %v\n%s", err, r.report.Counts, out)
 	}
-	return took, kib, rep
+	return r
+}
+
+// cpuUse is CPU time spent, split by who spent it.
+type cpuUse struct {
+	machine time.Duration // every process on the machine
+	server  time.Duration // PostgreSQL: the postmaster and the backends it reaped
+	store   time.Duration // MinIO
+}
+
+func (a cpuUse) sub(b cpuUse) cpuUse {
+	return cpuUse{a.machine - b.machine, a.server - b.server, a.store - b.store}
+}
+
+// cpuNow reads the CPU time used so far by the machine, the database
+// server and MinIO.
+func (e *backupEnv) cpuNow(b *testing.B) cpuUse {
+	pid, err := e.cluster.ServerPID()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cpuUse{machine: machineCPU(), server: processCPU(pid), store: processCPU(e.srv.PID())}
+}
+
+// clockTick is USER_HZ, the unit of /proc's CPU times.
+const clockTick = time.Second / 100
+
+// machineCPU is the busy time of every core since boot, from /proc/stat.
+func machineCPU() time.Duration {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	var busy int64
+	// user nice system idle iowait irq softirq steal (guest time is
+	// already in user)
+	for i, f := range strings.Fields(line)[1:] {
+		n, _ := strconv.ParseInt(f, 10, 64)
+		if i <= 7 && i != 3 && i != 4 {
+			busy += n
+		}
+	}
+	return time.Duration(busy) * clockTick
+}
+
+// processCPU is a process's CPU time and that of the children it has
+// waited for, from /proc/<pid>/stat.
+func processCPU(pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// After the command name: state is field 3, utime 14 ... cstime 17.
+	i := strings.LastIndexByte(string(raw), ')')
+	f := strings.Fields(string(raw[i+1:]))
+	var t int64
+	for _, k := range []int{11, 12, 13, 14} {
+		n, _ := strconv.ParseInt(f[k], 10, 64)
+		t += n
+	}
+	return time.Duration(t) * clockTick
 }
 
 // samplePeakRSS reads the process's VmHWM (peak resident set) until it is
@@ -166,8 +236,8 @@ func samplePeakRSS(pid int) int64 {
 
 // neonStyle backs the tenants up one after another the way Neon's
 // documented GitHub Action does: pg_dump "$URL" | gzip > file, then upload
-// the file.
-func (e *backupEnv) neonStyle(b *testing.B, dbs []pgcluster.TenantDB, prefix string) (time.Duration, int64) {
+// the file. It returns the wall time, the CPU time and the bytes stored.
+func (e *backupEnv) neonStyle(b *testing.B, dbs []pgcluster.TenantDB, prefix string) (time.Duration, cpuUse, int64) {
 	b.Helper()
 	ctx := context.Background()
 	client := awss3.New(awss3.Options{
@@ -177,7 +247,7 @@ func (e *backupEnv) neonStyle(b *testing.B, dbs []pgcluster.TenantDB, prefix str
 	})
 	dir := b.TempDir()
 	var stored int64
-	start := time.Now()
+	cpu0, start := e.cpuNow(b), time.Now()
 	for _, db := range dbs {
 		file := filepath.Join(dir, db.Name+".sql.gz")
 		cmd := exec.Command("bash", "-c", `set -o pipefail; "$0" "$1" | gzip > "$2"`, e.pgDump, db.URL, file)
@@ -198,7 +268,7 @@ func (e *backupEnv) neonStyle(b *testing.B, dbs []pgcluster.TenantDB, prefix str
 		stored += fi.Size()
 		os.Remove(file)
 	}
-	return time.Since(start), stored
+	return time.Since(start), e.cpuNow(b).sub(cpu0), stored
 }
 
 func createTenants(b *testing.B, c *pgcluster.Cluster, prefix string, n int, seedSQL string) []pgcluster.TenantDB {
@@ -268,11 +338,12 @@ func BenchmarkBackupFleet(b *testing.B) {
 // fleetRound measures pgfleet and the one-by-one script once each.
 func (e *backupEnv) fleetRound(b *testing.B, dbs []pgcluster.TenantDB, prefix string, i int, where string) {
 	// Alternate who goes first, so neither always meets a warmer cache.
-	var fleetTook, neonTook time.Duration
-	var kib, neonStored int64
-	var rep backupReport
-	runFleet := func() { fleetTook, kib, rep = e.pgfleetBackup(b, dbs, "pgfleet-"+prefix, fleetConcurrency) }
-	runNeon := func() { neonTook, neonStored = e.neonStyle(b, dbs, "neon-style-"+prefix) }
+	var fleet backupRun
+	var neonTook time.Duration
+	var neonCPU cpuUse
+	var neonStored int64
+	runFleet := func() { fleet = e.pgfleetBackup(b, dbs, "pgfleet-"+prefix, fleetConcurrency) }
+	runNeon := func() { neonTook, neonCPU, neonStored = e.neonStyle(b, dbs, "neon-style-"+prefix) }
 	if i%2 == 0 {
 		runFleet()
 		runNeon()
@@ -281,7 +352,7 @@ func (e *backupEnv) fleetRound(b *testing.B, dbs []pgcluster.TenantDB, prefix st
 		runFleet()
 	}
 	var stored, dumped int64
-	for _, t := range rep.Tenants {
+	for _, t := range fleet.report.Tenants {
 		stored += t.Bytes
 		dumped += t.DumpBytes
 	}
@@ -289,15 +360,23 @@ func (e *backupEnv) fleetRound(b *testing.B, dbs []pgcluster.TenantDB, prefix st
 	if e.endpoint != "" {
 		metric = "rtt-"
 	}
-	b.ReportMetric(neonTook.Seconds()/fleetTook.Seconds(), metric+"x-faster")
-	b.ReportMetric(float64(kib)/1024, metric+"peak-MiB")
+	speedup := neonTook.Seconds() / fleet.took.Seconds()
+	b.ReportMetric(speedup, metric+"x-faster")
+	b.ReportMetric(float64(fleet.peakKiB)/1024, metric+"peak-MiB")
 	b.ReportMetric(float64(dumped)/float64(stored), "compression-ratio")
+	perTenant := func(d time.Duration) string { return (d / fleetTenants).Round(time.Millisecond).String() }
 	fmt.Printf("\n%d small tenants to MinIO, %s (GOMAXPROCS %d):\n", fleetTenants, where, runtime.GOMAXPROCS(0))
 	fmt.Printf("  pgfleet, concurrency %d:             %6.2fs  (%.1f tenants/s), peak RSS %.1f MiB, %s stored, compression ratio %.2f (zstd, custom format)\n",
-		fleetConcurrency, fleetTook.Seconds(), float64(fleetTenants)/fleetTook.Seconds(), float64(kib)/1024, mib(stored), float64(dumped)/float64(stored))
+		fleetConcurrency, fleet.took.Seconds(), float64(fleetTenants)/fleet.took.Seconds(), float64(fleet.peakKiB)/1024, mib(stored), float64(dumped)/float64(stored))
 	fmt.Printf("  one by one, pg_dump | gzip > file + upload: %6.2fs  (%.1f tenants/s), %s stored\n",
 		neonTook.Seconds(), float64(fleetTenants)/neonTook.Seconds(), mib(neonStored))
-	fmt.Printf("  pgfleet is %.1fx faster (target >= 5x)\n", neonTook.Seconds()/fleetTook.Seconds())
+	// What bounds the ratio when nothing waits on a network: the CPU each
+	// tenant costs the whole machine (pg_dump, the server, MinIO, the
+	// tool), and the cores there are to spend it on.
+	fmt.Printf("  CPU per tenant, whole machine: pgfleet %s (pgfleet and pg_dump %s, the server %s, MinIO %s), the script %s (the server %s, MinIO %s; %.0f%% of one core busy)\n",
+		perTenant(fleet.cpu.machine), perTenant(fleet.toolCPU), perTenant(fleet.cpu.server), perTenant(fleet.cpu.store),
+		perTenant(neonCPU.machine), perTenant(neonCPU.server), perTenant(neonCPU.store), 100*neonCPU.machine.Seconds()/neonTook.Seconds())
+	fmt.Printf("  pgfleet is %.1fx faster (target >= 5x)\n", speedup)
 }
 
 func BenchmarkBackupParallelMemory(b *testing.B) {
@@ -306,7 +385,8 @@ func BenchmarkBackupParallelMemory(b *testing.B) {
 	dbs := createTenants(b, e.cluster, "bkmedium", mediumTenants, bigSeed(mb))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		took, kib, rep := e.pgfleetBackup(b, dbs, fmt.Sprintf("medium-%d", i), mediumTenants)
+		r := e.pgfleetBackup(b, dbs, fmt.Sprintf("medium-%d", i), mediumTenants)
+		took, kib, rep := r.took, r.peakKiB, r.report
 		var stored, dumped int64
 		for _, t := range rep.Tenants {
 			stored += t.Bytes
@@ -325,29 +405,36 @@ func BenchmarkBackupLarge(b *testing.B) {
 	dbs := createTenants(b, e.cluster, "bklarge", 1, bigSeed(mb))
 	fmt.Printf("\nseeded a tenant of about %d MB in %s\n", mb, time.Since(seedStart).Round(time.Second))
 	db := dbs[0]
+	var aloneCPU cpuUse
+	var aloneToolCPU time.Duration
 	pgDumpAlone := func() time.Duration {
 		// pg_dump -Fc -Z0 "$URL" > /dev/null: exec's nil Stdout is /dev/null.
 		cmd := exec.Command(e.pgDump, "-Fc", "-Z0", db.URL)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
-		start := time.Now()
+		cpu0, start := e.cpuNow(b), time.Now()
 		if err := cmd.Run(); err != nil {
 			b.Fatalf("pg_dump: %v\n%s", err, stderr.String())
 		}
-		return time.Since(start)
+		took := time.Since(start)
+		aloneCPU, aloneToolCPU = e.cpuNow(b).sub(cpu0), cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime()
+		return took
 	}
 	pgDumpAlone()    // warm the cache once, for both
-	const rounds = 3 // each figure is the median of this many
+	// Each figure is the median of this many rounds: these cores are
+	// shared, and one round can take twice as long as the next.
+	const rounds = 5
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		var alone, took []time.Duration
 		var peak int64
 		var rep backupReport
+		var last backupRun
 		for r := 0; r < rounds; r++ {
 			// Alternate who goes first.
 			runFleet := func() {
-				d, kib, rp := e.pgfleetBackup(b, dbs, fmt.Sprintf("large-%d-%d", i, r), 1)
-				took, peak, rep = append(took, d), max(peak, kib), rp
+				run := e.pgfleetBackup(b, dbs, fmt.Sprintf("large-%d-%d", i, r), 1)
+				took, peak, rep, last = append(took, run.took), max(peak, run.peakKiB), run.report, run
 			}
 			if r%2 == 0 {
 				alone = append(alone, pgDumpAlone())
@@ -367,6 +454,12 @@ func BenchmarkBackupLarge(b *testing.B) {
 		fmt.Printf("  pg_dump -Fc -Z0 > /dev/null alone:     %6.2fs  (%s/s)  rounds: %v\n", a.Seconds(), mib(int64(float64(t.DumpBytes)/a.Seconds())), rounded(alone))
 		fmt.Printf("  pgfleet backup to MinIO (zstd level 1, row counts, manifest): %6.2fs  (%s/s)  rounds: %v\n", p.Seconds(), mib(int64(float64(t.DumpBytes)/p.Seconds())), rounded(took))
 		fmt.Printf("  %s stored, compression ratio %.2f, pgfleet peak RSS %.1f MiB (target < 300 MiB)\n", mib(t.Bytes), float64(t.DumpBytes)/float64(t.Bytes), float64(peak)/1024)
+		// Where the cores went, in the last round of each: on these shared
+		// cores pg_dump alone already keeps the server busy.
+		secs := func(d time.Duration) string { return d.Round(10 * time.Millisecond).String() }
+		fmt.Printf("  CPU: pg_dump alone %s (pg_dump %s, the server %s); pgfleet %s (pgfleet and pg_dump %s, the server %s, MinIO %s)\n",
+			secs(aloneCPU.machine), secs(aloneToolCPU), secs(aloneCPU.server),
+			secs(last.cpu.machine), secs(last.toolCPU), secs(last.cpu.server), secs(last.cpu.store))
 		fmt.Printf("  pgfleet runs at %.2fx pg_dump's speed (target >= 0.8x)\n", speed)
 	}
 }

@@ -252,6 +252,16 @@ func (s *Server) Client() *s3.Client {
 // (Dir()/minio.log).
 func (s *Server) Dir() string { return s.dir }
 
+// PID is the server process's id, 0 when it is not running.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 var errExited = errors.New("minio exited")
 
 // start launches the server process on s's ports and data folder and waits

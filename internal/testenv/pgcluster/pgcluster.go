@@ -115,6 +115,11 @@ func (t TenantDB) String() string { return t.Name + " (role " + t.Role + ")" }
 // The error wraps ErrNotFound and says how to install PostgreSQL.
 func FindBinDir() (string, error) {
 	if p, err := exec.LookPath("initdb"); err == nil {
+		// Through a symlink (/usr/local/bin/initdb -> .../15/bin/initdb) to
+		// the folder that holds every tool of that version, pg_dump too.
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
 		dir := filepath.Dir(p)
 		if hasServerBins(dir) {
 			return dir, nil
@@ -609,6 +614,17 @@ func (c *Cluster) Port() int { return c.port }
 
 // Dir is the cluster's directory.
 func (c *Cluster) Dir() string { return c.dir }
+
+// ServerPID is the postmaster's process id (benchmarks read its CPU time,
+// which counts the backends it has reaped).
+func (c *Cluster) ServerPID() (int, error) {
+	raw, err := os.ReadFile(filepath.Join(c.dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	return strconv.Atoi(strings.TrimSpace(line))
+}
 
 // SocketDir is the directory holding the server's unix socket (trust auth,
 // superuser "postgres").
