@@ -1,5 +1,5 @@
 # The two commands a newcomer runs first:
-#   make demo   the real binary migrating a local fleet it sets up itself
+#   make demo   the real binary migrating, backing up and restoring a local fleet it sets up itself
 #   make test   every test, against a real PostgreSQL and the API emulators
 
 GO ?= go
