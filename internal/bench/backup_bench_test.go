@@ -420,7 +420,7 @@ func BenchmarkBackupLarge(b *testing.B) {
 		aloneCPU, aloneToolCPU = e.cpuNow(b).sub(cpu0), cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime()
 		return took
 	}
-	pgDumpAlone()    // warm the cache once, for both
+	pgDumpAlone() // warm the cache once, for both
 	// Each figure is the median of this many rounds: these cores are
 	// shared, and one round can take twice as long as the next.
 	const rounds = 5
