@@ -37,6 +37,9 @@ func (s *Neon) Tenants(ctx context.Context, yield func(tenant.Tenant) bool) erro
 	seen := map[string]bool{}
 	err := s.Client.ListProjects(ctx, func(page []neon.Project) error {
 		for _, p := range page {
+			if err := ctx.Err(); err != nil {
+				return err // a page holds up to 400 projects: stop between them
+			}
 			if seen[p.ID] || !s.Selector.Selects(p.ID, p.Name) {
 				continue
 			}

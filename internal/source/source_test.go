@@ -447,3 +447,22 @@ func TestNeonBranch(t *testing.T) {
 		t.Errorf("unknown branch: %v", err)
 	}
 }
+
+func TestNeonStopsMidPageWhenCancelled(t *testing.T) {
+	s := emulator(t, 50) // one page
+	src := &Neon{Client: client(s), Database: "neondb", Role: "neondb_owner"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	yielded := 0
+	err := src.Tenants(ctx, func(tenant.Tenant) bool {
+		yielded++
+		cancel() // a consumer that does not notice: the source must
+		return true
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Tenants returned %v, want context.Canceled", err)
+	}
+	if yielded != 1 {
+		t.Errorf("%d tenants yielded after the run was cancelled at the first, want 1", yielded)
+	}
+}
