@@ -523,7 +523,7 @@ func TestBranchAndEmptySelection(t *testing.T) {
 }
 
 // A tenant whose migration lock is held elsewhere for longer than
-// lock-timeout fails with that reason; the others are not held up.
+// run-lock-wait fails with that reason; the others are not held up.
 func TestLockTimeout(t *testing.T) {
 	f := newFleet(t, 4, neonapi.Config{})
 	held := f.Tenants[2]
@@ -532,14 +532,14 @@ func TestLockTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := neonInputs(f, "testdata/migrations")
-	in["lock-timeout"] = "1s"
+	in["run-lock-wait"] = "1s"
 	r := runPgfleet(t, in)
 	mustCode(t, r, 1)
 	if r.outputs["failed"] != "1" || r.outputs["succeeded"] != "3" {
 		t.Fatalf("outputs %v", r.outputs)
 	}
 	rec := r.report.Tenants[r.report.byID()[held.ProjectID]]
-	if !strings.Contains(rec.Error, "lock-timeout (1s)") {
+	if !strings.Contains(rec.Error, "run-lock-wait (1s)") {
 		t.Fatalf("record %+v", rec)
 	}
 	if versions(t, held.DB.URL) != nil {

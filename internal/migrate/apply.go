@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"context"
+	"io"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -26,16 +27,23 @@ import (
 // Options tune how each tenant is migrated.
 type Options struct {
 	Table       string        // migrations table; default schema_migrations
-	LockTimeout time.Duration // how long to wait for another run's lock; default 1m
-	DryRun      bool          // report pending files, change nothing
-	Connect     pgconnect.Options
+	RunLockWait time.Duration // how long to wait for another run's advisory lock; default 1m
+	// StatementLockTimeout is Postgres's lock_timeout for the migrations'
+	// statements (0: none): how long a statement may wait for a table's
+	// lock, while the tenant's own queries queue behind it, before it
+	// gives up and is retried after a pause, at most LockRetries times.
+	StatementLockTimeout time.Duration
+	LockRetries          int
+	DryRun               bool // report pending files, change nothing
+	Connect              pgconnect.Options
 }
 
 // Migrator migrates tenants to the files of one validated Set.
 type Migrator struct {
-	set  *Set
-	o    Options
-	lock int64
+	set     *Set
+	o       Options
+	lock    int64
+	running *runningFiles // the file each tenant is applying now, for progress lines
 }
 
 // New returns a Migrator for set.
@@ -43,10 +51,10 @@ func New(set *Set, o Options) *Migrator {
 	if o.Table == "" {
 		o.Table = "schema_migrations"
 	}
-	if o.LockTimeout <= 0 {
-		o.LockTimeout = time.Minute
+	if o.RunLockWait <= 0 {
+		o.RunLockWait = time.Minute
 	}
-	return &Migrator{set: set, o: o, lock: LockKey(o.Table)}
+	return &Migrator{set: set, o: o, lock: LockKey(o.Table), running: newRunningFiles()}
 }
 
 // LockKey is the advisory lock every pgfleet run migrating this table takes
@@ -70,11 +78,12 @@ var errConnLost = errors.New("the connection to the tenant was lost")
 
 // attempt is what one session learned.
 type attempt struct {
-	status fleet.Status
-	before map[string]bool // versions when the lock was taken; nil if never read
-	after  map[string]bool // versions when the session ended; nil if unknown
-	log    string          // dbmate's output
-	err    error
+	status      fleet.Status
+	before      map[string]bool // versions when the lock was taken; nil if never read
+	after       map[string]bool // versions when the session ended; nil if unknown
+	log         string          // what was applied, and lock retries
+	lockRetries int
+	err         error
 }
 
 // Work brings one tenant to the latest migration: one session, the
@@ -87,14 +96,16 @@ type attempt struct {
 // holds, read on a fresh connection if the session is gone.
 func (m *Migrator) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fleet.Detail, error) {
 	var (
-		first map[string]bool // versions before the run, from the first session that read them
-		last  attempt
-		logs  strings.Builder
-		tries int
+		first       map[string]bool // versions before the run, from the first session that read them
+		last        attempt
+		logs        strings.Builder
+		tries       int
+		lockRetries int
 	)
 	for tries = 1; ; tries++ {
 		last = m.migrateOnce(ctx, t)
 		logs.WriteString(last.log)
+		lockRetries += last.lockRetries
 		if first == nil {
 			first = last.before
 		}
@@ -122,6 +133,7 @@ func (m *Migrator) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fle
 	}
 	d := m.detail(first, after, logs.String())
 	d.Attempts = tries
+	d.LockRetries = lockRetries
 	if last.err == nil {
 		return last.status, d, nil
 	}
@@ -205,7 +217,7 @@ func (m *Migrator) migrateOnce(ctx context.Context, t tenant.Tenant) (a attempt)
 		return a
 	}
 
-	runErr, finished := m.runDbmate(ctx, s, &a.log)
+	runErr, finished := m.runFiles(ctx, s, t, pending, &a)
 	if !finished {
 		a.err = runErr
 		return a
@@ -247,19 +259,19 @@ func (m *Migrator) open(ctx context.Context, rawURL string) (*session, error) {
 	return s, err
 }
 
-// lockAndLook waits up to lock-timeout for the tenant's migration lock,
+// lockAndLook waits up to run-lock-wait for the tenant's migration lock,
 // then says whether the migrations table exists and what the session's
 // current schema is (where dbmate will look for an unqualified table), all
 // in one round trip: on a fleet, round trips per tenant add up. lock_timeout
-// is reset so it does not apply to the migrations themselves.
+// is then set to the migrations' own (lock-timeout), which the session keeps.
 func (m *Migrator) lockAndLook(ctx context.Context, conn *pgx.Conn) (exists bool, schema string, err error) {
-	batch := fmt.Sprintf("SET lock_timeout = %d; SELECT pg_advisory_lock(%d); RESET lock_timeout; SELECT to_regclass(%s) IS NOT NULL, current_schema()",
-		m.o.LockTimeout.Milliseconds(), m.lock, quoteLiteral(m.ident()))
+	batch := fmt.Sprintf("SET lock_timeout = %d; SELECT pg_advisory_lock(%d); SET lock_timeout = %d; SELECT to_regclass(%s) IS NOT NULL, current_schema()",
+		m.o.RunLockWait.Milliseconds(), m.lock, m.o.StatementLockTimeout.Milliseconds(), quoteLiteral(m.ident()))
 	results, err := conn.PgConn().Exec(ctx, batch).ReadAll()
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55P03" {
-			return false, "", fmt.Errorf("another migration run held this tenant's migration lock for longer than lock-timeout (%s)", m.o.LockTimeout)
+			return false, "", fmt.Errorf("another migration run held this tenant's migration lock for longer than run-lock-wait (%s)", m.o.RunLockWait)
 		}
 		return false, "", fmt.Errorf("take migration lock: %w", err)
 	}
@@ -336,26 +348,34 @@ func (m *Migrator) appliedAfterStop(s *session) (map[string]bool, error) {
 	return nil, err
 }
 
-// runDbmate applies the pending files with dbmate on the session. dbmate
-// takes no context, so when ctx ends the session is stopped under it.
-// finished is false if dbmate did not return even then; the session must
-// not be used again.
-func (m *Migrator) runDbmate(ctx context.Context, s *session, logOut *string) (err error, finished bool) {
+// runFiles applies the pending files on the session (see applyRun).
+// Statements take no context, as dbmate's driver calls do not: when ctx
+// ends the session is stopped under them (the statement in flight is
+// cancelled and its transaction rolls back). finished is false if the
+// loop did not return even then; the session must not be used again.
+func (m *Migrator) runFiles(ctx context.Context, s *session, t tenant.Tenant, pending []File, a *attempt) (err error, finished bool) {
 	id := randomHex(8)
 	sessions.Store(id, s)
 	defer sessions.Delete(id)
 
-	db := dbmate.New(sessionURL(id, s.schema))
-	db.AutoDumpSchema = false // no pg_dump after migrating: pgfleet keeps no schema.sql, and pg_dump may not be installed
-	db.FS = m.set.fsys
-	db.MigrationsDir = []string{"."}
-	db.MigrationsTableName = m.o.Table
+	mate := dbmate.New(sessionURL(id, s.schema))
+	mate.MigrationsTableName = m.o.Table
+	mate.Log = io.Discard // dbmate's driver logs only "Creating schema"
+	drv, err := mate.Driver()
+	if err != nil {
+		return err, true
+	}
+	db, err := drv.Open()
+	if err != nil {
+		return err, true
+	}
 	log := syncio.NewBuffer()
-	db.Log = log
-	defer func() { *logOut += log.String() }()
+	run := &applyRun{m: m, ctx: ctx, drv: drv, db: db, log: log, onFile: func(name string) { m.running.start(t.Name, name) }}
+	defer m.running.done(t.Name)
+	defer func() { a.log += log.String(); a.lockRetries += int(run.retries.Load()) }()
 
 	done := make(chan error, 1)
-	go func() { done <- db.Migrate() }()
+	go func() { done <- run.applyPending(pending) }()
 	select {
 	case err := <-done:
 		return err, true
@@ -371,7 +391,7 @@ func (m *Migrator) runDbmate(ctx context.Context, s *session, logOut *string) (e
 		}
 		return fmt.Errorf("%w (%v)", ctx.Err(), err), true
 	case <-time.After(10 * time.Second):
-		return fmt.Errorf("%w: dbmate did not return within 10s of its statement being cancelled", ctx.Err()), false
+		return fmt.Errorf("%w: the migration did not return within 10s of its statement being cancelled", ctx.Err()), false
 	}
 }
 

@@ -305,15 +305,15 @@ func TestWorkWaitsForTheLock(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Held for longer than lock-timeout: the tenant fails, saying so, and
+	// Held for longer than run-lock-wait: the tenant fails, saying so, and
 	// nothing is applied.
 	const lockTimeout = 700 * time.Millisecond
-	status, _, elapsed, err := work(t, New(set, Options{LockTimeout: lockTimeout}), tn, time.Minute)
+	status, _, elapsed, err := work(t, New(set, Options{RunLockWait: lockTimeout}), tn, time.Minute)
 	if err == nil || status == fleet.Succeeded {
 		t.Fatalf("lock held: status %q, err %v", status, err)
 	}
-	if !strings.Contains(err.Error(), "lock-timeout (700ms)") {
-		t.Errorf("error %q should name lock-timeout", err)
+	if !strings.Contains(err.Error(), "run-lock-wait (700ms)") {
+		t.Errorf("error %q should name run-lock-wait", err)
 	}
 	if elapsed < lockTimeout || elapsed > lockTimeout+5*time.Second {
 		t.Errorf("gave up after %s, want about %s", elapsed, lockTimeout)
@@ -330,7 +330,7 @@ func TestWorkWaitsForTheLock(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(other, "1_x.sql"), []byte("-- migrate:up\nCREATE TABLE x (id int);\n-- migrate:down\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if status, _, _, err := work(t, New(loadSet(t, other), Options{Table: "other_migrations", LockTimeout: lockTimeout}), tn, time.Minute); err != nil || status != fleet.Succeeded {
+	if status, _, _, err := work(t, New(loadSet(t, other), Options{Table: "other_migrations", RunLockWait: lockTimeout}), tn, time.Minute); err != nil || status != fleet.Succeeded {
 		t.Errorf("another table's lock: %s, %v", status, err)
 	}
 
@@ -343,7 +343,7 @@ func TestWorkWaitsForTheLock(t *testing.T) {
 		_, err := holder.Exec(ctx, "SELECT pg_advisory_unlock($1)", LockKey("schema_migrations"))
 		released <- err
 	}()
-	status, d, _, err := work(t, New(set, Options{LockTimeout: 20 * time.Second}), tn, time.Minute)
+	status, d, _, err := work(t, New(set, Options{RunLockWait: 20 * time.Second}), tn, time.Minute)
 	waited := time.Since(held)
 	if err := <-released; err != nil {
 		t.Fatal(err)
@@ -399,7 +399,7 @@ func TestWorkLockTimeoutIsNotTheMigrationsTimeout(t *testing.T) {
 		}
 	}()
 	dir := migrationsDir(t, map[string]string{"1_alter.sql": "-- migrate:up\nALTER TABLE busy ADD COLUMN y int;\n-- migrate:down\n"})
-	status, _, _, err := work(t, New(loadSet(t, dir), Options{LockTimeout: 300 * time.Millisecond}), tn, time.Minute)
+	status, _, _, err := work(t, New(loadSet(t, dir), Options{RunLockWait: 300 * time.Millisecond}), tn, time.Minute)
 	waited := time.Since(locked)
 	if err != nil || status != fleet.Succeeded {
 		t.Fatalf("a migration waiting %s on a table lock with lock-timeout 300ms: %s, %v", holdFor, status, err)

@@ -9,14 +9,15 @@ import (
 // Detail is what migrate reports about one tenant beyond its status. Its
 // JSON tags are the tenant's migrate fields in the JSON report.
 type Detail struct {
-	From       string   `json:"from_version"`          // highest applied version before the run ("" = none)
-	To         string   `json:"to_version"`            // highest applied version after the run
-	Applied    []string `json:"applied"`               // files applied by this run, in order
-	Pending    []string `json:"pending"`               // files still pending (dry run, or left by a failure)
-	FailedFile string   `json:"failed_file,omitempty"` // the file whose migration failed
-	Attempts   int      `json:"attempts,omitempty"`    // sessions opened: more than 1 when a dropped connection was retried
-	DryRun     bool     `json:"-"`
-	Log        string   `json:"-"` // dbmate's own log lines for this tenant
+	From        string   `json:"from_version"`           // highest applied version before the run ("" = none)
+	To          string   `json:"to_version"`             // highest applied version after the run
+	Applied     []string `json:"applied"`                // files applied by this run, in order
+	Pending     []string `json:"pending"`                // files still pending (dry run, or left by a failure)
+	FailedFile  string   `json:"failed_file,omitempty"`  // the file whose migration failed
+	Attempts    int      `json:"attempts,omitempty"`     // sessions opened: more than 1 when a dropped connection was retried
+	LockRetries int      `json:"lock_retries,omitempty"` // statements retried after giving up waiting for a lock (lock-timeout)
+	DryRun      bool     `json:"-"`
+	Log         string   `json:"-"` // dbmate's own log lines for this tenant
 }
 
 // Cells implements fleet.Detail: from, to (if applied), applied (pending).

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/pgfleet/pgfleet/internal/fleet"
 	"github.com/pgfleet/pgfleet/internal/input"
@@ -33,7 +34,9 @@ func (Mode) Inputs() []input.Input {
 		{Name: "migrations-dir", Default: "db/migrations", Description: "Directory of dbmate migrations (relative to the workspace); validated once, before any tenant is touched."},
 		{Name: "migrations-table", Default: "schema_migrations", Description: "dbmate's table recording applied migrations (may be schema.table)."},
 		{Name: "dry-run", Default: "false", Bool: true, Description: "Report what would be done; change nothing."},
-		{Name: "lock-timeout", Default: "1m", Description: "How long a tenant waits for another run's migration lock (Go duration)."},
+		{Name: "lock-timeout", Default: "3s", Description: "Postgres lock_timeout for the migrations' statements (Go duration, at most 5s; 0 = none): a statement waiting longer for a table's lock gives up, so the tenant's own queries never queue behind it for longer, and is retried after a pause (lock-retries)."},
+		{Name: "lock-retries", Default: "10", Description: "How many times a file (or a transaction:false statement) that could not get its lock within lock-timeout is retried, after a backoff with jitter of 0.5s doubling to 8s, within tenant-timeout."},
+		{Name: "run-lock-wait", Default: "1m", Description: "How long a tenant waits for another pgfleet run's migration lock (an advisory lock, not a table's; Go duration)."},
 	}
 }
 
@@ -48,9 +51,11 @@ var tableNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A
 func (Mode) Prepare(_ context.Context, env mode.Env) (mode.Job, error) {
 	in := env.Inputs
 	o := Options{
-		Table:       in.String("migrations-table"),
-		LockTimeout: in.Duration("lock-timeout"),
-		DryRun:      in.Bool("dry-run"),
+		Table:                in.String("migrations-table"),
+		RunLockWait:          in.Duration("run-lock-wait"),
+		StatementLockTimeout: statementLockTimeout(in),
+		LockRetries:          in.Int("lock-retries", 0, 100, "retries of a file that could not get its lock"),
+		DryRun:               in.Bool("dry-run"),
 	}
 	if !tableNamePattern.MatchString(o.Table) {
 		in.Bad("migrations-table", "want a table name like schema_migrations or myschema.schema_migrations, got %q", o.Table)
@@ -68,6 +73,22 @@ func (Mode) Prepare(_ context.Context, env mode.Env) (mode.Job, error) {
 	return &Job{Migrator: New(set, o)}, nil
 }
 
+// maxStatementLockTimeout bounds lock-timeout: while a migration's
+// statement waits for a table's lock, every later query on that table
+// waits behind it, so the wait is an outage of that table for the tenant.
+const maxStatementLockTimeout = 5 * time.Second
+
+func statementLockTimeout(in *input.Values) time.Duration {
+	if in.String("lock-timeout") == "0" {
+		return 0
+	}
+	d := in.Duration("lock-timeout")
+	if d > maxStatementLockTimeout {
+		in.Bad("lock-timeout", "at most %s (while a statement waits for a lock, the tenant's queries on that table wait behind it), or 0 for none; got %s", maxStatementLockTimeout, d)
+	}
+	return d
+}
+
 // Job migrates tenants to one validated set of files.
 type Job struct{ *Migrator }
 
@@ -80,6 +101,15 @@ func (j *Job) Describe() string {
 }
 
 func (j *Job) DryRun() bool { return j.o.DryRun }
+
+// ProgressNote names the tenants whose current file has run longest, so a
+// person watching a long run sees where it stands.
+func (j *Job) ProgressNote() string {
+	if l := j.running.longest(3); l != "" {
+		return "longest running: " + l
+	}
+	return ""
+}
 
 func (j *Job) Columns() []report.Column {
 	if j.o.DryRun {

@@ -244,7 +244,7 @@ func TestPrepare(t *testing.T) {
 		t.Errorf("Describe() = %q", got)
 	}
 	m := job.(*Job).Migrator
-	if job.DryRun() || m.o.Table != "schema_migrations" || m.o.LockTimeout.String() != "1m0s" || m.lock != LockKey("schema_migrations") {
+	if job.DryRun() || m.o.Table != "schema_migrations" || m.o.RunLockWait.String() != "1m0s" || m.lock != LockKey("schema_migrations") {
 		t.Errorf("defaults: dry run %v, options %+v", job.DryRun(), m.o)
 	}
 
@@ -254,7 +254,7 @@ func TestPrepare(t *testing.T) {
 		t.Fatal(err)
 	}
 	job, in, err = prepare(t, ws, map[string]string{
-		"migrations-dir": abs, "migrations-table": "myschema.schema_migrations", "dry-run": "true", "lock-timeout": "90s",
+		"migrations-dir": abs, "migrations-table": "myschema.schema_migrations", "dry-run": "true", "run-lock-wait": "90s",
 	})
 	if err != nil || in.Err() != nil {
 		t.Fatalf("Prepare: %v, inputs: %v", err, in.Err())
@@ -263,7 +263,7 @@ func TestPrepare(t *testing.T) {
 		t.Errorf("Describe() = %q", got)
 	}
 	m = job.(*Job).Migrator
-	if !job.DryRun() || m.o.Table != "myschema.schema_migrations" || m.o.LockTimeout.String() != "1m30s" {
+	if !job.DryRun() || m.o.Table != "myschema.schema_migrations" || m.o.RunLockWait.String() != "1m30s" {
 		t.Errorf("options %+v", m.o)
 	}
 
@@ -293,13 +293,13 @@ func TestPrepareInputErrors(t *testing.T) {
 		}
 	}
 
-	_, in, _ := prepare(t, "", map[string]string{"migrations-dir": dir, "lock-timeout": "soon", "dry-run": "perhaps"})
+	_, in, _ := prepare(t, "", map[string]string{"migrations-dir": dir, "run-lock-wait": "soon", "dry-run": "perhaps"})
 	var names []string
 	for _, e := range inputErrors(in.Err()) {
 		names = append(names, e.Input)
 	}
-	if strings.Join(names, ",") != "lock-timeout,dry-run" && strings.Join(names, ",") != "dry-run,lock-timeout" {
-		t.Errorf("bad lock-timeout and dry-run: %v", in.Err())
+	if strings.Join(names, ",") != "run-lock-wait,dry-run" && strings.Join(names, ",") != "dry-run,run-lock-wait" {
+		t.Errorf("bad run-lock-wait and dry-run: %v", in.Err())
 	}
 
 	// A directory that does not exist, or holds a bad file: an *input.Error
@@ -341,7 +341,7 @@ func TestModeDeclarations(t *testing.T) {
 			t.Errorf("input %s has no description", in.Name)
 		}
 	}
-	if strings.Join(names, ",") != "migrations-dir,migrations-table,dry-run,lock-timeout" {
+	if strings.Join(names, ",") != "migrations-dir,migrations-table,dry-run,lock-timeout,lock-retries,run-lock-wait" {
 		t.Errorf("inputs %v", names)
 	}
 	if outs := m.Outputs(); len(outs) != 1 || outs[0].Name != "pending" {
