@@ -111,16 +111,17 @@ type reportFile struct {
 	Mode    string `json:"mode"`
 	Counts  map[string]int
 	Tenants []struct {
-		ID       string   `json:"id"`
-		Name     string   `json:"name"`
-		Status   string   `json:"status"`
-		Error    string   `json:"error"`
-		Reason   string   `json:"reason"`
-		From     string   `json:"from_version"`
-		To       string   `json:"to_version"`
-		Applied  []string `json:"applied"`
-		Pending  []string `json:"pending"`
-		Attempts int      `json:"attempts"`
+		ID          string   `json:"id"`
+		Name        string   `json:"name"`
+		Status      string   `json:"status"`
+		Error       string   `json:"error"`
+		Reason      string   `json:"reason"`
+		From        string   `json:"from_version"`
+		To          string   `json:"to_version"`
+		Applied     []string `json:"applied"`
+		Pending     []string `json:"pending"`
+		Attempts    int      `json:"attempts"`
+		LockRetries int      `json:"lock_retries"`
 	} `json:"tenants"`
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/pgfleet/pgfleet/internal/report"
 )
 
 // Detail is what migrate reports about one tenant beyond its status. Its
@@ -29,7 +31,11 @@ func (d *Detail) Cells() []string {
 	if to == "" {
 		to = d.From
 	}
-	return []string{versionCell(d.From), versionCell(to), filesCell(d.Applied)}
+	applied := filesCell(d.Applied)
+	if d.LockRetries > 0 {
+		applied += fmt.Sprintf(" (%s)", report.Plural(d.LockRetries, "lock retry", "lock retries"))
+	}
+	return []string{versionCell(d.From), versionCell(to), applied}
 }
 
 // LogLines implements fleet.Logged: dbmate's output for a failed tenant.

@@ -99,6 +99,9 @@ func (r *applyRun) inTransaction(up, version string) error {
 	}
 	if _, err := tx.Exec(up); err != nil {
 		tx.Rollback()
+		if isLockTimeout(err) {
+			return err // as it is, for withLockRetries (dbmate's QueryError does not unwrap)
+		}
 		return r.drv.QueryError(up, err)
 	}
 	if err := r.drv.InsertMigration(tx, version); err != nil {
