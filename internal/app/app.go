@@ -34,6 +34,7 @@ import (
 // modes is the registry: adding a mode is its package plus one line here.
 var modes = []mode.Mode{
 	migrate.Mode{},
+	migrate.RollbackMode{},
 	backup.Mode{},
 	restore.Mode{},
 	secrets.Mode{},

@@ -2,12 +2,12 @@ package migrate
 
 import (
 	"context"
-	"io"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"maps"
 	"strings"
 	"time"
@@ -26,7 +26,12 @@ import (
 
 // Options tune how each tenant is migrated.
 type Options struct {
-	Table       string        // migrations table; default schema_migrations
+	Table string // migrations table; default schema_migrations
+	// Rollback undoes, newest first, the applied files above RollbackTo
+	// ("" = all) with their down sections, instead of applying what is
+	// pending: the same session, lock and loop in the other direction.
+	Rollback    bool
+	RollbackTo  string
 	RunLockWait time.Duration // how long to wait for another run's advisory lock; default 1m
 	// StatementLockTimeout is Postgres's lock_timeout for the migrations'
 	// statements (0: none): how long a statement may wait for a table's
@@ -148,6 +153,9 @@ func (m *Migrator) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fle
 // file's transaction committed, so the lines of files the database does not
 // hold are dropped: no log line claims a file that was rolled back.
 func (m *Migrator) detail(before, after map[string]bool, log string) *Detail {
+	if m.o.Rollback {
+		return m.rollbackDetail(before, after, log)
+	}
 	d := &Detail{DryRun: m.o.DryRun, Applied: []string{}, Pending: []string{}}
 	if before == nil {
 		d.Log = log
@@ -208,6 +216,14 @@ func (m *Migrator) migrateOnce(ctx context.Context, t tenant.Tenant) (a attempt)
 		}
 	}
 	pending := m.set.Pending(a.before)
+	if m.o.Rollback {
+		var missing []string
+		if pending, missing = m.set.Above(a.before, m.o.RollbackTo); len(missing) > 0 {
+			a.after = a.before
+			a.err = fmt.Errorf("version %s is applied above rollback-to %s, and its file is not in %s: nothing can undo it, so the tenant was not touched", strings.Join(missing, ", "), versionCell(m.o.RollbackTo), m.set.Dir)
+			return a
+		}
+	}
 	switch {
 	case len(pending) == 0:
 		a.status, a.after = fleet.UpToDate, a.before
@@ -223,11 +239,14 @@ func (m *Migrator) migrateOnce(ctx context.Context, t tenant.Tenant) (a attempt)
 		return a
 	}
 	if runErr == nil {
-		// dbmate applied every pending file, each recorded in its own
-		// transaction: no need to ask the database again.
+		// Every file was applied (or rolled back), each recorded in its
+		// own transaction: no need to ask the database again.
 		a.after = maps.Clone(a.before)
 		for _, f := range pending {
-			a.after[f.Version] = true
+			a.after[f.Version] = !m.o.Rollback
+			if m.o.Rollback {
+				delete(a.after, f.Version)
+			}
 		}
 		a.status = fleet.Succeeded
 		return a

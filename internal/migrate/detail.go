@@ -18,7 +18,10 @@ type Detail struct {
 	FailedFile  string   `json:"failed_file,omitempty"`  // the file whose migration failed
 	Attempts    int      `json:"attempts,omitempty"`     // sessions opened: more than 1 when a dropped connection was retried
 	LockRetries int      `json:"lock_retries,omitempty"` // statements retried after giving up waiting for a lock (lock-timeout)
+	RolledBack  []string `json:"rolled_back,omitempty"`  // rollback: files undone by this run, newest first
 	DryRun      bool     `json:"-"`
+	Rollback    bool     `json:"-"` // Pending lists the files still to roll back
+	Target      string   `json:"-"` // rollback-to ("" = none)
 	Log         string   `json:"-"` // dbmate's own log lines for this tenant
 }
 
@@ -27,11 +30,15 @@ func (d *Detail) Cells() []string {
 	if d.DryRun {
 		return []string{versionCell(d.From), versionCell(d.afterIfApplied()), filesCell(d.Pending)}
 	}
+	done := d.Applied
+	if d.Rollback {
+		done = d.RolledBack // the column is "rolled back"
+	}
 	to := d.To
 	if to == "" {
 		to = d.From
 	}
-	applied := filesCell(d.Applied)
+	applied := filesCell(done)
 	if d.LockRetries > 0 {
 		applied += fmt.Sprintf(" (%s)", report.Plural(d.LockRetries, "lock retry", "lock retries"))
 	}
@@ -47,13 +54,23 @@ func (d *Detail) LogLines() []string {
 		}
 	}
 	if len(d.Pending) > 0 && !d.DryRun {
-		out = append([]string{fmt.Sprintf("left at version %s, %d still pending (first: %s)", versionCell(d.To), len(d.Pending), d.Pending[0])}, out...)
+		still := "still pending"
+		if d.Rollback {
+			still = "still to roll back"
+		}
+		out = append([]string{fmt.Sprintf("left at version %s, %d %s (first: %s)", versionCell(d.To), len(d.Pending), still, d.Pending[0])}, out...)
 	}
 	return out
 }
 
 // afterIfApplied is the version a dry run would have left the tenant at.
 func (d *Detail) afterIfApplied() string {
+	if d.Rollback {
+		if len(d.Pending) > 0 {
+			return d.Target
+		}
+		return d.From
+	}
 	v := d.To
 	for _, f := range d.Pending {
 		if p := versionOf(f); versionLess(v, p) {
@@ -88,4 +105,39 @@ func versionOf(file string) string {
 		n++
 	}
 	return file[:n]
+}
+
+// rollbackDetail describes a rolled-back tenant: the files above the
+// target it undid, and those still applied above it (a dry run's plan, or
+// what a failure left).
+func (m *Migrator) rollbackDetail(before, after map[string]bool, log string) *Detail {
+	d := &Detail{DryRun: m.o.DryRun, Rollback: true, Target: m.o.RollbackTo, Applied: []string{}, Pending: []string{}, RolledBack: []string{}}
+	if before == nil {
+		d.Log = log
+		return d
+	}
+	d.From = highest(before)
+	known := after != nil
+	if !known {
+		after = before
+	}
+	d.To = highest(after)
+	undo, _ := m.set.Above(before, m.o.RollbackTo)
+	for _, f := range undo {
+		if after[f.Version] {
+			d.Pending = append(d.Pending, f.Name)
+			log = dropLine(log, "Rolled back: "+f.Name+" ")
+		} else {
+			d.RolledBack = append(d.RolledBack, f.Name)
+		}
+	}
+	if !m.o.DryRun && len(d.Pending) > 0 {
+		d.FailedFile = d.Pending[0]
+	}
+	if !known {
+		d.To = ""
+		log += "version after the run unknown: the database could not be read\n"
+	}
+	d.Log = log
+	return d
 }

@@ -12,11 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing/fstest"
 
 	"github.com/amacneil/dbmate/v2/pkg/dbmate"
+
+	"github.com/pgfleet/pgfleet/internal/sqlsplit"
 )
 
 // File is one validated migration file.
@@ -24,6 +27,7 @@ type File struct {
 	Name        string // file name, e.g. 20240101120000_create_users.sql
 	Version     string // leading digits of the name
 	Transaction bool   // false when the file says "-- migrate:up transaction:false"
+	HasDown     bool   // the down section holds a statement: rollback can undo the file
 }
 
 // Set is the validated contents of a migrations directory. The files are
@@ -156,7 +160,7 @@ func validate(path, name, version, body string) (File, error) {
 	if err != nil {
 		return File{}, fe(upLines[0], err.Error())
 	}
-	return File{Name: name, Version: version, Transaction: parsed[0].UpOptions.Transaction()}, nil
+	return File{Name: name, Version: version, Transaction: parsed[0].UpOptions.Transaction(), HasDown: len(sqlsplit.Split(parsed[0].Down)) > 0}, nil
 }
 
 // Latest is the highest version in the set.
@@ -179,6 +183,31 @@ func (s *Set) Pending(applied map[string]bool) []File {
 		}
 	}
 	return out
+}
+
+func (s *Set) has(version string) bool {
+	return slices.ContainsFunc(s.Files, func(f File) bool { return f.Version == version })
+}
+
+// Above lists the applied files above version target, newest first (the
+// order a rollback undoes them), and the applied versions above target
+// that have no file in the set: nothing can undo those.
+func (s *Set) Above(applied map[string]bool, target string) (undo []File, missing []string) {
+	known := map[string]bool{}
+	for _, f := range s.Files {
+		known[f.Version] = true
+		if applied[f.Version] && versionLess(target, f.Version) {
+			undo = append(undo, f)
+		}
+	}
+	slices.Reverse(undo)
+	for v := range applied {
+		if !known[v] && versionLess(target, v) {
+			missing = append(missing, v)
+		}
+	}
+	slices.SortFunc(missing, func(a, b string) int { return strings.Compare(b, a) })
+	return undo, missing
 }
 
 // versionLess orders dbmate versions numerically (they are digit strings of

@@ -57,7 +57,7 @@ const good = "-- migrate:up\nCREATE TABLE t (id int);\n\n-- migrate:down\nDROP T
 
 func TestLoadGoodSet(t *testing.T) {
 	dir := writeDir(t, map[string]string{
-		"20240301000000_c.sql":    good,
+		"20240301000000_c.sql":    "-- migrate:up\nCREATE TABLE t (id int);\n\n-- migrate:down\n-- nothing undoes this; a comment is no statement\n",
 		"20240101000000_a.sql":    "-- a comment first\n\n" + good,
 		"20240201000000_b.sql":    "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY i ON t (id);\n-- migrate:down\nDROP INDEX i;\n",
 		"README.md":               "not a migration",
@@ -74,9 +74,9 @@ func TestLoadGoodSet(t *testing.T) {
 		t.Fatalf("Load = %v", err)
 	}
 	want := []File{
-		{Name: "20240101000000_a.sql", Version: "20240101000000", Transaction: true},
-		{Name: "20240201000000_b.sql", Version: "20240201000000", Transaction: false},
-		{Name: "20240301000000_c.sql", Version: "20240301000000", Transaction: true},
+		{Name: "20240101000000_a.sql", Version: "20240101000000", Transaction: true, HasDown: true},
+		{Name: "20240201000000_b.sql", Version: "20240201000000", Transaction: false, HasDown: true},
+		{Name: "20240301000000_c.sql", Version: "20240301000000", Transaction: true, HasDown: false},
 	}
 	if !reflect.DeepEqual(set.Files, want) {
 		t.Errorf("Files = %+v\nwant    %+v", set.Files, want)

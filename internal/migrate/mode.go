@@ -29,7 +29,11 @@ func (Mode) Synopsis() string {
 	return "Apply the repository's dbmate migrations to every tenant, each file in its own transaction, under a per-tenant lock."
 }
 
-func (Mode) Inputs() []input.Input {
+func (Mode) Inputs() []input.Input { return sessionInputs() }
+
+// sessionInputs are what migrate and rollback both read: the files, the
+// table, and how a tenant's session waits for locks.
+func sessionInputs() []input.Input {
 	return []input.Input{
 		{Name: "migrations-dir", Default: "db/migrations", Description: "Directory of dbmate migrations (relative to the workspace); validated once, before any tenant is touched."},
 		{Name: "migrations-table", Default: "schema_migrations", Description: "dbmate's table recording applied migrations (may be schema.table)."},
@@ -49,6 +53,15 @@ var tableNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A
 // Prepare validates the inputs and loads every migration file before any
 // tenant is touched.
 func (Mode) Prepare(_ context.Context, env mode.Env) (mode.Job, error) {
+	job, err := prepareSession(env)
+	if err != nil {
+		return nil, err // not a nil *Job inside a non-nil mode.Job
+	}
+	return job, nil
+}
+
+// prepareSession reads the inputs both directions share and loads the files.
+func prepareSession(env mode.Env) (*Job, error) {
 	in := env.Inputs
 	o := Options{
 		Table:                in.String("migrations-table"),
@@ -93,6 +106,9 @@ func statementLockTimeout(in *input.Values) time.Duration {
 type Job struct{ *Migrator }
 
 func (j *Job) Describe() string {
+	if j.o.Rollback {
+		return j.describeRollback()
+	}
 	s := fmt.Sprintf("%d migration files from %s (latest %s)", len(j.set.Files), j.set.Dir, j.set.Latest())
 	if j.o.DryRun {
 		s += ", dry run: nothing will be changed"
@@ -112,6 +128,12 @@ func (j *Job) ProgressNote() string {
 }
 
 func (j *Job) Columns() []report.Column {
+	switch {
+	case j.o.Rollback && j.o.DryRun:
+		return []report.Column{{Title: "from"}, {Title: "to if rolled back"}, {Title: "to roll back"}}
+	case j.o.Rollback:
+		return []report.Column{{Title: "from"}, {Title: "to"}, {Title: "rolled back"}}
+	}
 	if j.o.DryRun {
 		return []report.Column{{Title: "from"}, {Title: "to if applied"}, {Title: "pending"}}
 	}
@@ -161,7 +183,10 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 		return 0
 	})
 	after := "after"
-	if j.o.DryRun {
+	switch {
+	case j.o.DryRun && j.o.Rollback:
+		after = "after if rolled back"
+	case j.o.DryRun:
 		after = "after if applied"
 	}
 	sec := report.Section{
@@ -170,6 +195,9 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 	}
 	if j.o.DryRun {
 		sec.Note = fmt.Sprintf("%d of %d tenants have pending migrations.", pendingTenants(results), len(results))
+		if j.o.Rollback {
+			sec.Note = fmt.Sprintf("%d of %d tenants have files to roll back.", pendingTenants(results), len(results))
+		}
 	}
 	for _, v := range versions {
 		t := byVersion[v]

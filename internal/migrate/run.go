@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/amacneil/dbmate/v2/pkg/dbmate"
+	"github.com/amacneil/dbmate/v2/pkg/dbutil"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgfleet/pgfleet/internal/retry"
@@ -55,14 +56,18 @@ func (r *applyRun) applyPending(files []File) error {
 	if err != nil {
 		return fmt.Errorf("create migrations table %s: %w", r.m.o.Table, err)
 	}
+	doing, done := "Applying", "Applied"
+	if r.m.o.Rollback {
+		doing, done = "Rolling back", "Rolled back"
+	}
 	for _, f := range files {
-		fmt.Fprintf(r.log, "Applying: %s\n", f.Name)
+		fmt.Fprintf(r.log, "%s: %s\n", doing, f.Name)
 		if r.onFile != nil {
 			r.onFile(f.Name)
 		}
 		start := time.Now()
 		err := r.applyFile(f)
-		fmt.Fprintf(r.log, "Applied: %s in %s\n", f.Name, time.Since(start))
+		fmt.Fprintf(r.log, "%s: %s in %s\n", done, f.Name, time.Since(start))
 		if err != nil {
 			return err
 		}
@@ -78,10 +83,14 @@ func (r *applyRun) applyFile(f File) error {
 		return err
 	}
 	for _, sec := range sections {
-		if sec.UpOptions.Transaction() {
-			err = r.withLockRetries(func() error { return r.inTransaction(sec.Up, f.Version) })
+		sql, inTx := sec.Up, sec.UpOptions.Transaction()
+		if r.m.o.Rollback {
+			sql, inTx = sec.Down, sec.DownOptions.Transaction()
+		}
+		if inTx {
+			err = r.withLockRetries(func() error { return r.inTransaction(sql, f.Version) })
 		} else {
-			err = r.statementByStatement(f, sec.Up, lineOf(contents, sec.Up))
+			err = r.statementByStatement(f, sql, lineOf(contents, sql))
 		}
 		if err != nil {
 			return err
@@ -90,7 +99,16 @@ func (r *applyRun) applyFile(f File) error {
 	return nil
 }
 
-// inTransaction runs a file's up section and records its version in one
+// record adds the file's version to the migrations table, or removes it
+// when rolling back.
+func (r *applyRun) record(db dbutil.Transaction, version string) error {
+	if r.m.o.Rollback {
+		return r.drv.DeleteMigration(db, version)
+	}
+	return r.drv.InsertMigration(db, version)
+}
+
+// inTransaction runs a file's section and records its version in one
 // transaction: it commits whole or not at all.
 func (r *applyRun) inTransaction(up, version string) error {
 	tx, err := r.db.Begin()
@@ -104,7 +122,7 @@ func (r *applyRun) inTransaction(up, version string) error {
 		}
 		return r.drv.QueryError(up, err)
 	}
-	if err := r.drv.InsertMigration(tx, version); err != nil {
+	if err := r.record(tx, version); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -126,7 +144,7 @@ func (r *applyRun) statementByStatement(f File, up string, firstLine int) error 
 			return err
 		})
 		if err != nil {
-			serr := &StatementError{File: f.Name, Number: k + 1, Total: len(stmts), Line: firstLine + st.Line - 1, Err: err}
+			serr := &StatementError{File: f.Name, Number: k + 1, Total: len(stmts), Line: firstLine + st.Line - 1, Rollback: r.m.o.Rollback, Err: err}
 			if concurrentIndex.MatchString(st.SQL) {
 				if now, qerr := r.invalidIndexes(); qerr == nil {
 					for _, ix := range now {
@@ -139,7 +157,7 @@ func (r *applyRun) statementByStatement(f File, up string, firstLine int) error 
 			return serr
 		}
 	}
-	return r.drv.InsertMigration(r.db, f.Version)
+	return r.record(r.db, f.Version)
 }
 
 var concurrentIndex = regexp.MustCompile(`(?i)\bindex\s+concurrently\b`)
@@ -220,6 +238,7 @@ type StatementError struct {
 	Number, Total  int // 1-based, of the file's statements
 	Line           int // in the file
 	InvalidIndexes []string
+	Rollback       bool // a down section
 	Err            error
 }
 
@@ -234,7 +253,11 @@ func (e *StatementError) Error() string {
 	default:
 		fmt.Fprintf(&b, "; statements 1-%d ran and stay", e.Number-1)
 	}
-	b.WriteString(" (a transaction:false file runs outside a transaction) and the version is not recorded: the next run applies the file again from its first statement, so write them to run twice (IF NOT EXISTS)")
+	if e.Rollback {
+		b.WriteString(" (a transaction:false down section runs outside a transaction) and the version stays recorded: the next rollback runs the section again from its first statement, so write its statements to run twice (IF EXISTS)")
+	} else {
+		b.WriteString(" (a transaction:false file runs outside a transaction) and the version is not recorded: the next run applies the file again from its first statement, so write its statements to run twice (IF NOT EXISTS)")
+	}
 	for _, ix := range e.InvalidIndexes {
 		fmt.Fprintf(&b, "; the failed CREATE INDEX CONCURRENTLY left the INVALID index %s behind: remove it with DROP INDEX CONCURRENTLY IF EXISTS %s; before the next run (IF NOT EXISTS would keep the invalid one)", ix, ix)
 	}
