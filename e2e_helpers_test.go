@@ -122,6 +122,7 @@ type reportFile struct {
 		Pending     []string `json:"pending"`
 		Attempts    int      `json:"attempts"`
 		LockRetries int      `json:"lock_retries"`
+		RolledBack  []string `json:"rolled_back"`
 	} `json:"tenants"`
 }
 
@@ -237,7 +238,10 @@ func finish(t *testing.T, cmd *exec.Cmd, stdout, stderr *bytes.Buffer, dir strin
 	}
 	r.summary = r.files["summary.md"]
 	r.outputs = parseOutputs(r.files["output.txt"])
-	if b, ok := r.files["pgfleet-migrate-report.json"]; ok {
+	if b, ok := r.files["pgfleet-migrate-report.json"]; ok || r.files["pgfleet-rollback-report.json"] != "" {
+		if !ok {
+			b = r.files["pgfleet-rollback-report.json"]
+		}
 		if err := json.Unmarshal([]byte(b), &r.report); err != nil {
 			t.Fatalf("report is not JSON: %v\n%s", err, b)
 		}
