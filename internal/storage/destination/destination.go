@@ -7,6 +7,7 @@ package destination
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 
@@ -58,6 +59,16 @@ type Env struct {
 	Workspace string
 	Getenv    func(string) string
 	Secret    func(string)
+}
+
+// s3OptionInputs names the input behind each s3.Options field Open sets
+// from one; an *s3.OptionError about any other field is the destination's.
+var s3OptionInputs = map[string]string{
+	"Region":   InputAWSRegion.Name,
+	"Endpoint": InputS3Endpoint.Name,
+	"RoleARN":  InputAWSRoleARN.Name,
+	"SSE":      InputS3SSE.Name,
+	"KMSKeyID": InputS3KMSKeyID.Name,
 }
 
 // Open opens the destination input's store. Problems are recorded in
@@ -140,26 +151,18 @@ func openS3(ctx context.Context, env Env, dest string, w WriteOptions) storage.S
 		StorageClass:   w.StorageClass,
 		Getenv:         env.Getenv,
 	})
-	if err != nil {
-		in.Bad(s3InputFor(err.Error()), "%s", strings.TrimPrefix(err.Error(), "s3: "))
+	var bad *s3.OptionError
+	switch {
+	case errors.As(err, &bad):
+		name, ok := s3OptionInputs[bad.Option]
+		if !ok {
+			name = InputDestination.Name
+		}
+		in.Bad(name, "%v", bad.Err)
+		return nil
+	case err != nil:
+		in.Bad(InputDestination.Name, "%s", strings.TrimPrefix(err.Error(), "s3: "))
 		return nil
 	}
 	return s
-}
-
-// s3InputFor names the input an s3.New error is about.
-func s3InputFor(msg string) string {
-	switch {
-	case strings.Contains(msg, "role"), strings.Contains(msg, "OIDC"), strings.Contains(msg, "ACTIONS_ID_TOKEN"):
-		return "aws-role-arn"
-	case strings.Contains(msg, "endpoint"):
-		return "s3-endpoint"
-	case strings.Contains(msg, "region"):
-		return "aws-region"
-	case strings.Contains(msg, "KMS"):
-		return "s3-kms-key-id"
-	case strings.Contains(msg, "SSE"):
-		return "s3-sse"
-	}
-	return "destination"
 }
