@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgfleet/pgfleet/internal/archive"
+	"github.com/pgfleet/pgfleet/internal/pgtools"
 	"github.com/pgfleet/pgfleet/internal/storage"
 	"github.com/pgfleet/pgfleet/internal/storage/dir"
 	"github.com/pgfleet/pgfleet/internal/storage/s3"
@@ -284,7 +285,7 @@ func digests(t *testing.T, url string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	withConn(t, url, func(ctx context.Context, conn *pgx.Conn) error {
-		tables, err := archive.ListTables(ctx, conn)
+		tables, err := pgtools.ListTables(ctx, conn)
 		if err != nil {
 			return err
 		}
@@ -296,7 +297,7 @@ func digests(t *testing.T, url string) map[string]string {
 			if err != nil {
 				return err
 			}
-			out[tb.String()] = fmt.Sprintf("%d rows, md5 %s", n, sum)
+			out[archive.QualifiedName(tb.Schema, tb.Name)] = fmt.Sprintf("%d rows, md5 %s", n, sum)
 		}
 		var seq int64
 		if err := conn.QueryRow(ctx, "SELECT last_value FROM invoice_no").Scan(&seq); err == nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgfleet/pgfleet/internal/archive"
+	"github.com/pgfleet/pgfleet/internal/pgtools"
 	"github.com/pgfleet/pgfleet/internal/storage/dir"
 	"github.com/pgfleet/pgfleet/internal/testenv"
 	"github.com/pgfleet/pgfleet/internal/testenv/neonapi"
@@ -201,7 +202,7 @@ func TestRestoreCorruptBackupLeavesTargetUntouched(t *testing.T) {
 func userTables(t *testing.T, url string) (n int) {
 	t.Helper()
 	withConn(t, url, func(ctx context.Context, conn *pgx.Conn) error {
-		ts, err := archive.ListTables(ctx, conn)
+		ts, err := pgtools.ListTables(ctx, conn)
 		n = len(ts)
 		return err
 	})

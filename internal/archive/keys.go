@@ -1,8 +1,9 @@
-// Package archive is what the backup and restore modes share: where a
-// tenant's backups live and how their objects are named, the manifest
-// written beside each dump, the compression and encryption streams, the
-// destination inputs and how a store is opened from them, and how pg_dump,
-// pg_restore and psql are given a connection. It imports no mode.
+// Package archive is what a backup is, as backup writes it and restore
+// reads it: where a tenant's backups live and how their objects are named,
+// which of them make a good backup, the manifest written beside each dump,
+// and the compression and encryption streams. Opening the store is
+// storage/destination's; running pg_dump, pg_restore and psql is
+// pgtools'. It imports no mode.
 package archive
 
 import (

@@ -6,10 +6,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgfleet/pgfleet/internal/input"
 	"github.com/pgfleet/pgfleet/internal/storage"
 )
+
+// OutputBytes is the output both modes set.
+var OutputBytes = input.Output{Name: "bytes", Description: "Bytes of backup objects (compressed and encrypted, as stored): written by backup, read by restore."}
 
 // ManifestVersion is the version of the manifest's layout.
 const ManifestVersion = 1
@@ -114,4 +121,18 @@ func ReadManifest(ctx context.Context, s storage.Store, key string) (*Manifest, 
 		return nil, fmt.Errorf("manifest %s: unknown encryption %q", key, m.Encryption.Scheme)
 	}
 	return &m, nil
+}
+
+var simpleIdent = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+
+// QualifiedName is schema.name for people: each part quoted only when it
+// needs quotes.
+func QualifiedName(schema, name string) string {
+	q := func(s string) string {
+		if simpleIdent.MatchString(s) {
+			return s
+		}
+		return pgx.Identifier{s}.Sanitize()
+	}
+	return q(schema) + "." + q(name)
 }

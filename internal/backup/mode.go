@@ -23,9 +23,10 @@ import (
 	"github.com/pgfleet/pgfleet/internal/archive"
 	"github.com/pgfleet/pgfleet/internal/input"
 	"github.com/pgfleet/pgfleet/internal/mode"
+	"github.com/pgfleet/pgfleet/internal/pgtools"
 	"github.com/pgfleet/pgfleet/internal/report"
 	"github.com/pgfleet/pgfleet/internal/storage"
-	"github.com/pgfleet/pgfleet/internal/storage/dir"
+	"github.com/pgfleet/pgfleet/internal/storage/destination"
 )
 
 // Mode is `mode: backup`.
@@ -42,15 +43,12 @@ func (Mode) Synopsis() string {
 }
 
 func (Mode) Inputs() []input.Input {
-	return append(archive.StoreInputs(),
-		input.Input{Name: "s3-sse", Description: "S3 server-side encryption of new objects, AES256 or aws:kms. Default: the bucket's."},
-		input.Input{Name: "s3-kms-key-id", Description: "The KMS key for s3-sse aws:kms. Default: the AWS managed key."},
-		input.Input{Name: "s3-storage-class", Description: "Storage class of new objects, e.g. STANDARD_IA. Default: the bucket's."},
+	return append(append(destination.Inputs(), destination.WriteInputs()...),
 		input.Input{Name: "format", Default: "custom", Description: "Dump format: custom (pg_dump -Fc, restored with pg_restore, selectively if need be) or plain (SQL, restored with psql)."},
 		input.Input{Name: "compression", Default: "zstd", Description: "Compression pgfleet applies in the stream on several cores (pg_dump itself runs uncompressed): zstd, gzip or none."},
 		input.Input{Name: "compression-level", Description: "zstd 1-22 (default 1, the fastest: on a two-core runner level 3 made the stream slower than pg_dump alone) or gzip 1-9 (default 6; gzip is several times slower than zstd)."},
 		input.Input{Name: "encryption-recipient", Description: "age public keys (age1..., separated by newlines, commas or spaces): each dump is encrypted on the runner for them before it leaves, so whoever reads the bucket cannot read the data. Restore needs a matching encryption-identity."},
-		archive.InputPgDumpPath,
+		pgtools.InputPgDumpPath,
 		input.Input{Name: "pg-dump-args", Default: "--no-owner --no-privileges", Description: "Extra pg_dump arguments, separated by spaces. pgfleet sets the connection, format, compression and snapshot itself; options that leave tables or rows out (-t, -n, -s, --exclude-table-data...) are refused, since the manifest's row counts prove every table."},
 		input.Input{Name: "retention-days", Default: "7", Description: "After a tenant's new backup and manifest are written, its good backups older than this many days (by the time in their names) are pruned, keep-last excepted."},
 		input.Input{Name: "keep-last", Default: "3", Description: "The newest this many good backups of each tenant are never pruned, whatever their age (at least 1)."},
@@ -68,7 +66,7 @@ type Options struct {
 	Level         int
 	Recipients    []age.Recipient
 	RecipientKeys []string
-	PgDump        archive.Tool
+	PgDump        pgtools.Tool
 	PgDumpArgs    []string
 	RetentionDays int
 	KeepLast      int
@@ -116,7 +114,7 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	}
 	o.PgDumpArgs = args
 	for _, u := range env.Config.DatabaseURLs {
-		if p := archive.PoolerProblem(u.URL); p != "" {
+		if p := pgtools.PoolerProblem(u.URL); p != "" {
 			in.Bad("database-urls", "tenant %s: %s", u.Name, p)
 		}
 	}
@@ -125,16 +123,9 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 		in.Bad("s3-sse", "want AES256 or aws:kms, got %q", sse)
 		sse = ""
 	}
-	o.Store = archive.OpenStore(ctx, archive.StoreEnv{Inputs: in, Workspace: env.Workspace, Getenv: env.Getenv, Secret: env.Secret},
-		archive.WriteOptions{SSE: sse, KMSKeyID: in.String("s3-kms-key-id"), StorageClass: in.String("s3-storage-class")})
-	if _, folder := o.Store.(*dir.Store); folder {
-		for _, name := range []string{"s3-sse", "s3-kms-key-id", "s3-storage-class"} {
-			if in.IsSet(name) {
-				in.Bad(name, "only for an s3:// destination")
-			}
-		}
-	}
-	tool, err := archive.FindTool(ctx, in.String("pg-dump-path"))
+	o.Store = destination.Open(ctx, destination.Env{Inputs: in, Workspace: env.Workspace, Getenv: env.Getenv, Secret: env.Secret},
+		destination.WriteOptions{SSE: sse, KMSKeyID: in.String("s3-kms-key-id"), StorageClass: in.String("s3-storage-class")})
+	tool, err := pgtools.FindTool(ctx, in.String("pg-dump-path"))
 	if err != nil {
 		in.Bad("pg-dump-path", "%v", err)
 	}

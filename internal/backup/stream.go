@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/pgfleet/pgfleet/internal/archive"
+	"github.com/pgfleet/pgfleet/internal/pgtools"
 )
 
 // streamed is what one dump stream stored.
@@ -51,11 +51,7 @@ func (j *Job) stream(parent context.Context, key string, libpq []string, snapsho
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 
-	cmd := exec.CommandContext(ctx, j.o.PgDump.Path, j.dumpArgs(snapshot)...)
-	cmd.Env = archive.ToolEnv(libpq)
-	archive.StartProcessGroup(cmd)
-	stderr := archive.NewTail(4 << 10)
-	cmd.Stderr = stderr
+	cmd, stderr := pgtools.Command(ctx, j.o.PgDump.Path, libpq, j.dumpArgs(snapshot)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return streamed{}, err

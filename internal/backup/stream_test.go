@@ -17,6 +17,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/pgfleet/pgfleet/internal/archive"
+	"github.com/pgfleet/pgfleet/internal/pgtools"
 	"github.com/pgfleet/pgfleet/internal/storage/dir"
 )
 
@@ -33,7 +34,7 @@ func streamJob(t *testing.T, script string, c archive.Compression, recipients []
 		t.Fatal(err)
 	}
 	return NewJob(Options{Store: s, Format: archive.Custom, Compression: c, Level: 1, Recipients: recipients,
-		PgDump: archive.Tool{Path: p, Version: "99.0", Major: 99}}), s
+		PgDump: pgtools.Tool{Path: p, Version: "99.0", Major: 99}}), s
 }
 
 func assertEmpty(t *testing.T, s *dir.Store) {

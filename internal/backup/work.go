@@ -15,6 +15,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/archive"
 	"github.com/pgfleet/pgfleet/internal/fleet"
 	"github.com/pgfleet/pgfleet/internal/pgconnect"
+	"github.com/pgfleet/pgfleet/internal/pgtools"
 	"github.com/pgfleet/pgfleet/internal/storage"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
@@ -37,11 +38,11 @@ const (
 // the dump is stored, then its manifest, then the folder is pruned.
 func (j *Job) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fleet.Detail, error) {
 	d := &Detail{}
-	if p := archive.PoolerProblem(t.URL); p != "" {
+	if p := pgtools.PoolerProblem(t.URL); p != "" {
 		return fleet.Failed, d, errors.New(p)
 	}
 	folder := archive.Folder(t.Name, t.ID)
-	libpq, err := archive.LibpqEnv(t.URL, dumpAppName)
+	libpq, err := pgtools.LibpqEnv(t.URL, dumpAppName)
 	if err != nil {
 		return fleet.Failed, d, err
 	}
@@ -70,7 +71,7 @@ func (j *Job) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fleet.De
 	}()
 	d.ServerVersion = conn.PgConn().ParameterStatus("server_version")
 	d.PgDumpVersion = j.o.PgDump.Version
-	if err := archive.CheckDumpVersion(j.o.PgDump, d.ServerVersion); err != nil {
+	if err := pgtools.CheckDumpVersion(j.o.PgDump, d.ServerVersion); err != nil {
 		return fleet.Failed, d, err
 	}
 
@@ -88,7 +89,7 @@ func (j *Job) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fleet.De
 	if err != nil {
 		return fleet.Failed, d, fmt.Errorf("export a snapshot: %w", err)
 	}
-	tables, err := archive.ListTables(ctx, tx)
+	tables, err := pgtools.ListTables(ctx, tx)
 	if err != nil {
 		return fleet.Failed, d, err
 	}
@@ -96,7 +97,7 @@ func (j *Job) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fleet.De
 	// Count while pg_dump runs; the stream ends only once the counts are in.
 	countCtx, stopCount := context.WithCancel(ctx)
 	counted := make(chan error, 1)
-	go func() { counted <- archive.CountRows(countCtx, tx, tables, false) }()
+	go func() { counted <- pgtools.CountRows(countCtx, tx, tables) }()
 	countsDone := false
 	ready := func() error {
 		countsDone = true
@@ -145,13 +146,13 @@ func (j *Job) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fleet.De
 		Snapshot:      snapshot,
 		StartedAt:     started,
 		FinishedAt:    finished,
-		Tables:        tables,
+		Tables:        make([]archive.Table, len(tables)),
+	}
+	for i, tb := range tables {
+		m.Tables[i] = archive.Table(tb)
 	}
 	if m.PgDumpArgs == nil {
 		m.PgDumpArgs = []string{}
-	}
-	if m.Tables == nil {
-		m.Tables = []archive.Table{}
 	}
 	if len(j.o.RecipientKeys) > 0 {
 		m.Encryption = &archive.Encryption{Scheme: "age", Recipients: j.o.RecipientKeys}

@@ -32,7 +32,7 @@ type Detail struct {
 }
 
 // TableCheck is one table's rows, in the manifest and after the restore
-// (-1: the table is missing).
+// (pgtools.MissingRows, -1, when the table is missing).
 type TableCheck struct {
 	Table    string `json:"table"`
 	Expected int64  `json:"expected"`

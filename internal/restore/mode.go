@@ -20,8 +20,10 @@ import (
 	"github.com/pgfleet/pgfleet/internal/input"
 	"github.com/pgfleet/pgfleet/internal/mode"
 	"github.com/pgfleet/pgfleet/internal/pgconnect"
+	"github.com/pgfleet/pgfleet/internal/pgtools"
 	"github.com/pgfleet/pgfleet/internal/report"
 	"github.com/pgfleet/pgfleet/internal/storage"
+	"github.com/pgfleet/pgfleet/internal/storage/destination"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
 
@@ -42,8 +44,8 @@ func (Mode) Synopsis() string {
 }
 
 func (Mode) Inputs() []input.Input {
-	return append(archive.StoreInputs(),
-		archive.InputPgDumpPath,
+	return append(destination.Inputs(),
+		pgtools.InputPgDumpPath,
 		input.Input{Name: "restore-project", Description: "Required: the tenant whose backup to restore, by project name or id (database-urls: its name). A project deleted since is found by its id among the destination's folders."},
 		input.Input{Name: "restore-backup", Default: "latest", Description: "Which backup: latest (the newest good one); an object key, in full or just its file name; or a UTC time, RFC 3339 or the keys' 20261122T030000Z form, meaning the newest good backup at or before it."},
 		input.Input{Name: "restore-target-url", Secret: true, Env: "PGFLEET_RESTORE_TARGET_URL", Description: "Required: the database to restore into, postgres://user:password@host/db (store it as a secret; a direct host, not -pooler). Refused if it already has a table or view outside the system schemas, unless restore-clean. CLI: also PGFLEET_RESTORE_TARGET_URL, to keep it off the command line."},
@@ -66,7 +68,7 @@ type Options struct {
 	TargetURL  string
 	Clean      bool
 	Identities []age.Identity
-	Tool       archive.Tool // pg_restore or psql
+	Tool       pgtools.Tool // pg_restore or psql
 }
 
 // Prepare checks every input and finds the tenant, the backup and its
@@ -88,7 +90,7 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	default:
 		if _, err := pgconnect.ParseURL(o.TargetURL); err != nil {
 			in.Bad("restore-target-url", "%v", err)
-		} else if p := archive.PoolerProblem(o.TargetURL); p != "" {
+		} else if p := pgtools.PoolerProblem(o.TargetURL); p != "" {
 			in.Bad("restore-target-url", "%s", p)
 		}
 	}
@@ -100,8 +102,8 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 		}
 		o.Identities = ids
 	}
-	o.Store = archive.OpenStore(ctx, archive.StoreEnv{Inputs: in, Workspace: env.Workspace, Getenv: env.Getenv, Secret: env.Secret}, archive.WriteOptions{})
-	pgDump, err := archive.FindTool(ctx, in.String("pg-dump-path"))
+	o.Store = destination.Open(ctx, destination.Env{Inputs: in, Workspace: env.Workspace, Getenv: env.Getenv, Secret: env.Secret}, destination.WriteOptions{})
+	pgDump, err := pgtools.FindTool(ctx, in.String("pg-dump-path"))
 	if err != nil {
 		in.Bad("pg-dump-path", "%v", err)
 	}
@@ -159,10 +161,10 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	if m.Format == archive.Plain {
 		toolName = "psql"
 	}
-	o.Tool, err = archive.FindTool(ctx, pgDump.Sibling(toolName))
+	o.Tool, err = pgtools.FindTool(ctx, pgDump.Sibling(toolName))
 	if err != nil {
 		in.Bad("pg-dump-path", "restore needs %s beside pg_dump: %v", toolName, err)
-	} else if dm := archive.ServerMajor(m.PgDumpVersion); m.Format == archive.Custom && o.Tool.Major < dm {
+	} else if dm := pgtools.ServerMajor(m.PgDumpVersion); m.Format == archive.Custom && o.Tool.Major < dm {
 		in.Bad("pg-dump-path", "pg_restore %s cannot read an archive written by pg_dump %s: use pg_restore %d or later (pg-dump-path names the pg_dump beside it)", o.Tool.Version, m.PgDumpVersion, dm)
 	}
 	if o.Clean && m.Format == archive.Plain && !slices.ContainsFunc(m.PgDumpArgs, func(a string) bool { return a == "--clean" || a == "-c" }) {

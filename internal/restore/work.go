@@ -8,15 +8,14 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os/exec"
 	"path"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/archive"
 	"github.com/pgfleet/pgfleet/internal/fleet"
 	"github.com/pgfleet/pgfleet/internal/pgconnect"
+	"github.com/pgfleet/pgfleet/internal/pgtools"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
 
@@ -68,7 +67,7 @@ var ErrCorrupt = errors.New("the backup does not match its manifest")
 func (j *Job) Work(ctx context.Context, _ tenant.Tenant) (fleet.Status, fleet.Detail, error) {
 	m := j.o.Manifest
 	d := &Detail{Object: j.o.DumpKey, Manifest: j.o.Backup.Manifest.Key, BackupTime: m.StartedAt, ExpectedRows: m.Rows()}
-	libpq, err := archive.LibpqEnv(j.o.TargetURL, "pgfleet-restore")
+	libpq, err := pgtools.LibpqEnv(j.o.TargetURL, "pgfleet-restore")
 	if err != nil {
 		return fleet.Failed, d, err
 	}
@@ -86,14 +85,16 @@ func (j *Job) Work(ctx context.Context, _ tenant.Tenant) (fleet.Status, fleet.De
 		return fleet.Failed, d, fmt.Errorf("restored, but counting the rows failed: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	tables := make([]archive.Table, len(m.Tables))
-	copy(tables, m.Tables)
-	if err := archive.CountRows(ctx, conn, tables, true); err != nil {
+	tables := make([]pgtools.Table, len(m.Tables))
+	for i, t := range m.Tables {
+		tables[i] = pgtools.Table(t)
+	}
+	if err := pgtools.CountRowsIfPresent(ctx, conn, tables); err != nil {
 		return fleet.Failed, d, fmt.Errorf("restored, but counting the rows failed: %w", err)
 	}
 	var differ []string
 	for i, t := range tables {
-		c := TableCheck{Table: t.String(), Expected: m.Tables[i].Rows, Restored: t.Rows}
+		c := TableCheck{Table: m.Tables[i].String(), Expected: m.Tables[i].Rows, Restored: t.Rows}
 		d.Tables = append(d.Tables, c)
 		if t.Rows > 0 {
 			d.RestoredRows += t.Rows
@@ -160,11 +161,7 @@ func (j *Job) restore(ctx context.Context, libpq []string, d *Detail) error {
 	}
 	gate := &heldBack{src: dec, verify: verify, diagnose: diagnose}
 
-	cmd := exec.CommandContext(ctx, j.o.Tool.Path, j.args()...)
-	cmd.Env = archive.ToolEnv(libpq)
-	archive.StartProcessGroup(cmd)
-	stderr := archive.NewTail(4 << 10)
-	cmd.Stderr = stderr
+	cmd, stderr := pgtools.Command(ctx, j.o.Tool.Path, libpq, j.args()...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
@@ -176,7 +173,7 @@ func (j *Job) restore(ctx context.Context, libpq []string, d *Detail) error {
 	if gate.err != nil {
 		// The stream failed or did not check out: kill the program
 		// before its input ends, so it can never commit.
-		kill(cmd)
+		pgtools.Kill(cmd)
 		cmd.Wait()
 		if ctx.Err() != nil {
 			return fmt.Errorf("stopped, nothing restored (the transaction was rolled back): %w", context.Cause(ctx))
@@ -219,12 +216,6 @@ func (j *Job) args() []string {
 		args = append(args, "--clean", "--if-exists")
 	}
 	return args
-}
-
-func kill(cmd *exec.Cmd) {
-	if cmd.Process != nil {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
 }
 
 // hashingReader hashes and counts what is read through it.

@@ -1,6 +1,8 @@
 // Package storage is where backups live: an S3 bucket (storage/s3) or a
 // local folder (storage/dir), behind one small interface so the backup and
-// restore modes never learn which. Keys are slash-separated paths relative
+// restore modes never learn which: storage/destination opens the one a
+// destination input names, and is the only package besides the tests that
+// imports a backend. Keys are slash-separated paths relative
 // to the destination's prefix, e.g. "acme-prj-123/20261122T030000Z.dump.zst".
 package storage
 

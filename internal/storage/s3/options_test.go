@@ -2,6 +2,7 @@ package s3
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -45,27 +46,36 @@ func TestNewValidates(t *testing.T) {
 	ctx := context.Background()
 	ok := Options{Bucket: "bkt", Region: "eu-west-1"}
 	for _, tc := range []struct {
-		name string
-		mod  func(*Options)
-		err  string
+		name   string
+		mod    func(*Options)
+		option string // the OptionError's Option
+		err    string
 	}{
-		{"bad SSE", func(o *Options) { o.SSE = "aes" }, "SSE"},
-		{"KMS key without aws:kms", func(o *Options) { o.SSE = "AES256"; o.KMSKeyID = "k" }, "aws:kms"},
-		{"part too small", func(o *Options) { o.PartSize = 1 << 20 }, "part size"},
-		{"part too big", func(o *Options) { o.PartSize = 6 << 30 }, "part size"},
-		{"concurrency", func(o *Options) { o.Concurrency = -1 }, "concurrency"},
-		{"endpoint", func(o *Options) { o.Endpoint = "127.0.0.1:9000" }, "endpoint"},
-		{"endpoint credentials", func(o *Options) { o.Endpoint = "https://key:s3cr3t-value@host" }, "credentials"},
-		{"role and keys", func(o *Options) { o.RoleARN = roleARN; o.AccessKeyID, o.SecretAccessKey = "a", "b" }, "exclusive"},
-		{"half a key pair", func(o *Options) { o.AccessKeyID = "a" }, "both"},
-		{"no region", func(o *Options) { o.Region = "" }, "no region"},
-		{"prefix", func(o *Options) { o.Prefix = "a/../b" }, "prefix"},
+		{"bad SSE", func(o *Options) { o.SSE = "aes" }, "SSE", "SSE"},
+		{"KMS key without aws:kms", func(o *Options) { o.SSE = "AES256"; o.KMSKeyID = "k" }, "KMSKeyID", "aws:kms"},
+		{"part too small", func(o *Options) { o.PartSize = 1 << 20 }, "PartSize", "part size"},
+		{"part too big", func(o *Options) { o.PartSize = 6 << 30 }, "PartSize", "part size"},
+		{"concurrency", func(o *Options) { o.Concurrency = -1 }, "Concurrency", "concurrency"},
+		{"endpoint", func(o *Options) { o.Endpoint = "127.0.0.1:9000" }, "Endpoint", "endpoint"},
+		{"endpoint credentials", func(o *Options) { o.Endpoint = "https://key:s3cr3t-value@host" }, "Endpoint", "credentials"},
+		{"role and keys", func(o *Options) { o.RoleARN = roleARN; o.AccessKeyID, o.SecretAccessKey = "a", "b" }, "RoleARN", "exclusive"},
+		{"role without OIDC", func(o *Options) { o.RoleARN = roleARN; o.Getenv = func(string) string { return "" } }, "RoleARN", "OIDC token"},
+		{"half a key pair", func(o *Options) { o.AccessKeyID = "a" }, "AccessKeyID", "both"},
+		{"no region", func(o *Options) { o.Region = "" }, "Region", "no region"},
+		{"bucket", func(o *Options) { o.Bucket = "b" }, "Bucket", "3 to 63"},
+		{"prefix", func(o *Options) { o.Prefix = "a/../b" }, "Prefix", "prefix"},
 	} {
 		o := ok
 		tc.mod(&o)
 		_, err := New(ctx, o)
 		if err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%s: err = %v, want it to say %q", tc.name, err, tc.err)
+		}
+		var bad *OptionError
+		if !errors.As(err, &bad) || bad.Option != tc.option {
+			t.Errorf("%s: err = %#v, want an *OptionError about %s", tc.name, err, tc.option)
+		} else if !strings.HasPrefix(err.Error(), "s3: ") || strings.HasPrefix(bad.Err.Error(), "s3: ") {
+			t.Errorf("%s: Error() = %q, cause %q: want \"s3: \" once, before the cause", tc.name, err, bad.Err)
 		}
 		if err != nil && strings.Contains(err.Error(), "s3cr3t-value") {
 			t.Errorf("%s: the error repeats a secret: %v", tc.name, err)

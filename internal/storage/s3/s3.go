@@ -188,16 +188,30 @@ func normPrefix(p string) (string, error) {
 	return p + "/", nil
 }
 
-// New validates o and returns a Store. It resolves the configuration
+// OptionError is New refusing one of its Options, as strconv.NumError is
+// a number that did not parse: Option names the field at fault, so a
+// caller can tell which of its own inputs to blame without reading the
+// message, and Err says why. The value is not repeated beyond what Err
+// says: an endpoint may hold a credential by mistake.
+type OptionError struct {
+	Option string // the Options field: "Bucket", "Prefix", "Region", "Endpoint", "SSE", "KMSKeyID", "RoleARN", "AccessKeyID", "PartSize" or "Concurrency"
+	Err    error
+}
+
+func (e *OptionError) Error() string { return "s3: " + e.Err.Error() }
+
+func (e *OptionError) Unwrap() error { return e.Err }
+
+// New validates o and returns a Store. A bad option is an *OptionError. It resolves the configuration
 // (region, credential source) but sends no request: credentials are
 // fetched at the first request, and refreshed by the SDK when they expire.
 func New(ctx context.Context, o Options) (*Store, error) {
 	if err := checkBucket(o.Bucket); err != nil {
-		return nil, fmt.Errorf("s3: %w", err)
+		return nil, &OptionError{"Bucket", err}
 	}
 	prefix, err := normPrefix(o.Prefix)
 	if err != nil {
-		return nil, fmt.Errorf("s3: %w", err)
+		return nil, &OptionError{"Prefix", err}
 	}
 	s := &Store{
 		bucket:       o.Bucket,
@@ -211,30 +225,30 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	switch o.SSE {
 	case "":
 		if o.KMSKeyID != "" {
-			return nil, errors.New(`s3: a KMS key id needs SSE "aws:kms"`)
+			return nil, &OptionError{"KMSKeyID", errors.New(`a KMS key id needs SSE "aws:kms"`)}
 		}
 	case "AES256":
 		s.sse = types.ServerSideEncryptionAes256
 		if o.KMSKeyID != "" {
-			return nil, errors.New(`s3: a KMS key id needs SSE "aws:kms", not "AES256"`)
+			return nil, &OptionError{"KMSKeyID", errors.New(`a KMS key id needs SSE "aws:kms", not "AES256"`)}
 		}
 	case "aws:kms":
 		s.sse = types.ServerSideEncryptionAwsKms
 	default:
-		return nil, fmt.Errorf(`s3: SSE %q: want "AES256" or "aws:kms"`, o.SSE)
+		return nil, &OptionError{"SSE", fmt.Errorf(`SSE %q: want "AES256" or "aws:kms"`, o.SSE)}
 	}
 	if s.sched.first == 0 {
 		s.sched.first = DefaultPartSize
 	}
 	if s.sched.first < MinPartSize || s.sched.first > MaxPartSize {
-		return nil, fmt.Errorf("s3: part size %d: want %d (5 MiB) to %d (5 GiB)", s.sched.first, MinPartSize, MaxPartSize)
+		return nil, &OptionError{"PartSize", fmt.Errorf("part size %d: want %d (5 MiB) to %d (5 GiB)", s.sched.first, MinPartSize, MaxPartSize)}
 	}
 	s.serialAbove = SerialPartSize
 	if s.concurrency == 0 {
 		s.concurrency = DefaultConcurrency
 	}
 	if s.concurrency < 1 || s.concurrency > 64 {
-		return nil, fmt.Errorf("s3: concurrency %d: want 1 to 64", s.concurrency)
+		return nil, &OptionError{"Concurrency", fmt.Errorf("concurrency %d: want 1 to 64", s.concurrency)}
 	}
 	if s.abortTimeout <= 0 {
 		s.abortTimeout = DefaultAbortTimeout
@@ -243,17 +257,17 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	if o.Endpoint != "" {
 		endpoint, err = url.Parse(o.Endpoint)
 		if err != nil || (endpoint.Scheme != "http" && endpoint.Scheme != "https") || endpoint.Host == "" {
-			return nil, errors.New("s3: endpoint: want an http:// or https:// URL")
+			return nil, &OptionError{"Endpoint", errors.New("endpoint: want an http:// or https:// URL")}
 		}
 		if endpoint.User != nil {
-			return nil, errors.New("s3: endpoint: credentials do not belong in the URL")
+			return nil, &OptionError{"Endpoint", errors.New("endpoint: credentials do not belong in the URL")}
 		}
 	}
 	if o.RoleARN != "" && (o.AccessKeyID != "" || o.SecretAccessKey != "") {
-		return nil, errors.New("s3: a role ARN and access keys are exclusive: give one")
+		return nil, &OptionError{"RoleARN", errors.New("a role ARN and access keys are exclusive: give one")}
 	}
 	if (o.AccessKeyID == "") != (o.SecretAccessKey == "") {
-		return nil, errors.New("s3: give both the access key id and the secret access key, or neither")
+		return nil, &OptionError{"AccessKeyID", errors.New("give both the access key id and the secret access key, or neither")}
 	}
 
 	loadOpts := []func(*config.LoadOptions) error{
@@ -276,7 +290,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	}
 	if cfg.Region == "" {
 		if endpoint == nil {
-			return nil, errors.New("s3: no region: set the region (or AWS_REGION)")
+			return nil, &OptionError{"Region", errors.New("no region: set the region (or AWS_REGION)")}
 		}
 		cfg.Region = "us-east-1"
 	}
@@ -287,7 +301,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		}
 		tok, err := newGitHubIDToken(getenv, o.HTTPClient)
 		if err != nil {
-			return nil, fmt.Errorf("s3: role %s: %w", o.RoleARN, err)
+			return nil, &OptionError{"RoleARN", fmt.Errorf("role %s: %w", o.RoleARN, err)}
 		}
 		session := o.RoleSessionName
 		if session == "" {

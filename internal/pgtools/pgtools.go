@@ -1,8 +1,13 @@
-package archive
+// Package pgtools runs PostgreSQL's client programs (pg_dump, pg_restore,
+// psql) for the backup and restore modes: the connection handed to them in
+// libpq's environment and nothing else of the process's, which program and
+// version, each in a process group of its own with the end of its stderr
+// kept; and the catalog queries a dump's row counts come from. It knows
+// nothing of where backups live or how they are named (that is archive).
+package pgtools
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -12,14 +17,17 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgfleet/pgfleet/internal/input"
 	"github.com/pgfleet/pgfleet/internal/pgconnect"
 )
+
+// InputPgDumpPath is the input both backup and restore read, declared once
+// here so the two declarations are identical (the input table merges them).
+var InputPgDumpPath = input.Input{Name: "pg-dump-path", Default: "pg_dump", Description: "The pg_dump to run: its major version must be at least every server's (Neon runs 14-18; the action's image ships PostgreSQL 18's). Restore runs pg_restore and psql from the same folder."}
 
 // LibpqEnv is the environment that gives pg_dump, pg_restore or psql the
 // connection rawURL names: PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE,
@@ -217,7 +225,11 @@ func FindTool(ctx context.Context, name string) (Tool, error) {
 	}
 	m := toolVersion.FindStringSubmatch(string(out))
 	if m == nil {
-		return Tool{}, fmt.Errorf("%s --version answered %q: not a PostgreSQL client program", p, cut(strings.TrimSpace(string(out)), 80))
+		answer := strings.TrimSpace(string(out)) // the start is enough to see what answered
+		if len(answer) > 80 {
+			answer = answer[:80] + "…"
+		}
+		return Tool{}, fmt.Errorf("%s --version answered %q: not a PostgreSQL client program", p, answer)
 	}
 	major, _ := strconv.Atoi(m[1])
 	return Tool{Path: p, Version: m[1] + m[2], Major: major}, nil
@@ -252,55 +264,4 @@ func CheckDumpVersion(dump Tool, serverVersion string) error {
 		return fmt.Errorf("pg_dump %s (%s) is older than the server (PostgreSQL %s): pg_dump must be of the server's major version or newer; point pg-dump-path at pg_dump %d or later", dump.Version, dump.Path, serverVersion, sm)
 	}
 	return nil
-}
-
-// StartProcessGroup makes cmd run in a process group of its own and be
-// killed with it when its context ends: a wrapper script's children (a
-// pg_dump behind a shell) must not keep the pipe open after the script is
-// gone.
-func StartProcessGroup(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		if cmd.Process == nil {
-			return nil
-		}
-		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		if errors.Is(err, syscall.ESRCH) {
-			return os.ErrProcessDone
-		}
-		return err
-	}
-	cmd.WaitDelay = 5 * time.Second
-}
-
-// Tail keeps the last bytes a tool wrote to stderr: the end of what it
-// said, where its error is.
-type Tail struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-// NewTail keeps at most max bytes.
-func NewTail(max int) *Tail { return &Tail{max: max} }
-
-func (t *Tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append([]byte(nil), t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-// String is the last messages kept, one line each, joined with " / ".
-func (t *Tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := strings.Split(strings.TrimSpace(string(t.b)), "\n")
-	if len(lines) > 6 {
-		lines = lines[len(lines)-6:]
-	}
-	return strings.Join(lines, " / ")
 }

@@ -1,9 +1,8 @@
-package archive
+package pgtools
 
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -25,6 +24,16 @@ WHERE c.relkind = 'r'
     SELECT 1 FROM pg_catalog.pg_depend d
     WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
 ORDER BY 1, 2`
+
+// Table is a table and, once counted, its rows.
+type Table struct {
+	Schema, Name string
+	Rows         int64 // MissingRows when counted with CountRowsIfPresent and absent
+}
+
+// MissingRows is the count CountRowsIfPresent gives a table that does not
+// exist.
+const MissingRows = -1
 
 // ListTables lists the tables a dump holds rows of, in schema and name
 // order.
@@ -54,13 +63,18 @@ type Querier interface {
 const countBatch = 50
 
 // CountRows sets each table's Rows to its row count (FROM ONLY: a table's
-// own rows, as pg_dump dumps them), a few tables per round trip. With
-// missing set, a table that does not exist gets -1 rather than failing the
-// count (after a restore).
-func CountRows(ctx context.Context, q Querier, tables []Table, missing bool) error {
-	todo := make([]int, 0, len(tables))
+// own rows, as pg_dump dumps them), a few tables per round trip. Every
+// table must exist: the tables of a dump, counted in its snapshot.
+func CountRows(ctx context.Context, q Querier, tables []Table) error {
+	return countRows(ctx, q, tables, nil)
+}
+
+// CountRowsIfPresent is CountRows where a table may be missing (the tables
+// a manifest lists, counted after a restore): a table that does not exist
+// gets MissingRows rather than failing the count.
+func CountRowsIfPresent(ctx context.Context, q Querier, tables []Table) error {
 	absent := map[int]bool{}
-	if missing && len(tables) > 0 {
+	if len(tables) > 0 {
 		names := make([]string, len(tables))
 		for i, t := range tables {
 			names[i] = pgx.Identifier{t.Schema, t.Name}.Sanitize()
@@ -75,9 +89,15 @@ func CountRows(ctx context.Context, q Querier, tables []Table, missing bool) err
 		}
 		for _, i := range gone {
 			absent[i-1] = true
-			tables[i-1].Rows = -1
+			tables[i-1].Rows = MissingRows
 		}
 	}
+	return countRows(ctx, q, tables, absent)
+}
+
+// countRows counts the rows of every table but the absent ones.
+func countRows(ctx context.Context, q Querier, tables []Table, absent map[int]bool) error {
+	todo := make([]int, 0, len(tables))
 	for i := range tables {
 		if !absent[i] {
 			todo = append(todo, i)
@@ -111,18 +131,4 @@ func CountRows(ctx context.Context, q Querier, tables []Table, missing bool) err
 		}
 	}
 	return nil
-}
-
-var simpleIdent = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
-
-// QualifiedName is schema.name for people: each part quoted only when it
-// needs quotes.
-func QualifiedName(schema, name string) string {
-	q := func(s string) string {
-		if simpleIdent.MatchString(s) {
-			return s
-		}
-		return pgx.Identifier{s}.Sanitize()
-	}
-	return q(schema) + "." + q(name)
 }
