@@ -116,11 +116,11 @@ func TestRunMaxFailuresStopsStartingTenants(t *testing.T) {
 	if c.Failed != 3 || started.Load() != 3 {
 		t.Fatalf("failed=%d started=%d, want 3 and 3", c.Failed, started.Load())
 	}
-	if out.Stopped != "max-failures (3) reached" {
-		t.Fatalf("Stopped = %q", out.Stopped)
+	if !errors.Is(out.Stopped, ErrMaxFailures) || out.Stopped.Error() != "max-failures (3) reached" {
+		t.Fatalf("Stopped = %v", out.Stopped)
 	}
 	for _, r := range out.Results[3:] {
-		if r.Status != Skipped || r.Reason != out.Stopped {
+		if r.Status != Skipped || r.Reason != out.Stopped.Error() {
 			t.Fatalf("tenant after the stop: %+v", r)
 		}
 	}
@@ -151,8 +151,8 @@ func TestRunCanaryFailureLeavesOthersUntouched(t *testing.T) {
 	if c := Count(out.Results); c.Skipped != 28 {
 		t.Fatalf("skipped %d, want 28 (%+v)", c.Skipped, c)
 	}
-	if out.Stopped == "" {
-		t.Fatal("Stopped must say the canary failed")
+	if !errors.Is(out.Stopped, ErrCanaryFailed) || out.Stopped.Error() != "canary failed: name-t001 (t001)" {
+		t.Fatalf("Stopped = %v, want the canary that failed", out.Stopped)
 	}
 }
 
@@ -263,8 +263,8 @@ func TestCanaryGlobsMatchingNothingStartNoTenant(t *testing.T) {
 		return Succeeded, nil, nil
 	}
 	out := Run(context.Background(), Options{CanaryGlobs: []string{"no-such-*"}}, listSource{ids: ids(5)}, work)
-	if !out.NoCanary || started.Load() != 0 {
-		t.Fatalf("NoCanary = %v, started %d: want true and 0", out.NoCanary, started.Load())
+	if !errors.Is(out.Stopped, ErrNoCanaryMatch) || started.Load() != 0 {
+		t.Fatalf("Stopped = %v, started %d: want ErrNoCanaryMatch and 0", out.Stopped, started.Load())
 	}
 	if c := Count(out.Results); c.Skipped != 5 {
 		t.Fatalf("counts %+v, want 5 skipped", c)
