@@ -302,7 +302,7 @@ func buildSource(cfg config.Config, client *neon.Client, out *console, pooled bo
 		for i, u := range cfg.DatabaseURLs {
 			entries[i] = source.Entry{Name: u.Name, URL: u.URL}
 		}
-		return &source.List{Entries: entries, Selector: cfg.Selector}
+		return source.List(entries, cfg.Selector)
 	}
 	return &source.Neon{
 		Client:   client,
