@@ -205,7 +205,7 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 		ProgressNote:  progressNote(job),
 	}, src, job.Work)
 	var finishErr error
-	if f, ok := job.(mode.Finisher); ok && !outcome.Cancelled && outcome.Stopped == "" && outcome.SourceErr == nil {
+	if f, ok := job.(mode.Finisher); ok && !outcome.Cancelled && outcome.Stopped == nil && outcome.SourceErr == nil {
 		finishErr = f.Finish(ctx, outcome.Results)
 	}
 
@@ -214,11 +214,8 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 		View:       job,
 		Started:    started,
 		Duration:   time.Since(started),
-		Results:    outcome.Results,
+		Outcome:    outcome,
 		DryRun:     job.DryRun(),
-		Cancelled:  outcome.Cancelled,
-		Stopped:    outcome.Stopped,
-		SourceErr:  outcome.SourceErr,
 		ReportFile: reportOutput,
 		Scrub:      out.secrets.Scrub,
 	}
@@ -245,7 +242,7 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 	out.final(run)
 
 	switch {
-	case outcome.NoCanary:
+	case errors.Is(outcome.Stopped, fleet.ErrNoCanaryMatch):
 		out.invalid(&input.Error{Input: "canary", Problem: fmt.Sprintf("%q matches none of the %d selected tenants (project names or ids; in a shard, only that shard's tenants): no tenant was started", strings.Join(cfg.CanaryGlobs, ","), len(outcome.Results))})
 		return ExitInvalidInput
 	case len(outcome.Results) == 0 && isBadCredential(outcome.SourceErr):
@@ -306,7 +303,7 @@ func buildSource(cfg config.Config, client *neon.Client, out *console, pooled bo
 		for i, u := range cfg.DatabaseURLs {
 			entries[i] = source.Entry{Name: u.Name, URL: u.URL}
 		}
-		return &source.List{Entries: entries, Selector: cfg.Selector}
+		return source.List(entries, cfg.Selector)
 	}
 	return &source.Neon{
 		Client:   client,

@@ -163,7 +163,7 @@ func (c *console) final(run report.Run) {
 	n := fleet.Count(run.Results)
 	fmt.Fprintf(c.w, "pgfleet %s: %s: %d succeeded, %d up to date, %d failed, %d skipped, %d cancelled in %s; report: %s\n",
 		run.Mode, report.Plural(n.Total, "tenant", "tenants"), n.Succeeded, n.UpToDate, n.Failed, n.Skipped, n.Cancelled, run.Duration.Round(time.Millisecond), run.ReportFile)
-	if run.Stopped != "" {
-		fmt.Fprintf(c.w, "stopped early: %s\n", run.Stopped)
+	if run.Stopped != nil {
+		fmt.Fprintf(c.w, "stopped early: %v\n", run.Stopped)
 	}
 }

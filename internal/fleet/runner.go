@@ -47,20 +47,28 @@ type Options struct {
 
 // Outcome is a whole run's result.
 type Outcome struct {
-	Results   []Result // one per tenant found, in the order found
-	Stopped   string   // why the run stopped starting tenants early, "" if it did not
-	Cancelled bool     // the run's context was cancelled (signal)
-	// NoCanary: canary globs were given and matched no tenant, so no tenant
-	// was started. A protection the user asked for never silently switches
-	// off: this is input the user must fix.
-	NoCanary  bool
+	Results []Result // one per tenant found, in the order found
+	// Stopped is why the run stopped starting tenants early, nil if it did
+	// not: one of ErrCancelled, ErrCanaryFailed, ErrMaxFailures or
+	// ErrNoCanaryMatch (test with errors.Is), wrapped with its detail.
+	// Its text is what skipped tenants give as their Reason.
+	Stopped   error
+	Cancelled bool  // the run's context was cancelled (signal)
 	SourceErr error // listing tenants failed
 }
 
-var errCanceledByRun = errors.New("cancelled: the run was interrupted while this tenant was in progress")
+// Why a run stopped starting tenants early (Outcome.Stopped).
+var (
+	ErrCancelled    = errors.New("cancelled")     // the run's context was cancelled
+	ErrCanaryFailed = errors.New("canary failed") // wrapped with the first failed canary's name
+	ErrMaxFailures  = errors.New("max-failures")  // wrapped with the limit: "max-failures (3) reached"
+	// ErrNoCanaryMatch: canary globs were given and matched no tenant, so no
+	// tenant was started. A protection the user asked for never silently
+	// switches off: this is input the user must fix.
+	ErrNoCanaryMatch = errors.New("canary matched no tenant, so no tenant was started")
+)
 
-// ErrNoCanary is why a run whose canary globs matched no tenant stopped.
-var ErrNoCanary = errors.New("canary matched no tenant, so no tenant was started")
+var errCanceledByRun = errors.New("cancelled: the run was interrupted while this tenant was in progress")
 
 // Run takes tenants from src and applies work to each. Cancelling ctx stops
 // new tenants from starting; in-flight ones get Options.Grace to finish.
@@ -103,7 +111,7 @@ type run struct {
 	done     int
 	failed   int
 	listing  bool
-	stopped  string
+	stopped  error
 	canaries struct {
 		enabled  bool
 		found    int // canary tenants found
@@ -111,9 +119,8 @@ type run struct {
 		failed   []string
 		open     bool // canary stage still deciding
 	}
-	noCanary bool
-	held     []int // non-canary tenants waiting for the canary stage
-	ready    []int // tenants cleared to start
+	held  []int // non-canary tenants waiting for the canary stage
+	ready []int // tenants cleared to start
 }
 
 func (r *run) loop(ctx context.Context, src tenant.Source) Outcome {
@@ -187,11 +194,11 @@ func (r *run) loop(ctx context.Context, src tenant.Source) Outcome {
 			if r.o.OnDone != nil {
 				r.o.OnDone(res)
 			}
-			if r.o.MaxFailures > 0 && r.failed >= r.o.MaxFailures && r.stopped == "" {
+			if r.o.MaxFailures > 0 && r.failed >= r.o.MaxFailures && r.stopped == nil {
 				// Listing goes on (it is cheap: connection strings are only
 				// resolved for tenants that start) so the report can name
 				// every tenant that was skipped.
-				r.stop(fmt.Sprintf("max-failures (%d) reached", r.o.MaxFailures))
+				r.stop(fmt.Errorf("%w (%d) reached", ErrMaxFailures, r.o.MaxFailures))
 			}
 			r.maybeCloseCanaryStage()
 		case <-ticker.C:
@@ -199,7 +206,7 @@ func (r *run) loop(ctx context.Context, src tenant.Source) Outcome {
 		case <-ctxDone:
 			ctxDone = nil
 			cancelled = true
-			r.stop("cancelled")
+			r.stop(ErrCancelled)
 			stopListing()
 			graceTimer = time.After(r.o.Grace)
 		case <-graceTimer:
@@ -207,10 +214,10 @@ func (r *run) loop(ctx context.Context, src tenant.Source) Outcome {
 		}
 	}
 	r.progress(true)
-	if r.stopped != "" && errors.Is(sourceErr, context.Canceled) {
+	if r.stopped != nil && errors.Is(sourceErr, context.Canceled) {
 		sourceErr = nil // we stopped listing on purpose
 	}
-	return Outcome{Results: r.results, Stopped: r.stopped, Cancelled: cancelled, NoCanary: r.noCanary, SourceErr: sourceErr}
+	return Outcome{Results: r.results, Stopped: r.stopped, Cancelled: cancelled, SourceErr: sourceErr}
 }
 
 // add records a newly found tenant and decides when it may start.
@@ -223,7 +230,7 @@ func (r *run) add(t tenant.Tenant) {
 	}
 	r.results = append(r.results, res)
 	switch {
-	case r.stopped != "":
+	case r.stopped != nil:
 		r.skip(i, r.stopped)
 	case res.Canary || !r.canaries.open:
 		r.ready = append(r.ready, i)
@@ -245,7 +252,7 @@ func (r *run) maybeCloseCanaryStage() {
 		return
 	}
 	if len(r.canaries.failed) > 0 {
-		r.stop("canary failed: " + r.canaries.failed[0])
+		r.stop(fmt.Errorf("%w: %s", ErrCanaryFailed, r.canaries.failed[0]))
 		r.closeCanaryStage()
 		return
 	}
@@ -263,17 +270,16 @@ func (r *run) closeCanaryStage() {
 		return
 	}
 	if r.listing || r.canaries.finished < r.canaries.found {
-		if r.stopped == "" {
+		if r.stopped == nil {
 			return
 		}
 	}
-	if len(r.o.CanaryGlobs) > 0 && r.canaries.found == 0 && len(r.held) > 0 && r.stopped == "" {
-		r.noCanary = true
-		r.stop(ErrNoCanary.Error())
+	if len(r.o.CanaryGlobs) > 0 && r.canaries.found == 0 && len(r.held) > 0 && r.stopped == nil {
+		r.stop(ErrNoCanaryMatch)
 	}
 	r.canaries.open = false
 	for _, i := range r.held {
-		if r.stopped != "" {
+		if r.stopped != nil {
 			r.skip(i, r.stopped)
 		} else {
 			r.ready = append(r.ready, i)
@@ -282,8 +288,8 @@ func (r *run) closeCanaryStage() {
 	r.held = nil
 }
 
-func (r *run) stop(why string) {
-	if r.stopped != "" {
+func (r *run) stop(why error) {
+	if r.stopped != nil {
 		return
 	}
 	r.stopped = why
@@ -297,15 +303,15 @@ func (r *run) stop(why string) {
 	r.held = nil
 }
 
-func (r *run) skip(i int, why string) {
+func (r *run) skip(i int, why error) {
 	r.results[i].Status = Skipped
-	r.results[i].Reason = why
+	r.results[i].Reason = why.Error()
 	r.done++
 }
 
 // startReady starts tenants while there is capacity.
 func (r *run) startReady(hardCtx context.Context) {
-	for len(r.ready) > 0 && r.running < r.o.Concurrency && r.stopped == "" {
+	for len(r.ready) > 0 && r.running < r.o.Concurrency && r.stopped == nil {
 		i := r.ready[0]
 		r.ready = r.ready[1:]
 		r.running++

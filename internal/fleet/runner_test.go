@@ -14,37 +14,38 @@ import (
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
 
-// listSource yields n tenants t000..; gate, when set, is waited on before
-// yielding tenant index gateAt, so tests can observe pipelining.
-type listSource struct {
-	ids    []string
-	err    error
-	gateAt int
-	gate   chan struct{}
-}
-
-func (s listSource) Tenants(ctx context.Context, yield func(tenant.Tenant) bool) error {
-	for i, id := range s.ids {
-		if s.gate != nil && i == s.gateAt {
-			select {
-			case <-s.gate:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		if !yield(tenant.Tenant{ID: id, Name: "name-" + id}) {
-			return ctx.Err()
-		}
-	}
-	return s.err
-}
-
-func ids(n int) []string {
-	out := make([]string, n)
+// fixed is n tenants t000.., named name-t000...
+func fixed(n int) tenant.Static {
+	out := make(tenant.Static, n)
 	for i := range out {
-		out[i] = fmt.Sprintf("t%03d", i)
+		id := fmt.Sprintf("t%03d", i)
+		out[i] = tenant.Tenant{ID: id, Name: "name-" + id}
 	}
 	return out
+}
+
+// gated yields the tenants of list, waiting on gate before the one at
+// gateAt, so tests can observe pipelining.
+func gated(list tenant.Static, gateAt int, gate <-chan struct{}) tenant.Source {
+	return tenant.SourceFunc(func(ctx context.Context, yield func(tenant.Tenant) bool) error {
+		if err := list[:gateAt].Tenants(ctx, yield); err != nil {
+			return err
+		}
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return list[gateAt:].Tenants(ctx, yield)
+	})
+}
+
+// failingAfter yields list, then fails as a listing that breaks part-way.
+func failingAfter(list tenant.Static, err error) tenant.Source {
+	return tenant.SourceFunc(func(ctx context.Context, yield func(tenant.Tenant) bool) error {
+		list.Tenants(ctx, yield)
+		return err
+	})
 }
 
 func byID(out Outcome) map[string]Result {
@@ -69,7 +70,7 @@ func TestRunAllSucceedWithinConcurrencyCap(t *testing.T) {
 		now.Add(-1)
 		return Succeeded, idDetail(tn.ID), nil
 	}
-	out := Run(context.Background(), Options{Concurrency: 4}, listSource{ids: ids(40)}, work)
+	out := Run(context.Background(), Options{Concurrency: 4}, fixed(40), work)
 	c := Count(out.Results)
 	if c.Total != 40 || c.Succeeded != 40 {
 		t.Fatalf("counts = %+v, want 40 succeeded", c)
@@ -93,7 +94,7 @@ func TestRunStartsWorkBeforeListingEnds(t *testing.T) {
 	}
 	done := make(chan Outcome)
 	go func() {
-		done <- Run(context.Background(), Options{}, listSource{ids: ids(10), gateAt: 5, gate: gate}, work)
+		done <- Run(context.Background(), Options{}, gated(fixed(10), 5, gate), work)
 	}()
 	select {
 	case out := <-done:
@@ -111,16 +112,16 @@ func TestRunMaxFailuresStopsStartingTenants(t *testing.T) {
 		started.Add(1)
 		return "", nil, errors.New("boom")
 	}
-	out := Run(context.Background(), Options{Concurrency: 1, MaxFailures: 3}, listSource{ids: ids(20)}, work)
+	out := Run(context.Background(), Options{Concurrency: 1, MaxFailures: 3}, fixed(20), work)
 	c := Count(out.Results)
 	if c.Failed != 3 || started.Load() != 3 {
 		t.Fatalf("failed=%d started=%d, want 3 and 3", c.Failed, started.Load())
 	}
-	if out.Stopped != "max-failures (3) reached" {
-		t.Fatalf("Stopped = %q", out.Stopped)
+	if !errors.Is(out.Stopped, ErrMaxFailures) || out.Stopped.Error() != "max-failures (3) reached" {
+		t.Fatalf("Stopped = %v", out.Stopped)
 	}
 	for _, r := range out.Results[3:] {
-		if r.Status != Skipped || r.Reason != out.Stopped {
+		if r.Status != Skipped || r.Reason != out.Stopped.Error() {
 			t.Fatalf("tenant after the stop: %+v", r)
 		}
 	}
@@ -135,10 +136,10 @@ func TestRunCanaryFailureLeavesOthersUntouched(t *testing.T) {
 		}
 		return Succeeded, nil, nil
 	}
-	out := Run(context.Background(), Options{Concurrency: 8, CanaryCount: 2}, listSource{ids: ids(30)}, work)
-	for _, id := range ids(30)[2:] {
-		if _, ok := touched.Load(id); ok {
-			t.Fatalf("%s was touched although a canary failed", id)
+	out := Run(context.Background(), Options{Concurrency: 8, CanaryCount: 2}, fixed(30), work)
+	for _, tn := range fixed(30)[2:] {
+		if _, ok := touched.Load(tn.ID); ok {
+			t.Fatalf("%s was touched although a canary failed", tn.ID)
 		}
 	}
 	m := byID(out)
@@ -151,8 +152,8 @@ func TestRunCanaryFailureLeavesOthersUntouched(t *testing.T) {
 	if c := Count(out.Results); c.Skipped != 28 {
 		t.Fatalf("skipped %d, want 28 (%+v)", c.Skipped, c)
 	}
-	if out.Stopped == "" {
-		t.Fatal("Stopped must say the canary failed")
+	if !errors.Is(out.Stopped, ErrCanaryFailed) || out.Stopped.Error() != "canary failed: name-t001 (t001)" {
+		t.Fatalf("Stopped = %v, want the canary that failed", out.Stopped)
 	}
 }
 
@@ -166,7 +167,7 @@ func TestRunCanaryGlobsRunFirst(t *testing.T) {
 		return Succeeded, nil, nil
 	}
 	// the canary is the last tenant listed: nothing else may start before it.
-	out := Run(context.Background(), Options{Concurrency: 4, CanaryGlobs: []string{"name-t019"}}, listSource{ids: ids(20)}, work)
+	out := Run(context.Background(), Options{Concurrency: 4, CanaryGlobs: []string{"name-t019"}}, fixed(20), work)
 	if c := Count(out.Results); c.Succeeded != 20 {
 		t.Fatalf("counts %+v", c)
 	}
@@ -193,7 +194,7 @@ func TestRunCancelLetsInFlightFinishWithinGrace(t *testing.T) {
 		cancel()
 	}()
 	begin := time.Now()
-	out := Run(ctx, Options{Concurrency: 2, Grace: 300 * time.Millisecond}, listSource{ids: ids(10)}, work)
+	out := Run(ctx, Options{Concurrency: 2, Grace: 300 * time.Millisecond}, fixed(10), work)
 	if time.Since(begin) > 5*time.Second {
 		t.Fatalf("cancelled run took %s", time.Since(begin))
 	}
@@ -201,15 +202,15 @@ func TestRunCancelLetsInFlightFinishWithinGrace(t *testing.T) {
 	if !out.Cancelled || m["t000"].Status != Succeeded || m["t001"].Status != Cancelled {
 		t.Fatalf("cancelled=%v t000=%s t001=%s", out.Cancelled, m["t000"].Status, m["t001"].Status)
 	}
-	for _, id := range ids(10)[2:] {
-		if m[id].Status != Skipped && m[id].Status != "" {
-			t.Fatalf("%s = %s, want skipped", id, m[id].Status)
+	for _, tn := range fixed(10)[2:] {
+		if st := m[tn.ID].Status; st != Skipped && st != "" {
+			t.Fatalf("%s = %s, want skipped", tn.ID, st)
 		}
 	}
 }
 
 func TestRunTimeoutPanicAndResolveErrorsStayWithTheirTenant(t *testing.T) {
-	src := sourceFunc(func(ctx context.Context, yield func(tenant.Tenant) bool) error {
+	src := tenant.SourceFunc(func(ctx context.Context, yield func(tenant.Tenant) bool) error {
 		yield(tenant.Tenant{ID: "slow"})
 		yield(tenant.Tenant{ID: "panics"})
 		yield(tenant.Tenant{ID: "unresolved", Resolve: func(context.Context) (string, error) { return "", errors.New("connection_uri: 404") }})
@@ -237,17 +238,11 @@ func TestRunTimeoutPanicAndResolveErrorsStayWithTheirTenant(t *testing.T) {
 }
 
 func TestRunReportsSourceError(t *testing.T) {
-	out := Run(context.Background(), Options{}, listSource{ids: ids(3), err: errors.New("page 2: 500")},
+	out := Run(context.Background(), Options{}, failingAfter(fixed(3), errors.New("page 2: 500")),
 		func(ctx context.Context, tn tenant.Tenant) (Status, Detail, error) { return Succeeded, nil, nil })
 	if out.SourceErr == nil || Count(out.Results).Succeeded != 3 {
 		t.Fatalf("want the 3 found tenants done and the source error kept: %+v", out)
 	}
-}
-
-type sourceFunc func(ctx context.Context, yield func(tenant.Tenant) bool) error
-
-func (f sourceFunc) Tenants(ctx context.Context, yield func(tenant.Tenant) bool) error {
-	return f(ctx, yield)
 }
 
 // idDetail is a Detail carrying the tenant's id, to check results keep it.
@@ -262,9 +257,9 @@ func TestCanaryGlobsMatchingNothingStartNoTenant(t *testing.T) {
 		started.Add(1)
 		return Succeeded, nil, nil
 	}
-	out := Run(context.Background(), Options{CanaryGlobs: []string{"no-such-*"}}, listSource{ids: ids(5)}, work)
-	if !out.NoCanary || started.Load() != 0 {
-		t.Fatalf("NoCanary = %v, started %d: want true and 0", out.NoCanary, started.Load())
+	out := Run(context.Background(), Options{CanaryGlobs: []string{"no-such-*"}}, fixed(5), work)
+	if !errors.Is(out.Stopped, ErrNoCanaryMatch) || started.Load() != 0 {
+		t.Fatalf("Stopped = %v, started %d: want ErrNoCanaryMatch and 0", out.Stopped, started.Load())
 	}
 	if c := Count(out.Results); c.Skipped != 5 {
 		t.Fatalf("counts %+v, want 5 skipped", c)
@@ -276,7 +271,7 @@ func TestWorkMaySkipWithReason(t *testing.T) {
 	work := func(ctx context.Context, tn tenant.Tenant) (Status, Detail, error) {
 		return Skipped, nil, errors.New("left for the next run")
 	}
-	out := Run(context.Background(), Options{}, listSource{ids: ids(2)}, work)
+	out := Run(context.Background(), Options{}, fixed(2), work)
 	for _, r := range out.Results {
 		if r.Status != Skipped || r.Reason != "left for the next run" || r.Err != nil {
 			t.Fatalf("result %+v: want skipped with the reason", r)
@@ -291,7 +286,7 @@ func TestProgressNote(t *testing.T) {
 		time.Sleep(30 * time.Millisecond)
 		return Succeeded, nil, nil
 	}
-	Run(context.Background(), Options{Concurrency: 1, Progress: buf, ProgressEvery: 10 * time.Millisecond, ProgressNote: func() string { return "12 MiB dumped" }}, listSource{ids: ids(3)}, work)
+	Run(context.Background(), Options{Concurrency: 1, Progress: buf, ProgressEvery: 10 * time.Millisecond, ProgressNote: func() string { return "12 MiB dumped" }}, fixed(3), work)
 	out := buf.String()
 	if !strings.Contains(out, "progress: ") || !strings.Contains(out, "; 12 MiB dumped\n") {
 		t.Fatalf("progress lines lack the note:\n%s", out)

@@ -19,7 +19,6 @@ import (
 
 	"github.com/pgfleet/pgfleet/internal/fleet"
 	"github.com/pgfleet/pgfleet/internal/pgconnect"
-	"github.com/pgfleet/pgfleet/internal/retry"
 	"github.com/pgfleet/pgfleet/internal/syncio"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
@@ -119,7 +118,7 @@ func (m *Migrator) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fle
 		if last.err == nil || !errors.Is(last.err, errConnLost) || ctx.Err() != nil || tries >= sessionAttempts {
 			break
 		}
-		if retry.Sleep(ctx, m.o.Connect.Backoff(tries)) != nil {
+		if m.o.Connect.Backoff().Wait(ctx, tries) != nil {
 			break
 		}
 	}

@@ -9,20 +9,16 @@ package neon
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -101,8 +97,7 @@ type Client struct {
 	http        *http.Client
 	userAgent   string
 	maxAttempts int
-	baseBackoff time.Duration
-	maxBackoff  time.Duration
+	backoff     retry.Backoff
 	onRetry     func(string, int, time.Duration, error)
 
 	account  *rate.Limiter
@@ -126,8 +121,10 @@ func New(o Options) *Client {
 		http:           o.HTTPClient,
 		userAgent:      o.UserAgent,
 		maxAttempts:    o.MaxAttempts,
-		baseBackoff:    o.BaseBackoff,
-		maxBackoff:     o.MaxBackoff,
+		// Full jitter: the retries of many goroutines that failed together
+		// spread out instead of coming back in a wave that trips the rate
+		// limit again.
+		backoff: retry.Backoff{Base: o.BaseBackoff, Max: o.MaxBackoff, Jitter: retry.FullJitter},
 		onRetry:        o.OnRetry,
 		routeRPS:       o.PerRouteRPS,
 		routes:         map[string]*rate.Limiter{},
@@ -151,14 +148,14 @@ func New(o Options) *Client {
 	if c.maxAttempts <= 0 {
 		c.maxAttempts = DefaultMaxAttempts
 	}
-	if c.baseBackoff <= 0 {
-		c.baseBackoff = DefaultBaseBackoff
+	if c.backoff.Base <= 0 {
+		c.backoff.Base = DefaultBaseBackoff
 	}
-	if c.maxBackoff <= 0 {
-		c.maxBackoff = DefaultMaxBackoff
+	if c.backoff.Max <= 0 {
+		c.backoff.Max = DefaultMaxBackoff
 	}
-	if c.maxBackoff < c.baseBackoff {
-		c.maxBackoff = c.baseBackoff
+	if c.backoff.Max < c.backoff.Base {
+		c.backoff.Max = c.backoff.Base
 	}
 	if c.routeRPS <= 0 {
 		c.routeRPS = DefaultPerRouteRPS
@@ -262,7 +259,7 @@ func (c *Client) get(ctx context.Context, r request, out any) error {
 			lastErr = fmt.Errorf("%w (Neon asked to retry after %s; giving up)", err, retryAfter.Round(time.Second))
 			break
 		}
-		wait := c.backoff(attempt)
+		wait := c.backoff.Delay(attempt)
 		if retryAfter > wait {
 			wait = retryAfter
 		}
@@ -353,55 +350,12 @@ func (c *Client) retryable(method string, err error) bool {
 	}
 	var te *transportError
 	if errors.As(err, &te) {
-		return retryableTransport(te.err)
+		// Network trouble (refused, reset, timed out, cut short) is; a
+		// certificate the system does not trust, a host name that does not
+		// resolve, a malformed URL are not.
+		return retry.TransientNetwork(te.err)
 	}
 	return false
-}
-
-// retryableTransport separates network trouble (refused, reset, timed out,
-// cut short) from failures another try cannot fix: a certificate the system
-// does not trust, a host name that does not resolve, a malformed URL.
-func retryableTransport(err error) bool {
-	var certErr *tls.CertificateVerificationError
-	var unknownAuth x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	if errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr) {
-		return false
-	}
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
-		return !dnsErr.IsNotFound
-	}
-	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.ECONNABORTED), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, syscall.ETIMEDOUT), errors.Is(err, syscall.EHOSTUNREACH),
-		errors.Is(err, syscall.ENETUNREACH):
-		return true
-	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) {
-		return true
-	}
-	// *url.Error is itself a net.Error whose Timeout reports its cause's:
-	// this catches the client and header timeouts.
-	var netErr net.Error
-	return errors.As(err, &netErr) && netErr.Timeout()
-}
-
-// backoff is the full-jitter wait before retry number attempt (1-based):
-// uniform in [0, min(max, base·2^(attempt−1))). Full jitter spreads the
-// retries of many goroutines that failed together, instead of sending them
-// back in a wave that trips the rate limit again.
-func (c *Client) backoff(attempt int) time.Duration {
-	ceiling := c.maxBackoff
-	if shift := attempt - 1; shift < 30 {
-		if d := c.baseBackoff << shift; d > 0 && d < ceiling {
-			ceiling = d
-		}
-	}
-	return rand.N(ceiling) + 1
 }
 
 // parseRetryAfter reads Retry-After as delay-seconds or an HTTP date; 0 when

@@ -2,19 +2,13 @@ package neon
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -791,7 +785,7 @@ func TestBackoffIsBounded(t *testing.T) {
 	for attempt := 1; attempt <= 40; attempt++ {
 		ceiling := min(time.Second, 100*time.Millisecond<<min(attempt-1, 20))
 		for range 50 {
-			if d := c.backoff(attempt); d <= 0 || d > ceiling {
+			if d := c.backoff.Delay(attempt); d <= 0 || d > ceiling {
 				t.Fatalf("backoff(%d) = %s, ceiling %s", attempt, d, ceiling)
 			}
 		}
@@ -815,23 +809,5 @@ func TestTransportErrorsAreRetried(t *testing.T) {
 	uri, err := New(fastOptions(srv.URL)).ConnectionURI(context.Background(), "p-1", "", "db", "role", false)
 	if err != nil || uri != "postgresql://u:p@h/db" || n.Load() != 3 {
 		t.Fatalf("%q, %v after %d requests", uri, err, n.Load())
-	}
-}
-
-func TestRetryableTransport(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		want bool
-	}{
-		{&url.Error{Op: "Get", URL: "x", Err: io.EOF}, true},
-		{&url.Error{Op: "Get", URL: "x", Err: &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}}, true},
-		{&url.Error{Op: "Get", URL: "x", Err: os.ErrDeadlineExceeded}, true},
-		{&url.Error{Op: "Get", URL: "x", Err: errors.New("unsupported protocol scheme")}, false},
-		{&url.Error{Op: "Get", URL: "x", Err: &net.DNSError{Err: "no such host", Name: "x", IsNotFound: true}}, false},
-		{&url.Error{Op: "Get", URL: "x", Err: x509.UnknownAuthorityError{}}, false},
-	} {
-		if got := retryableTransport(tc.err); got != tc.want {
-			t.Errorf("retryableTransport(%v) = %v", tc.err, got)
-		}
 	}
 }

@@ -9,12 +9,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
-	"net"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -48,14 +44,15 @@ func (o Options) attempts() int {
 	return o.Attempts
 }
 
-// Backoff is the jittered wait after the given failed attempt (1-based).
-func (o Options) Backoff(attempt int) time.Duration {
+// Backoff is the wait between attempts: BaseBackoff doubling, capped at 30s,
+// with half jitter so that a compute that takes seconds to wake is given
+// them.
+func (o Options) Backoff() retry.Backoff {
 	base := o.BaseBackoff
 	if base <= 0 {
 		base = time.Second
 	}
-	d := base << (attempt - 1)
-	return d/2 + rand.N(d/2+1)
+	return retry.Backoff{Base: base, Max: 30 * time.Second, Jitter: retry.HalfJitter}
 }
 
 // Connect opens a pgx connection, retrying transient failures. Errors name
@@ -180,7 +177,7 @@ func Retry(ctx context.Context, o Options, rawURL string, connect func(context.C
 		if !Transient(lastErr) || ctx.Err() != nil || attempt == o.attempts() {
 			break
 		}
-		if retry.Sleep(ctx, o.Backoff(attempt)) != nil {
+		if o.Backoff().Wait(ctx, attempt) != nil {
 			break
 		}
 	}
@@ -202,20 +199,7 @@ func Transient(err error) bool {
 	if errors.As(err, &pqErr) {
 		return transientCode(string(pqErr.Code))
 	}
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-		return false // "no such host": a typo, not a compute waking up
-	}
-	var netErr net.Error
-	switch {
-	case errors.Is(err, driver.ErrBadConn),
-		errors.Is(err, io.EOF),
-		errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNREFUSED),
-		errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.EPIPE),
-		errors.Is(err, context.DeadlineExceeded),
-		errors.As(err, &netErr):
+	if errors.Is(err, driver.ErrBadConn) || retry.TransientNetwork(err) {
 		return true
 	}
 	// lib/pq reports some dial failures as plain strings.

@@ -72,15 +72,16 @@ func TestBackoff(t *testing.T) {
 	}{
 		{0, 1, 500 * time.Millisecond, time.Second}, // default base 1s
 		{0, 3, 2 * time.Second, 4 * time.Second},
+		{0, 10, 15 * time.Second, 30 * time.Second}, // capped
 		{100 * time.Millisecond, 1, 50 * time.Millisecond, 100 * time.Millisecond},
 		{100 * time.Millisecond, 2, 100 * time.Millisecond, 200 * time.Millisecond},
 		{100 * time.Millisecond, 4, 400 * time.Millisecond, 800 * time.Millisecond},
 	}
 	for _, tt := range tests {
-		o := Options{BaseBackoff: tt.base}
+		b := Options{BaseBackoff: tt.base}.Backoff()
 		for range 200 {
-			if d := o.Backoff(tt.attempt); d < tt.lo || d > tt.hi {
-				t.Fatalf("Backoff(%d) with base %v = %v, want within [%v, %v]", tt.attempt, tt.base, d, tt.lo, tt.hi)
+			if d := b.Delay(tt.attempt); d < tt.lo || d > tt.hi {
+				t.Fatalf("Backoff().Delay(%d) with base %v = %v, want within [%v, %v]", tt.attempt, tt.base, d, tt.lo, tt.hi)
 			}
 		}
 	}

@@ -50,19 +50,17 @@ type jsonTenant struct {
 func WriteJSON(w io.Writer, r Run) error {
 	counts := fleet.Count(r.Results)
 	head := jsonReport{
-		Mode:       r.scrub(r.Mode),
-		StartedAt:  timeOrNil(r.Started),
-		DurationMS: r.Duration.Milliseconds(),
-		DryRun:     r.DryRun,
-		Cancelled:  r.Cancelled,
-		Stopped:    r.scrub(r.Stopped),
+		Mode:        r.scrub(r.Mode),
+		StartedAt:   timeOrNil(r.Started),
+		DurationMS:  r.Duration.Milliseconds(),
+		DryRun:      r.DryRun,
+		Cancelled:   r.Cancelled,
+		Stopped:     r.scrubErr(r.Stopped),
+		SourceError: r.scrubErr(r.SourceErr),
 		Counts: jsonCounts{
 			Total: counts.Total, Succeeded: counts.Succeeded, UpToDate: counts.UpToDate,
 			Failed: counts.Failed, Skipped: counts.Skipped, Cancelled: counts.Cancelled,
 		},
-	}
-	if r.SourceErr != nil {
-		head.SourceError = r.scrub(r.SourceErr.Error())
 	}
 	b, err := json.Marshal(head)
 	if err != nil {

@@ -44,15 +44,16 @@ type Section struct {
 
 // Run is a finished run, as the report sees it.
 type Run struct {
-	Mode      string
-	View      View // nil when the mode was never prepared
-	Started   time.Time
-	Duration  time.Duration
-	Results   []fleet.Result
-	DryRun    bool
-	Cancelled bool   // the run was interrupted (SIGINT/SIGTERM)
-	Stopped   string // why the run stopped starting tenants early, if it did ("canary failed", "max-failures (3) reached", "cancelled")
-	SourceErr error  // listing tenants failed part-way (e.g. Neon API down); the run is a failure
+	Mode     string
+	View     View // nil when the mode was never prepared
+	Started  time.Time
+	Duration time.Duration
+	// Outcome is the fleet run as it ended: Results, why it stopped early
+	// (Stopped), whether it was cancelled by a signal, and whether listing
+	// tenants failed part-way (SourceErr: e.g. Neon API down; the run is a
+	// failure).
+	fleet.Outcome
+	DryRun bool
 
 	ReportFile string // path of the JSON report, as the outputs give it
 
@@ -66,7 +67,7 @@ type Run struct {
 // date, tenant listing did not fail and the run was neither cancelled nor
 // stopped early; else 1.
 func ExitCode(r Run) int {
-	if r.SourceErr != nil || r.Cancelled || r.Stopped != "" {
+	if r.SourceErr != nil || r.Cancelled || r.Stopped != nil {
 		return 1
 	}
 	for _, res := range r.Results {
@@ -100,6 +101,14 @@ func Outputs(r Run) map[string]string {
 	return out
 }
 
+// scrubErr is err's text, scrubbed; "" for nil.
+func (r Run) scrubErr(err error) string {
+	if err == nil {
+		return ""
+	}
+	return r.scrub(err.Error())
+}
+
 func (r Run) scrub(s string) string {
 	if r.Scrub == nil || s == "" {
 		return s
@@ -123,9 +132,7 @@ func (r Run) tenantText(res fleet.Result) tenantText {
 		host:     r.scrub(host),
 		database: r.scrub(db),
 		reason:   r.scrub(res.Reason),
-	}
-	if res.Err != nil {
-		tt.err = r.scrub(res.Err.Error())
+		err:      r.scrubErr(res.Err),
 	}
 	if res.Detail != nil {
 		for _, c := range res.Detail.Cells() {

@@ -122,7 +122,7 @@ func fiveTenants() Run {
 		Started:    t0,
 		Duration:   72*time.Second + 340*time.Millisecond,
 		ReportFile: "pgfleet-report.json",
-		Results: []fleet.Result{
+		Outcome: fleet.Outcome{Results: []fleet.Result{
 			{Tenant: tn("proj-a", "acme"), Status: fleet.Succeeded, Started: t0, Duration: 3200 * time.Millisecond, Canary: true,
 				Detail: &tidyDetail{Level: "3", Done: []string{"vacuum_orders", "reindex_users"}, Bytes: 1 << 20}},
 			{Tenant: tn("proj-b", "bolt"), Status: fleet.UpToDate, Started: t0, Duration: 410 * time.Millisecond,
@@ -134,7 +134,7 @@ func fiveTenants() Run {
 				Detail: &tidyDetail{Level: "3", Done: []string{"a", "b", "c", "d"}}},
 			{Tenant: tn("proj-e", "delta"), Status: fleet.Succeeded, Started: t0, Duration: 2 * time.Second,
 				Detail: &tidyDetail{Level: "3", Done: []string{"analyze_all"}}},
-		},
+		}},
 	}
 }
 
@@ -273,7 +273,7 @@ func TestSummaryFiveTenants(t *testing.T) {
 }
 
 func TestSummaryTenantsOrder(t *testing.T) {
-	r := Run{Mode: "tidy", View: tidyView{}, Results: []fleet.Result{
+	r := Run{Mode: "tidy", View: tidyView{}, Outcome: fleet.Outcome{Results: []fleet.Result{
 		{Tenant: tn("p1", "mike"), Status: fleet.Succeeded},
 		{Tenant: tn("p2", "bravo"), Status: fleet.Cancelled},
 		{Tenant: tn("p3", "yankee"), Status: fleet.Failed, Err: errors.New("x")},
@@ -281,7 +281,7 @@ func TestSummaryTenantsOrder(t *testing.T) {
 		{Tenant: tn("p5", "alpha"), Status: fleet.UpToDate}, // same name: by id
 		{Tenant: tn("p6", "xray"), Status: fleet.Failed, Err: errors.New("y")},
 		{Tenant: tn("p0", "alpha"), Status: fleet.Cancelled},
-	}}
+	}}}
 	got := Summary(r, 0)
 	var order []string
 	for _, row := range tableRows(section(got, "Tenants")) {
@@ -334,11 +334,11 @@ func TestSummaryAllSucceeded(t *testing.T) {
 func TestSummaryDryRun(t *testing.T) {
 	r := Run{
 		Mode: "tidy", View: tidyView{}, DryRun: true, Duration: 850 * time.Millisecond,
-		Results: []fleet.Result{
+		Outcome: fleet.Outcome{Results: []fleet.Result{
 			{Tenant: tn("p1", "one"), Status: fleet.Succeeded, Detail: &tidyDetail{Level: "1", Done: []string{"x"}}},
 			{Tenant: tn("p2", "two"), Status: fleet.Succeeded, Detail: &tidyDetail{Level: "0", Done: []string{"x", "y"}}},
 			{Tenant: tn("p3", "three"), Status: fleet.UpToDate, Detail: &tidyDetail{Level: "2"}},
-		},
+		}},
 	}
 	got := Summary(r, 0)
 	t.Logf("\n%s", got)
@@ -372,7 +372,7 @@ func TestSummaryDryRun(t *testing.T) {
 func TestSummaryWarnings(t *testing.T) {
 	r := fiveTenants()
 	r.Results[1].Status, r.Results[1].Reason, r.Results[1].Detail = fleet.Skipped, "canary failed", nil
-	r.Stopped = "canary failed"
+	r.Stopped = fleet.ErrCanaryFailed
 	got := Summary(r, 0)
 	if !strings.Contains(got, "\n> ⚠️ **Stopped early: canary failed.** 1 tenant was not started.\n") {
 		t.Errorf("stopped warning missing:\n%s", got)
@@ -387,7 +387,7 @@ func TestSummaryWarnings(t *testing.T) {
 	if len(failures) != 2 || failures[1][0] != "bolt" || failures[1][2] != "⏭️ skipped" || failures[1][3] != "not started: canary failed" {
 		t.Errorf("few skipped tenants get rows: %q", failures)
 	}
-	r.Stopped = "max-failures (1) reached"
+	r.Stopped = fmt.Errorf("%w (1) reached", fleet.ErrMaxFailures)
 	r.Results[1].Status = fleet.Skipped
 	r.Results = append(r.Results, fleet.Result{Tenant: tn("proj-f", "fox"), Status: fleet.Skipped, Reason: "max-failures (1) reached"})
 	if got := Summary(r, 0); !strings.Contains(got, "> ⚠️ **Stopped early: max-failures (1) reached.** 2 tenants were not started.") {
@@ -395,7 +395,7 @@ func TestSummaryWarnings(t *testing.T) {
 	}
 
 	r = fiveTenants()
-	r.Cancelled, r.Stopped = true, "cancelled"
+	r.Cancelled, r.Stopped = true, fleet.ErrCancelled
 	r.Results[2].Status, r.Results[2].Err = fleet.Cancelled, errors.New("context canceled")
 	r.Results[4].Status, r.Results[4].Reason, r.Results[4].Detail = fleet.Skipped, "cancelled", nil
 	got = Summary(r, 0)
@@ -433,7 +433,7 @@ func TestSummaryWarnings(t *testing.T) {
 }
 
 func TestSummaryManySkippedSummarized(t *testing.T) {
-	r := Run{Mode: "tidy", View: tidyView{}, Stopped: "max-failures (3) reached"}
+	r := Run{Mode: "tidy", View: tidyView{}, Outcome: fleet.Outcome{Stopped: fmt.Errorf("%w (3) reached", fleet.ErrMaxFailures)}}
 	for i := range 3 {
 		r.Results = append(r.Results, fleet.Result{Tenant: tn(fmt.Sprint("f", i), ""), Status: fleet.Failed, Err: errors.New("boom")})
 	}
@@ -484,12 +484,12 @@ func TestSummaryEscaping(t *testing.T) {
 		note:  "note: " + evil,
 		extra: []Section{{Title: "Evil " + evil, Columns: []Column{{Title: "col " + evil}, {Title: "n", Numeric: true}}, Rows: [][]string{{evil, "1"}}}},
 	}
-	r := Run{Mode: "tidy", View: view, Results: []fleet.Result{{
+	r := Run{Mode: "tidy", View: view, Outcome: fleet.Outcome{Results: []fleet.Result{{
 		Tenant: tenant.Tenant{ID: "id|1", Name: evil},
 		Status: fleet.Failed,
 		Err:    errors.New("line one\nline two | <img src=x onerror=alert(1)>"),
 		Detail: &tidyDetail{Level: evil, Done: []string{"<b>bold</b>", "|pipe|"}},
-	}}}
+	}}}}
 	got := Summary(r, 0)
 	t.Logf("\n%s", got)
 	for _, bad := range []string{"<script>", "<img", "<b>", "\n# heading", "a|b", "|pipe|"} {
@@ -556,7 +556,7 @@ func TestSummaryEscaping(t *testing.T) {
 func TestSummaryLongTextTruncated(t *testing.T) {
 	long := "boom: " + strings.Repeat("é", 1000)
 	r := Run{Mode: "tidy", View: tidyView{extra: []Section{{Title: "Long", Columns: []Column{{Title: "text"}}, Rows: [][]string{{long}}}}},
-		Results: []fleet.Result{{Tenant: tn("p", "n"), Status: fleet.Failed, Err: errors.New(long), Detail: &tidyDetail{Level: long}}}}
+		Outcome: fleet.Outcome{Results: []fleet.Result{{Tenant: tn("p", "n"), Status: fleet.Failed, Err: errors.New(long), Detail: &tidyDetail{Level: long}}}}}
 	got := Summary(r, 0)
 	cell := tableRows(section(got, "Failures"))[0][3]
 	if !strings.HasSuffix(cell, "…") || len([]rune(cell)) != maxErrorRunes {
@@ -568,7 +568,7 @@ func TestSummaryLongTextTruncated(t *testing.T) {
 	if cell := tableRows(section(got, "Tenants"))[0][3]; !strings.HasSuffix(cell, "…") || len([]rune(cell)) != 200 {
 		t.Errorf("mode cell: %d runes", len([]rune(cell)))
 	}
-	r.Stopped, r.SourceErr = long, errors.New(long)
+	r.Stopped, r.SourceErr = errors.New(long), errors.New(long)
 	got = Summary(r, 0)
 	for _, banner := range []string{"**Stopped early: ", "**Listing tenants failed part-way:** "} {
 		_, rest, _ := strings.Cut(got, banner)
@@ -603,7 +603,7 @@ func TestScrubEverywhere(t *testing.T) {
 	r.Results[3].Status = fleet.Failed
 	r.Results[4].Detail = &tidyDetail{Level: "lvl-" + fakePassword, Done: []string{"chore " + fakePassword}, Note: "note " + fakePassword}
 	r.SourceErr = errors.New("neon: key " + fakePassword)
-	r.Stopped = "stopped " + fakePassword
+	r.Stopped = errors.New("stopped " + fakePassword)
 	r.ReportFile = "/tmp/" + fakePassword + "/report.json"
 	r.View = tidyView{note: "note " + fakePassword, out: map[string]string{"secret": "out " + fakePassword}}
 
@@ -675,7 +675,7 @@ func TestScrubEverywhere(t *testing.T) {
 
 func TestWriteJSON(t *testing.T) {
 	r := fiveTenants()
-	r.Stopped = "max-failures (1) reached"
+	r.Stopped = fmt.Errorf("%w (1) reached", fleet.ErrMaxFailures)
 	r.Results = append(r.Results, fleet.Result{Tenant: tenant.Tenant{ID: "proj-f", Name: "fox"}, Status: fleet.Skipped, Reason: "max-failures (1) reached"})
 	r.Results[2].Detail.(*tidyDetail).Shadow = "hacked"
 	var buf bytes.Buffer
@@ -755,9 +755,9 @@ func TestWriteJSON(t *testing.T) {
 	}
 
 	// A detail whose encoding is not an object is kept under "detail".
-	r = Run{Mode: "tidy", Scrub: func(s string) string { return strings.ReplaceAll(s, "pw", "**") }, Results: []fleet.Result{
+	r = Run{Mode: "tidy", Scrub: func(s string) string { return strings.ReplaceAll(s, "pw", "**") }, Outcome: fleet.Outcome{Results: []fleet.Result{
 		{Tenant: tn("p1", "one"), Status: fleet.Succeeded, Detail: textDetail("plain pw")},
-	}}
+	}}}
 	buf.Reset()
 	if err := WriteJSON(&buf, r); err != nil {
 		t.Fatal(err)
@@ -819,7 +819,7 @@ func TestExitCode(t *testing.T) {
 		{"one skipped", func(r *Run) { r.Results[0].Status = fleet.Skipped }, 1},
 		{"one cancelled", func(r *Run) { r.Results[0].Status = fleet.Cancelled }, 1},
 		{"run cancelled", func(r *Run) { r.Cancelled = true }, 1},
-		{"stopped", func(r *Run) { r.Stopped = "canary failed" }, 1},
+		{"stopped", func(r *Run) { r.Stopped = fleet.ErrCanaryFailed }, 1},
 		{"source error", func(r *Run) { r.SourceErr = errors.New("503") }, 1},
 		{"source error, no tenants", func(r *Run) { r.Results, r.SourceErr = nil, errors.New("503") }, 1},
 		{"unknown status", func(r *Run) { r.Results[0].Status = "" }, 1},
@@ -978,10 +978,10 @@ func TestCodeSpan(t *testing.T) {
 // of its own to show): the shared columns only, no sections, and the JSON
 // records hold only the shared fields.
 func TestSummaryNoView(t *testing.T) {
-	r := Run{Mode: "backup", Duration: 3 * time.Second, Results: []fleet.Result{
+	r := Run{Mode: "backup", Duration: 3 * time.Second, Outcome: fleet.Outcome{Results: []fleet.Result{
 		{Tenant: tn("p2", "beta"), Status: fleet.Succeeded, Duration: time.Second},
 		{Tenant: tn("p1", "alpha"), Status: fleet.Succeeded, Duration: 2 * time.Second},
-	}}
+	}}}
 	got := Summary(r, 0)
 	if !strings.HasPrefix(got, "## ✅ pgfleet backup: 2 tenants, all succeeded\n") || strings.Count(got, "\n### ") != 1 {
 		t.Errorf("backup summary:\n%s", got)

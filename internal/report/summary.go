@@ -2,6 +2,7 @@ package report
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -117,9 +118,10 @@ func header(r Run, counts fleet.Counts) string {
 		fmt.Fprintf(&b, "> 🛑 **The run was cancelled** (interrupted by a signal): %s while running, %s never started.\n\n",
 			Plural(counts.Cancelled, "tenant was stopped", "tenants were stopped"), thousands(counts.Skipped))
 	}
-	if r.Stopped != "" && !(r.Cancelled && strings.EqualFold(strings.TrimSpace(r.Stopped), "cancelled")) {
+	// A cancelled run has its own banner above.
+	if r.Stopped != nil && !errors.Is(r.Stopped, fleet.ErrCancelled) {
 		fmt.Fprintf(&b, "> ⚠️ **Stopped early: %s.** %s not started.\n\n",
-			mdCut(r.scrub(r.Stopped), maxErrorRunes), Plural(counts.Skipped, "tenant was", "tenants were"))
+			mdCut(r.scrubErr(r.Stopped), maxErrorRunes), Plural(counts.Skipped, "tenant was", "tenants were"))
 	}
 	if r.SourceErr != nil {
 		fmt.Fprintf(&b, "> ❌ **Listing tenants failed part-way:** %s. Tenants not listed were not touched: this run did not cover the whole fleet.\n\n",

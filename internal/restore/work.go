@@ -37,14 +37,7 @@ func (j *Job) DryRun() bool { return false }
 
 // Source is the one tenant restored; its URL is the target's, so the
 // report names the database that was written.
-func (j *Job) Source() tenant.Source { return one{j.o.Tenant} }
-
-type one struct{ t tenant.Tenant }
-
-func (o one) Tenants(ctx context.Context, yield func(tenant.Tenant) bool) error {
-	yield(o.t)
-	return nil
-}
+func (j *Job) Source() tenant.Source { return tenant.Static{j.o.Tenant} }
 
 // ErrCorrupt is a backup whose bytes are not those its manifest describes.
 var ErrCorrupt = errors.New("the backup does not match its manifest")

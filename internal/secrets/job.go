@@ -101,21 +101,7 @@ func (j *Job) onWait(w github.Wait) {
 
 // Source implements mode.SourceOverride: the runner works on exactly the
 // tenants the plan was checked for, connection strings resolved.
-func (j *Job) Source() tenant.Source { return sliceSource(j.tenants) }
-
-type sliceSource []tenant.Tenant
-
-func (s sliceSource) Tenants(ctx context.Context, yield func(tenant.Tenant) bool) error {
-	for _, t := range s {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if !yield(t) {
-			return ctx.Err()
-		}
-	}
-	return nil
-}
+func (j *Job) Source() tenant.Source { return tenant.Static(j.tenants) }
 
 func (j *Job) Describe() string {
 	var create, update, unchanged, failed int

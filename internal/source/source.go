@@ -1,5 +1,6 @@
 // Package source implements tenant.Source for the two places tenants come
-// from: the Neon API (one project per tenant) and an explicit list of URLs.
+// from: the Neon API (one project per tenant) and an explicit list of URLs
+// (a tenant.Static).
 package source
 
 import (
@@ -85,24 +86,13 @@ type Entry struct {
 	URL  string // credential
 }
 
-// List yields the given databases that the selector picks.
-type List struct {
-	Entries  []Entry
-	Selector tenant.Selector
-}
-
-// Tenants implements tenant.Source.
-func (l *List) Tenants(ctx context.Context, yield func(tenant.Tenant) bool) error {
-	for _, e := range l.Entries {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if !l.Selector.Selects(e.Name, e.Name) {
-			continue
-		}
-		if !yield(tenant.Tenant{ID: e.Name, Name: e.Name, URL: e.URL}) {
-			return ctx.Err()
+// List is the given databases that the selector picks, in the order given.
+func List(entries []Entry, sel tenant.Selector) tenant.Static {
+	var out tenant.Static
+	for _, e := range entries {
+		if sel.Selects(e.Name, e.Name) {
+			out = append(out, tenant.Tenant{ID: e.Name, Name: e.Name, URL: e.URL})
 		}
 	}
-	return nil
+	return out
 }

@@ -48,13 +48,13 @@ func entries(n int) []Entry {
 }
 
 func TestList(t *testing.T) {
-	l := &List{Entries: []Entry{
+	es := []Entry{
 		{Name: "acme-eu", URL: "postgres://u:p1@eu/acme"},
 		{Name: "acme-us", URL: "postgres://u:p2@us/acme"},
 		{Name: "bolt", URL: "postgres://u:p3@h/bolt"},
 		{Name: "acme-test", URL: "postgres://u:p4@h/acmetest"},
-	}}
-	got := collect(t, l)
+	}
+	got := collect(t, List(es, tenant.Selector{}))
 	if strings.Join(ids(got), ",") != "acme-eu,acme-us,bolt,acme-test" {
 		t.Errorf("no selector: %v", ids(got))
 	}
@@ -62,16 +62,13 @@ func TestList(t *testing.T) {
 		t.Errorf("tenant %+v: id and name are the entry's name, the URL its URL, nothing to resolve", got[1])
 	}
 
-	l.Selector = tenant.Selector{Include: []string{"acme-*"}, Exclude: []string{"*-test"}}
-	if got := ids(collect(t, l)); strings.Join(got, ",") != "acme-eu,acme-us" {
+	if got := ids(collect(t, List(es, tenant.Selector{Include: []string{"acme-*"}, Exclude: []string{"*-test"}}))); strings.Join(got, ",") != "acme-eu,acme-us" {
 		t.Errorf("include acme-*, exclude *-test: %v", got)
 	}
-	l.Selector = tenant.Selector{Include: []string{"bolt", "acme-eu"}}
-	if got := ids(collect(t, l)); strings.Join(got, ",") != "acme-eu,bolt" {
+	if got := ids(collect(t, List(es, tenant.Selector{Include: []string{"bolt", "acme-eu"}}))); strings.Join(got, ",") != "acme-eu,bolt" {
 		t.Errorf("include two, in the list's order: %v", got)
 	}
-	l.Selector = tenant.Selector{Include: []string{"nothing*"}}
-	if got := collect(t, l); len(got) != 0 {
+	if got := collect(t, List(es, tenant.Selector{Include: []string{"nothing*"}})); len(got) != 0 {
 		t.Errorf("nothing selected: %v", ids(got))
 	}
 }
@@ -82,7 +79,7 @@ func TestListShards(t *testing.T) {
 	total := 0
 	for i := 1; i <= 3; i++ {
 		shard := tenant.Shard{Index: i, Count: 3}
-		got := collect(t, &List{Entries: all, Selector: tenant.Selector{Shard: shard}})
+		got := collect(t, List(all, tenant.Selector{Shard: shard}))
 		if len(got) == 0 || len(got) == len(all) {
 			t.Errorf("shard %d/3 has %d of %d tenants", i, len(got), len(all))
 		}
@@ -96,51 +93,6 @@ func TestListShards(t *testing.T) {
 	}
 	if total != len(all) || len(seen) != len(all) {
 		t.Errorf("3 shards cover %d tenants (%d distinct), want each of %d once", total, len(seen), len(all))
-	}
-}
-
-func TestListStops(t *testing.T) {
-	l := &List{Entries: entries(10)}
-
-	// The consumer stops: no more yields, no error.
-	var got []string
-	err := l.Tenants(context.Background(), func(tn tenant.Tenant) bool {
-		got = append(got, tn.ID)
-		return len(got) < 3
-	})
-	if err != nil || strings.Join(got, ",") != "db-00,db-01,db-02" {
-		t.Errorf("stopped after 3: %v, err %v", got, err)
-	}
-
-	// Cancelled before it starts: nothing yielded.
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	n := 0
-	err = l.Tenants(ctx, func(tenant.Tenant) bool { n++; return true })
-	if !errors.Is(err, context.Canceled) || n != 0 {
-		t.Errorf("cancelled: %d yielded, err %v", n, err)
-	}
-
-	// Cancelled part-way: the listing ends there and says why.
-	ctx, cancel = context.WithCancel(context.Background())
-	defer cancel()
-	n = 0
-	err = l.Tenants(ctx, func(tenant.Tenant) bool {
-		n++
-		if n == 4 {
-			cancel()
-		}
-		return true
-	})
-	if !errors.Is(err, context.Canceled) || n != 4 {
-		t.Errorf("cancelled at 4: %d yielded, err %v", n, err)
-	}
-
-	// Cancelled, and the consumer stops at once: still the cancellation.
-	ctx, cancel = context.WithCancel(context.Background())
-	err = l.Tenants(ctx, func(tenant.Tenant) bool { cancel(); return false })
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("cancelled and stopped: err %v", err)
 	}
 }
 

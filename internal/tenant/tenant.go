@@ -116,11 +116,3 @@ func trimSlash(s string) string {
 	}
 	return s
 }
-
-// Source finds tenants. Implementations stream: they call yield as soon as a
-// tenant is known, so work can start before the whole fleet has been listed.
-type Source interface {
-	// Tenants calls yield for each selected tenant until the source is
-	// exhausted, yield returns false, or ctx is done.
-	Tenants(ctx context.Context, yield func(Tenant) bool) error
-}
