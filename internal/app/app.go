@@ -26,8 +26,8 @@ import (
 	"github.com/pgfleet/pgfleet/internal/redact"
 	"github.com/pgfleet/pgfleet/internal/report"
 	"github.com/pgfleet/pgfleet/internal/restore"
-	"github.com/pgfleet/pgfleet/internal/secrets"
 	"github.com/pgfleet/pgfleet/internal/source"
+	"github.com/pgfleet/pgfleet/internal/syncsecrets"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
 
@@ -37,7 +37,7 @@ var modes = []mode.Mode{
 	migrate.RollbackMode{},
 	backup.Mode{},
 	restore.Mode{},
-	secrets.Mode{},
+	syncsecrets.Mode{},
 }
 
 // Exit statuses.

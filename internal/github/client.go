@@ -58,6 +58,9 @@ const (
 	// DefaultWritesPerHour is GitHub's limit of 500 content-creating
 	// requests an hour, over any sliding hour.
 	DefaultWritesPerHour = 500
+	// DefaultReadsPerMinute keeps reads well inside GitHub's 900 points a
+	// minute for REST requests (a read costs 1).
+	DefaultReadsPerMinute = 750
 	// DefaultMaxRateLimitRetries bounds how many rate-limit answers one
 	// request waits out before it fails.
 	DefaultMaxRateLimitRetries = 10
@@ -93,6 +96,9 @@ type Options struct {
 	// WritesPerHour bounds writes over any sliding hour. Default
 	// DefaultWritesPerHour; negative for no bound.
 	WritesPerHour int
+	// ReadsPerMinute bounds reads (GET) over any sliding minute. Default
+	// DefaultReadsPerMinute; negative for no bound.
+	ReadsPerMinute int
 	// MaxRateLimitRetries bounds the rate-limit answers one request waits
 	// out. Default DefaultMaxRateLimitRetries.
 	MaxRateLimitRetries int
@@ -142,6 +148,10 @@ func New(o Options) (*Client, error) {
 	if perHour == 0 {
 		perHour = DefaultWritesPerHour
 	}
+	readsPerMinute := o.ReadsPerMinute
+	if readsPerMinute == 0 {
+		readsPerMinute = DefaultReadsPerMinute
+	}
 	retries := o.MaxRateLimitRetries
 	if retries <= 0 {
 		retries = DefaultMaxRateLimitRetries
@@ -157,7 +167,7 @@ func New(o Options) (*Client, error) {
 	}
 	// http.Client's Timeout would also count the waits for GitHub's rate
 	// limits, which can be an hour: it bounds each attempt instead.
-	p := newPacer(next, hc.Timeout, clock, gap, perHour, retries, o.OnWait)
+	p := newPacer(next, hc.Timeout, clock, gap, perHour, readsPerMinute, retries, o.OnWait)
 	hc.Transport, hc.Timeout = p, 0
 
 	g := gh.NewClient(hc)
@@ -180,6 +190,22 @@ func New(o Options) (*Client, error) {
 
 // Stats counts the requests, writes and waits of the client so far.
 func (c *Client) Stats() Stats { return c.pace.snapshot() }
+
+// SetWriteGap changes the least time between two writes from now on, as
+// Options.WriteGap (0: DefaultWriteGap; negative: none): a caller that
+// learns how much it will write after its reads picks its pace then, on
+// the same client, so that reads and writes share one picture of GitHub's
+// limits.
+func (c *Client) SetWriteGap(d time.Duration) {
+	if d == 0 {
+		d = DefaultWriteGap
+	}
+	c.pace.setGap(d)
+}
+
+// WriteGap is the least time between two writes now: the gap asked for,
+// or wider while GitHub refuses writes as too fast.
+func (c *Client) WriteGap() time.Duration { return c.Stats().WriteGap }
 
 // op describes one operation for errors and Wait.Op.
 type op struct {

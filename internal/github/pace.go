@@ -47,10 +47,13 @@ type Wait struct {
 
 // Stats counts what a Client has done so far.
 type Stats struct {
-	Requests    int           // HTTP requests sent, retries included
-	Writes      int           // of which PUT, POST, PATCH or DELETE
-	RateLimited int           // answers that were rate limits and were waited out (or given up on)
-	Waited      time.Duration // time spent waiting, the routine gaps between writes included
+	Requests      int           // HTTP requests sent, retries included
+	Writes        int           // of which PUT, POST, PATCH or DELETE
+	RateLimited   int           // answers that were rate limits and were waited out (or given up on)
+	WritesRefused int           // of which answers to writes: GitHub refused the write as too fast
+	Waited        time.Duration // time spent waiting, the routine gaps between writes included
+	WriteGap      time.Duration // the gap between writes now (it grows after a refused write)
+	MaxWriteGap   time.Duration // the widest the gap has been
 }
 
 // pacer is the client's transport. It keeps the client within GitHub's
@@ -58,7 +61,12 @@ type Stats struct {
 // rate-limit answer it would act on with its own (real-time) clock:
 //
 //   - writes go out one at a time, at least gap apart, and at most perHour
-//     of them in any sliding hour;
+//     of them in any sliding hour; reads at most readsPerMinute in any
+//     sliding minute;
+//   - a write GitHub refuses as too fast doubles the gap (GitHub warns that
+//     an integration that keeps going while limited may be banned); each
+//     write accepted afterwards takes back a sixteenth of what the gap has
+//     above the base gap, so the pace recovers over a few dozen writes;
 //   - a 403 or 429 that is a rate limit (retry-after, x-ratelimit-reset with
 //     x-ratelimit-remaining 0, or GitHub's "secondary rate limit" message)
 //     blocks every request until GitHub's time, then the request is sent
@@ -66,26 +74,68 @@ type Stats struct {
 //   - a 502, 503 or 504 to a GET or PUT (both idempotent here) is retried a
 //     few times with a short backoff.
 //
-// A wait that would outlast the request context's deadline is not started:
-// the request fails at once with a *WaitError.
+// A wait that would outlast the request context's deadline, or its start
+// deadline (WithStartDeadline), is not started: the request fails at once
+// with a *WaitError.
 type pacer struct {
 	next           http.RoundTripper
 	attemptTimeout time.Duration // bounds each attempt, not the waits between them
 	clock          Clock
-	gap            time.Duration
-	perHour        int
 	maxRetries     int
 	onWait         func(Wait)
 
 	writeTurn chan struct{} // holds one token: the right to send a write
 
-	mu           sync.Mutex
-	lastWrite    time.Time
-	recentWrites []time.Time // send times of writes within the last hour, oldest first
-	blockedUntil time.Time   // GitHub asked every request to wait until then
-	blockReason  string
-	blockStatus  int
-	stats        Stats
+	mu            sync.Mutex
+	baseGap       time.Duration // the gap asked for (Options.WriteGap, SetWriteGap)
+	gap           time.Duration // the gap now: baseGap, or wider after a refused write
+	lastWrite     time.Time
+	writesInHour  window
+	readsInMinute window
+	blockedUntil  time.Time // GitHub asked every request to wait until then
+	blockReason   string
+	blockStatus   int
+	stats         Stats
+}
+
+// Adapting the gap: a refused write doubles it (at least to minRefusedGap,
+// at most maxAdaptedGap); every accepted write takes back 1/gapRecovery of
+// what it has above the base.
+const (
+	minRefusedGap = 100 * time.Millisecond
+	maxAdaptedGap = time.Minute
+	gapRecovery   = 16
+)
+
+// window counts the requests started within a sliding span, to keep them
+// to limit (limit <= 0: no bound).
+type window struct {
+	limit  int
+	span   time.Duration
+	starts []time.Time // oldest first
+}
+
+// slot is when the next request fits in the window, if it is full now.
+func (w *window) slot(now time.Time) (time.Time, bool) {
+	if w.limit <= 0 {
+		return time.Time{}, false
+	}
+	cutoff := now.Add(-w.span)
+	i := 0
+	for i < len(w.starts) && !w.starts[i].After(cutoff) {
+		i++
+	}
+	w.starts = w.starts[i:]
+	if len(w.starts) < w.limit {
+		return time.Time{}, false
+	}
+	return w.starts[len(w.starts)-w.limit].Add(w.span), true
+}
+
+func (w *window) add(now time.Time) {
+	if w.limit > 0 {
+		w.starts = append(w.starts, now)
+	}
 }
 
 // serverRetries bounds the retries of a 5xx answer; serverBackoff is the
@@ -102,13 +152,43 @@ const (
 	maxLimitWait     = 15 * time.Minute
 )
 
-func newPacer(next http.RoundTripper, attemptTimeout time.Duration, clock Clock, gap time.Duration, perHour, maxRetries int, onWait func(Wait)) *pacer {
+func newPacer(next http.RoundTripper, attemptTimeout time.Duration, clock Clock, gap time.Duration, writesPerHour, readsPerMinute, maxRetries int, onWait func(Wait)) *pacer {
 	p := &pacer{
-		next: next, attemptTimeout: attemptTimeout, clock: clock, gap: gap, perHour: perHour, maxRetries: maxRetries, onWait: onWait,
-		writeTurn: make(chan struct{}, 1),
+		next: next, attemptTimeout: attemptTimeout, clock: clock, maxRetries: maxRetries, onWait: onWait,
+		writeTurn:     make(chan struct{}, 1),
+		writesInHour:  window{limit: writesPerHour, span: time.Hour},
+		readsInMinute: window{limit: readsPerMinute, span: time.Minute},
 	}
+	p.setGap(gap)
 	p.writeTurn <- struct{}{}
 	return p
+}
+
+// setGap makes d the base gap between writes, and the gap now.
+func (p *pacer) setGap(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.baseGap, p.gap = d, d
+	p.stats.WriteGap = max(d, 0)
+	p.stats.MaxWriteGap = max(p.stats.MaxWriteGap, d)
+}
+
+// adaptGap widens the gap after GitHub refused a write as too fast, or
+// narrows it back a little after a write it accepted.
+func (p *pacer) adaptGap(refused bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case refused:
+		p.gap = min(max(2*p.gap, minRefusedGap), maxAdaptedGap)
+	case p.gap > p.baseGap:
+		p.gap -= (p.gap - max(p.baseGap, 0)) / gapRecovery
+		if p.gap-p.baseGap < time.Millisecond {
+			p.gap = p.baseGap
+		}
+	}
+	p.stats.WriteGap = max(p.gap, 0)
+	p.stats.MaxWriteGap = max(p.stats.MaxWriteGap, p.gap)
 }
 
 var _ http.RoundTripper = (*pacer)(nil)
@@ -118,6 +198,23 @@ type opKey struct{}
 // withOp labels ctx with the operation a request belongs to, for Wait.Op.
 func withOp(ctx context.Context, label string) context.Context {
 	return context.WithValue(ctx, opKey{}, label)
+}
+
+type startDeadlineKey struct{}
+
+// WithStartDeadline returns a ctx under which no request is sent, nor sent
+// again after a rate limit, later than t (by the client's clock): a wait
+// that would pass t fails with a *WaitError instead. Unlike a context
+// deadline, t does not cut short a request already sent, whose answer
+// then is not lost: a time budget stops new writes and lets the one in
+// flight finish.
+func WithStartDeadline(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, startDeadlineKey{}, t)
+}
+
+func startDeadline(ctx context.Context) (time.Time, bool) {
+	t, ok := ctx.Value(startDeadlineKey{}).(time.Time)
+	return t, ok
 }
 
 func isWrite(method string) bool {
@@ -158,7 +255,13 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 			limited++
 			p.mu.Lock()
 			p.stats.RateLimited++
+			if write && reason == "secondary rate limit" {
+				p.stats.WritesRefused++
+			}
 			p.mu.Unlock()
+			if write && reason == "secondary rate limit" {
+				p.adaptGap(true)
+			}
 			if limited > p.maxRetries {
 				return handOver(resp, wait), nil // go-github turns it into an error with GitHub's message
 			}
@@ -182,6 +285,9 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 				return nil, err
 			}
 			continue
+		}
+		if write && resp.StatusCode/100 == 2 {
+			p.adaptGap(false)
 		}
 		p.notePrimaryLimit(resp, now, label)
 		return resp, nil
@@ -227,18 +333,24 @@ func (p *pacer) awaitTurn(ctx context.Context, write bool, label string) error {
 			if t := p.lastWrite.Add(p.gap); p.gap > 0 && t.After(until) {
 				until, reason, status = t, "", 0 // the routine gap: not reported
 			}
-			if t, ok := p.hourlySlot(now); ok && t.After(until) {
+			if t, ok := p.writesInHour.slot(now); ok && t.After(until) {
 				until, reason, status = t, "hourly write budget", 0
 			}
+		} else if t, ok := p.readsInMinute.slot(now); ok && t.After(until) {
+			until, reason, status = t, "", 0 // reads are paced quietly too
 		}
 		if !until.After(now) {
+			if by, ok := startDeadline(ctx); ok && now.After(by) {
+				p.mu.Unlock()
+				return &WaitError{Reason: "the time budget", Wait: 0}
+			}
 			p.stats.Requests++
 			if write {
 				p.stats.Writes++
 				p.lastWrite = now
-				if p.perHour > 0 {
-					p.recentWrites = append(p.recentWrites, now)
-				}
+				p.writesInHour.add(now)
+			} else {
+				p.readsInMinute.add(now)
 			}
 			p.mu.Unlock()
 			return nil
@@ -257,30 +369,15 @@ func (p *pacer) awaitTurn(ctx context.Context, write bool, label string) error {
 	}
 }
 
-// hourlySlot is when the next write fits in the hourly budget, if the
-// budget is spent now. p.mu is held.
-func (p *pacer) hourlySlot(now time.Time) (time.Time, bool) {
-	if p.perHour <= 0 {
-		return time.Time{}, false
-	}
-	cutoff := now.Add(-time.Hour)
-	i := 0
-	for i < len(p.recentWrites) && !p.recentWrites[i].After(cutoff) {
-		i++
-	}
-	p.recentWrites = p.recentWrites[i:]
-	if len(p.recentWrites) < p.perHour {
-		return time.Time{}, false
-	}
-	return p.recentWrites[len(p.recentWrites)-p.perHour].Add(time.Hour), true
-}
-
-// fits refuses a wait that would outlast ctx's deadline.
+// fits refuses a wait that would outlast ctx's deadline or start deadline.
 func (p *pacer) fits(ctx context.Context, d time.Duration, reason string, status int) error {
 	if reason == "" {
-		reason = "the pause between writes"
+		reason = "the pause between requests"
 	}
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d {
+		return &WaitError{Reason: reason, Status: status, Wait: d}
+	}
+	if by, ok := startDeadline(ctx); ok && by.Sub(p.clock.Now()) < d {
 		return &WaitError{Reason: reason, Status: status, Wait: d}
 	}
 	return nil

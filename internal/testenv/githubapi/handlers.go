@@ -140,6 +140,13 @@ func (s *Server) admitWrite(now time.Time, reqID string) *apiError {
 		s.limits = s.limits[1:]
 		return rateLimitAnswer(l, now, reqID)
 	}
+	if iv := s.cfg.MinWriteInterval; iv > 0 {
+		exact := s.cfg.Now()
+		if !s.lastWrite.IsZero() && exact.Sub(s.lastWrite) < iv {
+			return rateLimitAnswer(RateLimit{Status: http.StatusForbidden, Wait: s.cfg.RetryAfter}, now, reqID)
+		}
+		s.lastWrite = exact
+	}
 	if !s.cfg.EnforceWriteLimits {
 		return nil
 	}

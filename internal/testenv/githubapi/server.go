@@ -93,6 +93,13 @@ type Config struct {
 	// be more than WritesPerMinute in a sliding minute or WritesPerHour in a
 	// sliding hour (by Now), as GitHub's secondary rate limits do.
 	EnforceWriteLimits bool
+	// MinWriteInterval, when set, answers a write 403 with retry-after
+	// RetryAfter (default 1 s) when it comes less than MinWriteInterval
+	// after the last write let through (by Now, not rounded): GitHub's
+	// secondary limit as it bites an integration writing faster than
+	// about once a second.
+	MinWriteInterval time.Duration
+	RetryAfter       time.Duration
 	// Latency is added (in real time) to every answer, so that concurrent
 	// writes would overlap and show in MaxConcurrentWrites.
 	Latency time.Duration
@@ -179,6 +186,7 @@ type Server struct {
 	requests    []*Request
 	limits      []RateLimit // answers for the next writes
 	writeTimes  []time.Time // admitted writes, for EnforceWriteLimits
+	lastWrite   time.Time   // the last admitted write, for MinWriteInterval
 	inflight    int         // writes being answered now
 	maxInflight int
 }

@@ -1,4 +1,4 @@
-// Package secrets is `mode: sync-secrets`: every tenant's connection string
+// Package syncsecrets is `mode: sync-secrets`: every tenant's connection string
 // written into a GitHub Actions secret (of a repository, of one environment
 // per tenant, or of an organization), within GitHub's limits, writing only
 // what changed.
@@ -8,7 +8,7 @@
 // the whole plan (names, collisions, capacity) before anything is written;
 // the runner then works on exactly the tenants listed (mode.SourceOverride).
 // Writes go one at a time, paced by internal/github.
-package secrets
+package syncsecrets
 
 import (
 	"context"
@@ -191,7 +191,7 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	if env.Inputs.Err() != nil {
 		return nil, nil // every problem is in env.Inputs; nothing was read
 	}
-	p, err := newPlanner(ctx, env, o)
+	p, err := newPlanner(env, o)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +199,7 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newJob(env, o, p, pl, started.Add(o.maxDuration))
+	return newJob(env, o, p, pl, started.Add(o.maxDuration)), nil
 }
 
 // describeKind says where the secrets go, for the first log line.
