@@ -253,7 +253,7 @@ func (m *Migrator) open(ctx context.Context, rawURL string) (*session, error) {
 // is reset so it does not apply to the migrations themselves.
 func (m *Migrator) lockAndLook(ctx context.Context, conn *pgx.Conn) (exists bool, schema string, err error) {
 	batch := fmt.Sprintf("SET lock_timeout = %d; SELECT pg_advisory_lock(%d); RESET lock_timeout; SELECT to_regclass(%s) IS NOT NULL, current_schema()",
-		m.o.LockTimeout.Milliseconds(), m.lock, quoteLiteral(m.ident()))
+		m.o.LockTimeout.Milliseconds(), m.lock, quoteLiteral(quoteTable(m.o.Table)))
 	results, err := conn.PgConn().Exec(ctx, batch).ReadAll()
 	if err != nil {
 		var pgErr *pgconn.PgError
@@ -269,9 +269,10 @@ func (m *Migrator) lockAndLook(ctx context.Context, conn *pgx.Conn) (exists bool
 	return string(look[0][0]) == "t", string(look[0][1]), nil // text format; a NULL schema reads as ""
 }
 
-// ident is the migrations table as a quoted SQL identifier.
-func (m *Migrator) ident() string {
-	return pgx.Identifier(strings.Split(m.o.Table, ".")).Sanitize()
+// quoteTable quotes a table name, schema-qualified or not ("app.migrations"
+// or "migrations"), as a SQL identifier, splitting it where dbmate does.
+func quoteTable(name string) string {
+	return pgx.Identifier(strings.Split(name, ".")).Sanitize()
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
@@ -280,7 +281,7 @@ func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''
 // does not exist yet).
 func (m *Migrator) applied(ctx context.Context, conn *pgx.Conn) (map[string]bool, error) {
 	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", m.ident()).Scan(&exists); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", quoteTable(m.o.Table)).Scan(&exists); err != nil {
 		return nil, fmt.Errorf("look for migrations table %s: %w", m.o.Table, err)
 	}
 	if !exists {
@@ -291,7 +292,7 @@ func (m *Migrator) applied(ctx context.Context, conn *pgx.Conn) (map[string]bool
 
 // versions reads the migrations table, which must exist.
 func (m *Migrator) versions(ctx context.Context, conn *pgx.Conn) (map[string]bool, error) {
-	rows, err := conn.Query(ctx, "SELECT version::text FROM "+m.ident())
+	rows, err := conn.Query(ctx, "SELECT version::text FROM "+quoteTable(m.o.Table))
 	if err != nil {
 		return nil, fmt.Errorf("read migrations table %s: %w", m.o.Table, err)
 	}
