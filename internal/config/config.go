@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgfleet/pgfleet/internal/httpurl"
 	"github.com/pgfleet/pgfleet/internal/input"
 	"github.com/pgfleet/pgfleet/internal/pgconnect"
 	"github.com/pgfleet/pgfleet/internal/tenant"
@@ -116,7 +116,7 @@ func Load(v *input.Values, files Files) Config {
 		if c.Neon.APIKey == "" {
 			v.Bad("neon-api-key", "required: a Neon API key (or list databases in database-urls or database-urls-file instead)")
 		}
-		if u, err := url.Parse(c.Neon.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		if _, ok := httpurl.Parse(c.Neon.APIURL); !ok {
 			v.Bad("neon-api-url", "want an http(s) URL like https://console.neon.tech/api/v2, got %q", c.Neon.APIURL)
 		}
 		if c.Neon.OrgID != "" && !neonIDPattern.MatchString(c.Neon.OrgID) {

@@ -284,7 +284,7 @@ func (m *Migrator) open(ctx context.Context, rawURL string) (*session, error) {
 // is then set to the migrations' own (lock-timeout), which the session keeps.
 func (m *Migrator) lockAndLook(ctx context.Context, conn *pgx.Conn) (exists bool, schema string, err error) {
 	batch := fmt.Sprintf("SET lock_timeout = %d; SELECT pg_advisory_lock(%d); SET lock_timeout = %d; SELECT to_regclass(%s) IS NOT NULL, current_schema()",
-		m.o.RunLockWait.Milliseconds(), m.lock, m.o.StatementLockTimeout.Milliseconds(), quoteLiteral(m.ident()))
+		m.o.RunLockWait.Milliseconds(), m.lock, m.o.StatementLockTimeout.Milliseconds(), quoteLiteral(quoteTable(m.o.Table)))
 	results, err := conn.PgConn().Exec(ctx, batch).ReadAll()
 	if err != nil {
 		var pgErr *pgconn.PgError
@@ -300,9 +300,10 @@ func (m *Migrator) lockAndLook(ctx context.Context, conn *pgx.Conn) (exists bool
 	return string(look[0][0]) == "t", string(look[0][1]), nil // text format; a NULL schema reads as ""
 }
 
-// ident is the migrations table as a quoted SQL identifier.
-func (m *Migrator) ident() string {
-	return pgx.Identifier(strings.Split(m.o.Table, ".")).Sanitize()
+// quoteTable quotes a table name, schema-qualified or not ("app.migrations"
+// or "migrations"), as a SQL identifier, splitting it where dbmate does.
+func quoteTable(name string) string {
+	return pgx.Identifier(strings.Split(name, ".")).Sanitize()
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
@@ -311,7 +312,7 @@ func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''
 // does not exist yet).
 func (m *Migrator) applied(ctx context.Context, conn *pgx.Conn) (map[string]bool, error) {
 	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", m.ident()).Scan(&exists); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", quoteTable(m.o.Table)).Scan(&exists); err != nil {
 		return nil, fmt.Errorf("look for migrations table %s: %w", m.o.Table, err)
 	}
 	if !exists {
@@ -322,7 +323,7 @@ func (m *Migrator) applied(ctx context.Context, conn *pgx.Conn) (map[string]bool
 
 // versions reads the migrations table, which must exist.
 func (m *Migrator) versions(ctx context.Context, conn *pgx.Conn) (map[string]bool, error) {
-	rows, err := conn.Query(ctx, "SELECT version::text FROM "+m.ident())
+	rows, err := conn.Query(ctx, "SELECT version::text FROM "+quoteTable(m.o.Table))
 	if err != nil {
 		return nil, fmt.Errorf("read migrations table %s: %w", m.o.Table, err)
 	}

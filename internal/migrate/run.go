@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"regexp"
 	"slices"
 	"strings"
@@ -197,22 +196,19 @@ func (r *applyRun) withLockRetries(do func() error) error {
 		if try >= r.m.o.LockRetries {
 			return &LockError{Tries: try + 1, Timeout: r.m.o.StatementLockTimeout, Err: err}
 		}
-		wait := lockBackoff(try)
+		wait := lockBackoff.Delay(try + 1)
 		fmt.Fprintf(r.log, "lock_timeout: a statement waited more than %s for a lock; retry %d of %d in %s\n",
 			r.m.o.StatementLockTimeout, try+1, r.m.o.LockRetries, wait.Round(time.Millisecond))
 		r.retries.Add(1)
-		if err := retry.Sleep(r.ctx, wait); err != nil {
+		if err := retry.Sleep(r.ctx, wait); err != nil { // the tenant's time is up
 			return fmt.Errorf("%w while waiting to retry a statement that could not get its lock", err)
 		}
 	}
 }
 
-// lockBackoff is 0.5 s doubling to at most 8 s, each drawn from 50-100% so
-// that tenants blocked by one cause do not come back in step.
-func lockBackoff(try int) time.Duration {
-	d := min(500*time.Millisecond<<min(try, 4), 8*time.Second)
-	return d/2 + rand.N(d/2+1)
-}
+// lockBackoff is 0.5 s doubling to at most 8 s, each drawn from 50-100%
+// so that tenants blocked by one cause do not come back in step.
+var lockBackoff = retry.Backoff{Base: 500 * time.Millisecond, Max: 8 * time.Second, Jitter: retry.HalfJitter}
 
 func isLockTimeout(err error) bool {
 	var pgErr *pgconn.PgError

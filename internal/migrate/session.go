@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/amacneil/dbmate/v2/pkg/dbmate"
+	"github.com/amacneil/dbmate/v2/pkg/dbutil"
 	"github.com/amacneil/dbmate/v2/pkg/driver/postgres"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -147,12 +148,8 @@ func (d *sessionDriver) MigrationsTableExists(db *sql.DB) (bool, error) {
 		name = d.s.schema + "." + name
 	}
 	var exists bool
-	err := db.QueryRow("SELECT to_regclass($1) IS NOT NULL", quoteQualified(name)).Scan(&exists)
+	err := db.QueryRow("SELECT to_regclass($1) IS NOT NULL", quoteTable(name)).Scan(&exists)
 	return exists, err
-}
-
-func quoteQualified(name string) string {
-	return pgx.Identifier(strings.Split(name, ".")).Sanitize()
 }
 
 // CreateMigrationsTable repeats dbmate's "create the schema if it is
@@ -163,7 +160,7 @@ func (d *sessionDriver) CreateMigrationsTable(db *sql.DB) error {
 	if !errors.As(err, &pgErr) || pgErr.Code != "3F000" {
 		return err
 	}
-	schema, err := dbutilQueryValue(db, "select quote_ident(split_part($1, '.', 1))", d.tableName())
+	schema, err := dbutil.QueryValue(db, "select quote_ident(split_part($1, '.', 1))", d.tableName())
 	if err != nil {
 		return err
 	}
@@ -186,10 +183,4 @@ func (d *sessionDriver) QueryError(query string, err error) error {
 		return &dbmate.QueryError{Err: err, Query: query, Position: int(pgErr.Position)}
 	}
 	return d.Driver.QueryError(query, err)
-}
-
-func dbutilQueryValue(db *sql.DB, q string, args ...any) (string, error) {
-	var v string
-	err := db.QueryRow(q, args...).Scan(&v)
-	return v, err
 }

@@ -121,15 +121,15 @@ func New(o Options) *Client {
 		http:           o.HTTPClient,
 		userAgent:      o.UserAgent,
 		maxAttempts:    o.MaxAttempts,
-		// Full jitter: the retries of many goroutines that failed together
-		// spread out instead of coming back in a wave that trips the rate
-		// limit again.
-		backoff: retry.Backoff{Base: o.BaseBackoff, Max: o.MaxBackoff, Jitter: retry.FullJitter},
 		onRetry:        o.OnRetry,
 		routeRPS:       o.PerRouteRPS,
 		routes:         map[string]*rate.Limiter{},
 		pageSize:       maxProjectsLimit,
 		branchPageSize: branchesPageSize,
+		// Full jitter: the retries of many goroutines that failed together
+		// spread out instead of coming back in a wave that trips the rate
+		// limit again.
+		backoff: retry.Backoff{Base: o.BaseBackoff, Max: o.MaxBackoff, Jitter: retry.FullJitter},
 	}
 	if c.scrub == nil {
 		r := redact.New(nil)

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/pgfleet/pgfleet/internal/httpurl"
 )
 
 // githubIDToken fetches the job's OIDC token from GitHub Actions for the
@@ -30,8 +32,8 @@ func newGitHubIDToken(getenv func(string) string, client *http.Client) (*githubI
 		return nil, errors.New("assuming a role needs GitHub Actions' OIDC token, and ACTIONS_ID_TOKEN_REQUEST_URL or ACTIONS_ID_TOKEN_REQUEST_TOKEN is not set: " +
 			"give the job `permissions: id-token: write` (or use access keys outside GitHub Actions)")
 	}
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+	u, ok := httpurl.Parse(rawURL)
+	if !ok {
 		return nil, errors.New("ACTIONS_ID_TOKEN_REQUEST_URL is not an http(s) URL")
 	}
 	q := u.Query()

@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
+	"github.com/pgfleet/pgfleet/internal/httpurl"
 	"github.com/pgfleet/pgfleet/internal/storage"
 )
 
@@ -255,8 +256,8 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	}
 	var endpoint *url.URL
 	if o.Endpoint != "" {
-		endpoint, err = url.Parse(o.Endpoint)
-		if err != nil || (endpoint.Scheme != "http" && endpoint.Scheme != "https") || endpoint.Host == "" {
+		var ok bool
+		if endpoint, ok = httpurl.Parse(o.Endpoint); !ok {
 			return nil, &OptionError{"Endpoint", errors.New("endpoint: want an http:// or https:// URL")}
 		}
 		if endpoint.User != nil {
