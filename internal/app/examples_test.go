@@ -105,8 +105,8 @@ func docFiles(t *testing.T) []string {
 }
 
 // TestExamplesNameTheAction: every snippet names the action as the module
-// path does, pgfleet/pgfleet, at its major tag; none leaves a placeholder
-// the user must guess.
+// path does, pgfleet/pgfleet (or its image on GHCR); none leaves an
+// <owner> placeholder the user must guess.
 func TestExamplesNameTheAction(t *testing.T) {
 	uses := regexp.MustCompile(`uses:\s*(\S*pgfleet\S*)`)
 	for _, path := range docFiles(t) {
@@ -118,8 +118,8 @@ func TestExamplesNameTheAction(t *testing.T) {
 			t.Errorf("%s still says <owner>/pgfleet: the action is pgfleet/pgfleet", path)
 		}
 		for _, m := range uses.FindAllStringSubmatch(string(b), -1) {
-			if m[1] != "pgfleet/pgfleet@v1" && m[1] != "docker://ghcr.io/pgfleet/pgfleet:1" {
-				t.Errorf("%s: uses: %s, want pgfleet/pgfleet@v1", path, m[1])
+			if !strings.HasPrefix(m[1], "pgfleet/pgfleet@v") && !strings.HasPrefix(m[1], "docker://ghcr.io/pgfleet/pgfleet") {
+				t.Errorf("%s: uses: %s, want pgfleet/pgfleet@v1 (or the image ghcr.io/pgfleet/pgfleet)", path, m[1])
 			}
 		}
 	}
