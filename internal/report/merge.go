@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -150,22 +151,17 @@ func Merge(parts []Part) (Run, error) {
 	return merged, nil
 }
 
-// outcomeRank orders a tenant's outcomes in different reports: the lowest
+// outcomeOrder orders a tenant's outcomes in different reports: the first
 // is the one the merged summary shows. A failure anywhere stays visible; a
 // tenant the canary job migrated and its shard then found up to date reads
 // as succeeded; skipped only when no job ran it.
+var outcomeOrder = []fleet.Status{fleet.Failed, fleet.Cancelled, fleet.Succeeded, fleet.UpToDate, fleet.Skipped}
+
 func outcomeRank(s fleet.Status) int {
-	switch s {
-	case fleet.Failed:
-		return 0
-	case fleet.Cancelled:
-		return 1
-	case fleet.Succeeded:
-		return 2
-	case fleet.UpToDate:
-		return 3
+	if i := slices.Index(outcomeOrder, s); i >= 0 {
+		return i
 	}
-	return 4
+	return len(outcomeOrder)
 }
 
 // PartName is how a merged summary names a report file: its base name, or
