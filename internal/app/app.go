@@ -84,6 +84,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 
 // MainWithStdin is Main with standard input (database-urls-file: -).
 func MainWithStdin(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "report" { // commands on finished runs' reports: reportcmd.go
+		return reportCommand(args[1:], getenv, stdout, stderr)
+	}
 	out := newConsole(getenv, stdout, stderr)
 	table := Table()
 
