@@ -37,12 +37,14 @@ func ReadJSON(r io.Reader) (Run, error) {
 		return Run{}, errors.New(`not a pgfleet JSON report: no "mode"`)
 	}
 	run := Run{
-		Mode:      doc.Mode,
-		Duration:  time.Duration(doc.DurationMS) * time.Millisecond,
-		DryRun:    doc.DryRun,
-		Cancelled: doc.Cancelled,
-		Stopped:   doc.Stopped,
-		Results:   make([]fleet.Result, 0, len(doc.Tenants)),
+		Mode:     doc.Mode,
+		Duration: time.Duration(doc.DurationMS) * time.Millisecond,
+		DryRun:   doc.DryRun,
+		Outcome: fleet.Outcome{
+			Cancelled: doc.Cancelled,
+			Stopped:   stopReason(doc.Stopped),
+			Results:   make([]fleet.Result, 0, len(doc.Tenants)),
+		},
 	}
 	if doc.StartedAt != nil {
 		run.Started = *doc.StartedAt
@@ -91,7 +93,7 @@ func Merge(parts []Part) (Run, error) {
 	}
 	merged := Run{Mode: parts[0].Run.Mode, DryRun: parts[0].Run.DryRun}
 	var end time.Time
-	var stopped []string
+	var stopped []error
 	var sourceErrs []error
 	view := &mergeView{parts: parts}
 	where := map[string]int{} // tenant key -> index in merged.Results
@@ -112,8 +114,8 @@ func Merge(parts []Part) (Run, error) {
 			}
 		}
 		merged.Cancelled = merged.Cancelled || r.Cancelled
-		if r.Stopped != "" {
-			stopped = append(stopped, p.Name+": "+r.Stopped)
+		if r.Stopped != nil {
+			stopped = append(stopped, fmt.Errorf("%s: %w", p.Name, r.Stopped))
 		}
 		if r.SourceErr != nil {
 			sourceErrs = append(sourceErrs, fmt.Errorf("%s: %w", p.Name, r.SourceErr))
@@ -145,10 +147,39 @@ func Merge(parts []Part) (Run, error) {
 	if !end.IsZero() {
 		merged.Duration = end.Sub(merged.Started)
 	}
-	merged.Stopped = strings.Join(stopped, "; ")
+	merged.Stopped = joinStops(stopped)
 	merged.SourceErr = errors.Join(sourceErrs...)
 	merged.View = view
 	return merged, nil
+}
+
+// joinStops is the parts' stop reasons on one line ("shard-1: canary failed:
+// acme; shard-2: ..."); one reason stays itself, so errors.Is still holds.
+func joinStops(stops []error) error {
+	switch len(stops) {
+	case 0:
+		return nil
+	case 1:
+		return stops[0]
+	}
+	texts := make([]string, len(stops))
+	for i, e := range stops {
+		texts[i] = e.Error()
+	}
+	return errors.New(strings.Join(texts, "; "))
+}
+
+// stopReason reads a report's "stopped" back as the error it was written
+// from: the sentinel itself for a cancelled run (the summary asks
+// errors.Is), the text for the others, whose detail is all the report has.
+func stopReason(text string) error {
+	switch text {
+	case "":
+		return nil
+	case fleet.ErrCancelled.Error():
+		return fleet.ErrCancelled
+	}
+	return errors.New(text)
 }
 
 // outcomeOrder orders a tenant's outcomes in different reports: the first

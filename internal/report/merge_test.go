@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -27,11 +28,11 @@ func readBack(t *testing.T, r Run) Run {
 
 func TestReadJSONKeepsTheSharedFields(t *testing.T) {
 	r := fiveTenants()
-	r.Stopped = "max-failures (1) reached"
+	r.Stopped = fmt.Errorf("%w (1) reached", fleet.ErrMaxFailures)
 	r.SourceErr = errors.New("Neon API: 503")
 	back := readBack(t, r)
 	if back.Mode != "tidy" || !back.Started.Equal(t0) || back.Duration != r.Duration.Truncate(time.Millisecond) ||
-		back.Stopped != r.Stopped || back.SourceErr == nil || back.SourceErr.Error() != "Neon API: 503" {
+		back.Stopped == nil || back.Stopped.Error() != r.Stopped.Error() || back.SourceErr == nil || back.SourceErr.Error() != "Neon API: 503" {
 		t.Errorf("run fields: got %+v", back)
 	}
 	if len(back.Results) != len(r.Results) {
