@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pgfleet/pgfleet/internal/fleet"
 	"github.com/pgfleet/pgfleet/internal/github"
@@ -123,6 +124,10 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 			n += fmt.Sprintf("; %s from GitHub waited out", report.Plural(rl, "rate limit", "rate limits"))
 		}
 		notes = append(notes, n+".")
+		if st.WritesRefused > 0 {
+			notes = append(notes, fmt.Sprintf("GitHub refused %d of %s as too fast (its secondary rate limit): pgfleet widened the gap between writes up to %s, and was back to %s at the end.",
+				st.WritesRefused, report.Plural(st.Writes, "write request", "write requests"), st.MaxWriteGap.Round(time.Millisecond), st.WriteGap.Round(time.Millisecond)))
+		}
 	}
 	if outOfTime {
 		notes = append(notes, fmt.Sprintf("max-duration (%s) was spent: %s left; run again to continue (unchanged tenants cost nothing).", j.o.maxDuration, report.Plural(t.remaining, "tenant", "tenants")))
