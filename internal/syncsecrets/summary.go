@@ -141,7 +141,7 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 		ps := report.Section{
 			Title:   verb("Deleted by prune", "Prune would delete"),
 			Note:    "Secrets pgfleet wrote (a fingerprint variable is beside them) whose names this run's templates produce but no current tenant has; each with its fingerprint variable.",
-			Columns: []report.Column{{Title: "secret"}, {Title: "where"}, {Title: "result"}},
+			Columns: []report.Column{{Title: "secret"}, {Title: "where"}, {Title: "written for tenant"}, {Title: "result"}},
 		}
 		j.mu.Lock()
 		for _, c := range j.plan.prune {
@@ -154,7 +154,7 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 			case c.err != nil:
 				result = "failed: " + c.err.Error()
 			}
-			ps.Rows = append(ps.Rows, []string{c.name(), c.target.String(), result})
+			ps.Rows = append(ps.Rows, []string{c.name(), c.target.String(), c.whose(), result})
 		}
 		j.mu.Unlock()
 		out = append(out, ps)

@@ -100,6 +100,12 @@ var errRecordLeft = errors.New("max-duration was spent between the secret and it
 // by the next run. A tenant cut off after its environment is left with
 // the environment, which the next run finds and writes into.
 func (j *Job) write(ctx context.Context, it *item, d *Detail) error {
+	select {
+	case <-j.writing:
+		defer func() { j.writing <- struct{}{} }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	var refused atomic.Int64
 	defer func() { d.Refused = int(refused.Load()) }()
 	ctx = github.CountRefusals(ctx, &refused)
@@ -131,7 +137,7 @@ func (j *Job) write(ctx context.Context, it *item, d *Detail) error {
 	}
 	at := res.Secret.UpdatedAt.UTC()
 	d.UpdatedAt = &at
-	record := encodeRecord(it.sum, res.Secret.UpdatedAt, j.plan.owner)
+	record := encodeRecord(it.sum, res.Secret.UpdatedAt, j.plan.owner, it.t.ID, it.t.Name)
 	if it.varExists {
 		err = sent(j.gh.UpdateVariable(budget, it.target, it.variable, record))
 		if github.IsNotFound(err) {
