@@ -162,7 +162,7 @@ func syncRun(t *testing.T, gh *githubapi.Server, in inputs, env ...string) (run,
 func fingerprints(gh *githubapi.Server, target githubapi.Target) []string {
 	var out []string
 	for _, v := range gh.Variables(target) {
-		if f := strings.Fields(v.Value); len(f) == 3 && strings.HasPrefix(v.Name, "PGFLEET_FP_") {
+		if f := strings.Fields(v.Value); len(f) >= 4 && strings.HasPrefix(v.Name, "PGFLEET_FP_") {
 			out = append(out, f[1])
 		}
 	}
