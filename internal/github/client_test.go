@@ -730,3 +730,22 @@ func TestStartDeadline(t *testing.T) {
 		t.Fatalf("read after the start deadline: %v", err)
 	}
 }
+
+// A start deadline that passes while a write is answered does not cut the
+// write short: its answer is not lost.
+func TestStartDeadlineLetsAWriteUnderWayFinish(t *testing.T) {
+	srv := githubapi.Start(githubapi.Config{Token: token, Latency: 300 * time.Millisecond})
+	t.Cleanup(srv.Close)
+	srv.AddRepository("acme", "app")
+	c, err := github.New(github.Options{BaseURL: srv.URL(), Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := github.WithStartDeadline(context.Background(), time.Now().Add(50*time.Millisecond))
+	if err := c.CreateVariable(ctx, repo, "V", "x"); err != nil {
+		t.Fatalf("a write sent before the start deadline: %v", err)
+	}
+	if _, ok := srv.Variable(githubapi.Repo("acme", "app"), "V"); !ok {
+		t.Fatal("not written")
+	}
+}
