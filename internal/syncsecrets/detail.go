@@ -53,10 +53,14 @@ func (d *Detail) actionText() string {
 	case didUpdate:
 		return "updated" + why
 	case didLeave:
+		s := "left for the next run (max-duration spent"
 		if d.EnvironmentCreated {
-			return "left for the next run (max-duration spent; environment created)"
+			s += "; environment created"
 		}
-		return "left for the next run (max-duration spent)"
+		if d.Why != "" {
+			s += "; " + d.Why
+		}
+		return s + ")"
 	case wouldCreate:
 		if d.EnvironmentCreated {
 			return "would create, with its environment"
