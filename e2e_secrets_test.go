@@ -162,7 +162,7 @@ func syncRun(t *testing.T, gh *githubapi.Server, in inputs, env ...string) (run,
 func fingerprints(gh *githubapi.Server, target githubapi.Target) []string {
 	var out []string
 	for _, v := range gh.Variables(target) {
-		if f := strings.Fields(v.Value); len(f) == 3 && strings.HasPrefix(v.Name, "PGFLEET_FP_") {
+		if f := strings.Fields(v.Value); len(f) >= 4 && strings.HasPrefix(v.Name, "PGFLEET_FP_") {
 			out = append(out, f[1])
 		}
 	}
@@ -594,5 +594,133 @@ func TestSecretsDatabaseURLs(t *testing.T) {
 	mustCode(t, r, 0)
 	if writes != 0 {
 		t.Fatalf("re-run: %d writes", writes)
+	}
+}
+
+// GitHub refusing writes closer than a second apart (403, Retry-After: 2,
+// its secondary limit), 60 tenants in environments of their own and
+// max-duration: 20s. Every run stops writing at max-duration (it ends
+// within it and one write); a tenant cut off after its environment is left
+// for the next run; refusals stay rare once the first has widened the gap;
+// no secret is written twice, and after enough runs every tenant is exact.
+func TestSecretsSecondaryLimitWithinMaxDuration(t *testing.T) {
+	gh := githubapi.Start(githubapi.Config{Token: ghToken, MinWriteInterval: time.Second, RetryAfter: 2 * time.Second})
+	t.Cleanup(gh.Close)
+	gh.AddRepository("acme", "app")
+	ps := neonLikeProjects("sl", 60)
+	const key = "neon-key-secondary-limit"
+	neon := startNeon(t, key, ps)
+	in := syncInputs(neon.URL(), key, gh)
+	in["secret-target"] = "environment"
+	in["max-duration"] = "20s"
+	const maxDuration = 20 * time.Second
+	// One write's answer, on this machine, with room for a loaded CI box.
+	const oneWrite = 2 * time.Second
+
+	putSecret := map[string]int{} // accepted writes of each secret
+	var totalWrites, totalRefused int
+	for n := 1; ; n++ {
+		if n > 25 {
+			t.Fatal("60 tenants not exact after 25 runs")
+		}
+		from := len(gh.Writes())
+		r := runPgfleet(t, in) // GitHub's own pace: no PGFLEET_GITHUB_WRITE_GAP
+		ws := gh.Writes()[from:]
+		var refusedAt []int
+		for i, w := range ws {
+			switch {
+			case w.Status == 403:
+				refusedAt = append(refusedAt, i)
+			case w.Method == "PUT" && strings.Contains(w.Path, "/secrets/") && w.Status/100 == 2:
+				putSecret[w.Path]++
+			}
+		}
+		totalWrites += len(ws)
+		totalRefused += len(refusedAt)
+		t.Logf("run %d: %s, exit %d, remaining %s, %d write requests, %d refused (at %v)", n, r.elapsed.Round(100*time.Millisecond), r.code, r.outputs["remaining"], len(ws), len(refusedAt), refusedAt)
+		if r.elapsed > maxDuration+oneWrite {
+			t.Errorf("run %d took %s: past max-duration %s and one write", n, r.elapsed, maxDuration)
+		}
+		// The first refusal widens the gap: the writes that follow it go
+		// through, and the next refusal (as the gap recovers) comes late.
+		for i := 1; i < len(refusedAt); i++ {
+			if refusedAt[i]-refusedAt[i-1] < 10 {
+				t.Errorf("run %d: refusals at write requests %v: the gap did not widen", n, refusedAt)
+			}
+		}
+		if len(refusedAt) > 0 && !strings.Contains(r.summary, fmt.Sprintf("GitHub refused %d of %d write requests as too fast", len(refusedAt), len(ws))) {
+			t.Errorf("run %d: refusals not in the summary:\n%s", n, tail(r.summary, 3000))
+		}
+		rep := readSyncReport(t, r)
+		for _, tn := range rep.Tenants {
+			if tn.Status == "skipped" && tn.Action != "left" {
+				t.Errorf("run %d: skipped tenant %+v", n, tn)
+			}
+			if tn.Action == "left" && tn.EnvironmentCreated && !strings.Contains(r.summary, "left for the next run (max-duration spent; environment created)") {
+				t.Errorf("run %d: a tenant cut off after its environment is not shown as such", n)
+			}
+		}
+		// Consistent after every run: a secret has its fingerprint.
+		for _, e := range gh.Environments("acme", "app") {
+			target := githubapi.Env("acme", "app", e)
+			_, _, hasSecret := gh.Secret(target, "DATABASE_URL")
+			_, hasVar := gh.Variable(target, "PGFLEET_FP_DATABASE_URL")
+			if hasSecret != hasVar {
+				t.Errorf("run %d: environment %s: secret %v, fingerprint %v", n, e, hasSecret, hasVar)
+			}
+		}
+		if r.outputs["remaining"] == "0" {
+			mustCode(t, r, 0)
+			break
+		}
+		mustCode(t, r, 1)
+	}
+	t.Logf("%d write requests in all, %d refused (%.0f%%)", totalWrites, totalRefused, 100*float64(totalRefused)/float64(totalWrites))
+	if len(putSecret) != 60 {
+		t.Fatalf("%d secrets written, want 60", len(putSecret))
+	}
+	for path, n := range putSecret {
+		if n != 1 {
+			t.Errorf("%s written %d times", path, n)
+		}
+	}
+	for _, p := range ps {
+		if v, _, _ := gh.Secret(githubapi.Env("acme", "app", "tenant-"+p.name), "DATABASE_URL"); v != pooled(p.uri) {
+			t.Errorf("%s not exact", p.name)
+		}
+	}
+	r, writes := syncRun(t, gh, in)
+	mustCode(t, r, 0)
+	if writes != 0 || r.outputs["unchanged"] != "60" {
+		t.Fatalf("a run after the last: %d writes, %v", writes, r.outputs)
+	}
+}
+
+// A dry run of a prune names, in the log and the summary, every secret it
+// would delete with the tenant it was written for, and deletes nothing.
+func TestSecretsDryRunPruneNamesWhatGoes(t *testing.T) {
+	gh := startGitHub(t)
+	ps := neonLikeProjects("pd", 5)
+	const key = "neon-key-dry-prune"
+	r, _ := syncRun(t, gh, syncInputs(startNeon(t, key, ps).URL(), key, gh), fastWrites)
+	mustCode(t, r, 0)
+
+	// customer-0004 is gone from Neon.
+	remaining := append(append([]neonProject(nil), ps[:3]...), ps[4:]...)
+	in := syncInputs(startNeon(t, key, remaining).URL(), key, gh)
+	in["prune"] = "true"
+	in["dry-run"] = "true"
+	r, writes := syncRun(t, gh, in, fastWrites)
+	mustCode(t, r, 0)
+	wantSyncOutputs(t, r, map[string]string{"deleted": "1", "unchanged": "4"})
+	if writes != 0 {
+		t.Fatalf("a dry run wrote %d times", writes)
+	}
+	const named = `secret CUSTOMER_0004_DATABASE_URL (and its fingerprint variable PGFLEET_FP_CUSTOMER_0004_DATABASE_URL) in repository acme/app, written for tenant "customer-0004" (pd-0004)`
+	if !strings.Contains(r.stdout, "dry run: prune would delete 1 item: "+named) {
+		t.Fatalf("log does not name what prune would delete:\n%s", tail(r.stdout, 3000))
+	}
+	if !strings.Contains(r.summary, "### Prune would delete") || !strings.Contains(r.summary, `CUSTOMER\_0004\_DATABASE\_URL`) || !strings.Contains(r.summary, `"customer-0004" (pd-0004)`) {
+		t.Fatalf("summary does not name what prune would delete:\n%s", tail(r.summary, 3000))
 	}
 }

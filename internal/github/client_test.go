@@ -663,3 +663,89 @@ func TestNew(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// GitHub refusing writes closer than a second apart: each refusal doubles
+// the gap, accepted writes bring it back slowly, so refusals stay rare and
+// far apart instead of hitting every other write.
+func TestWriteGapAdaptsToRefusals(t *testing.T) {
+	ctx := context.Background()
+	f := setup(t, githubapi.Config{MinWriteInterval: time.Second, RetryAfter: 2 * time.Second}, github.Options{})
+	const n = 60
+	for i := range n {
+		if err := f.client.CreateVariable(ctx, repo, fmt.Sprintf("V%03d", i), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var refusedAt []int
+	for i, w := range f.srv.Writes() {
+		if w.Status == http.StatusForbidden {
+			refusedAt = append(refusedAt, i)
+		}
+	}
+	st := f.client.Stats()
+	if len(refusedAt) == 0 || st.WritesRefused != len(refusedAt) || st.Writes != n+len(refusedAt) {
+		t.Fatalf("refused at %v, stats %+v", refusedAt, st)
+	}
+	// The first refusal comes at the second write (750 ms after the
+	// first); after it, at least a dozen writes go through between two.
+	if refusedAt[0] != 1 {
+		t.Errorf("first refusal at write %d", refusedAt[0])
+	}
+	for i := 1; i < len(refusedAt); i++ {
+		if refusedAt[i]-refusedAt[i-1] < 12 {
+			t.Errorf("refusals at writes %v: too close", refusedAt)
+		}
+	}
+	if st.MaxWriteGap < 1500*time.Millisecond || st.WriteGap < github.DefaultWriteGap || st.RefusalWait != 2*time.Second {
+		t.Errorf("gaps: %+v", st)
+	}
+	c := f.client
+	c.SetWriteGap(0)
+	if c.WriteGap() != github.DefaultWriteGap {
+		t.Errorf("gap after SetWriteGap(0): %s", c.WriteGap())
+	}
+}
+
+// A start deadline refuses a write that could not start before it, without
+// sending it, and says it was the start deadline.
+func TestStartDeadline(t *testing.T) {
+	f := setup(t, githubapi.Config{}, github.Options{WriteGap: time.Second})
+	ctx := github.WithStartDeadline(context.Background(), f.clock.Now().Add(1500*time.Millisecond))
+	for i := range 2 {
+		if err := f.client.CreateVariable(ctx, repo, fmt.Sprintf("V%d", i), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := f.client.CreateVariable(ctx, repo, "V2", "x") // its turn comes at 2 s
+	var w *github.WaitError
+	if !errors.As(err, &w) || !w.StartDeadline || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("third write: %v", err)
+	}
+	if n := len(f.srv.Writes()); n != 2 {
+		t.Fatalf("%d writes sent", n)
+	}
+	// Reads under the same deadline are refused once it has passed.
+	f.clock.Advance(time.Second)
+	if _, err := f.client.ListVariables(ctx, repo); !errors.As(err, &w) || !w.StartDeadline {
+		t.Fatalf("read after the start deadline: %v", err)
+	}
+}
+
+// A start deadline that passes while a write is answered does not cut the
+// write short: its answer is not lost.
+func TestStartDeadlineLetsAWriteUnderWayFinish(t *testing.T) {
+	srv := githubapi.Start(githubapi.Config{Token: token, Latency: 300 * time.Millisecond})
+	t.Cleanup(srv.Close)
+	srv.AddRepository("acme", "app")
+	c, err := github.New(github.Options{BaseURL: srv.URL(), Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := github.WithStartDeadline(context.Background(), time.Now().Add(50*time.Millisecond))
+	if err := c.CreateVariable(ctx, repo, "V", "x"); err != nil {
+		t.Fatalf("a write sent before the start deadline: %v", err)
+	}
+	if _, ok := srv.Variable(githubapi.Repo("acme", "app"), "V"); !ok {
+		t.Fatal("not written")
+	}
+}

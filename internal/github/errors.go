@@ -111,6 +111,9 @@ type WaitError struct {
 	Reason string        // e.g. "secondary rate limit", "hourly write budget"
 	Status int           // GitHub's status when GitHub asked for the wait
 	Wait   time.Duration // how long the wait would have been
+	// StartDeadline is set when the wait would pass the start deadline
+	// (WithStartDeadline) rather than the context's deadline.
+	StartDeadline bool
 }
 
 func (w *WaitError) Error() string {

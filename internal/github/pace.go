@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/retry"
@@ -51,6 +52,7 @@ type Stats struct {
 	Writes        int           // of which PUT, POST, PATCH or DELETE
 	RateLimited   int           // answers that were rate limits and were waited out (or given up on)
 	WritesRefused int           // of which answers to writes: GitHub refused the write as too fast
+	RefusalWait   time.Duration // the longest GitHub asked to wait after refusing a write
 	Waited        time.Duration // time spent waiting, the routine gaps between writes included
 	WriteGap      time.Duration // the gap between writes now (it grows after a refused write)
 	MaxWriteGap   time.Duration // the widest the gap has been
@@ -212,6 +214,15 @@ func WithStartDeadline(ctx context.Context, t time.Time) context.Context {
 	return context.WithValue(ctx, startDeadlineKey{}, t)
 }
 
+type refusalsKey struct{}
+
+// CountRefusals returns a ctx under which every write GitHub refuses as too
+// fast (its secondary rate limit) adds one to n: the refusals of one
+// caller's writes, where Stats counts the client's.
+func CountRefusals(ctx context.Context, n *atomic.Int64) context.Context {
+	return context.WithValue(ctx, refusalsKey{}, n)
+}
+
 func startDeadline(ctx context.Context) (time.Time, bool) {
 	t, ok := ctx.Value(startDeadlineKey{}).(time.Time)
 	return t, ok
@@ -257,10 +268,14 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 			p.stats.RateLimited++
 			if write && reason == "secondary rate limit" {
 				p.stats.WritesRefused++
+				p.stats.RefusalWait = max(p.stats.RefusalWait, wait)
 			}
 			p.mu.Unlock()
 			if write && reason == "secondary rate limit" {
 				p.adaptGap(true)
+				if n, ok := ctx.Value(refusalsKey{}).(*atomic.Int64); ok {
+					n.Add(1)
+				}
 			}
 			if limited > p.maxRetries {
 				return handOver(resp, wait), nil // go-github turns it into an error with GitHub's message
@@ -342,7 +357,7 @@ func (p *pacer) awaitTurn(ctx context.Context, write bool, label string) error {
 		if !until.After(now) {
 			if by, ok := startDeadline(ctx); ok && now.After(by) {
 				p.mu.Unlock()
-				return &WaitError{Reason: "the time budget", Wait: 0}
+				return &WaitError{Reason: "a request", StartDeadline: true}
 			}
 			p.stats.Requests++
 			if write {
@@ -378,7 +393,7 @@ func (p *pacer) fits(ctx context.Context, d time.Duration, reason string, status
 		return &WaitError{Reason: reason, Status: status, Wait: d}
 	}
 	if by, ok := startDeadline(ctx); ok && by.Sub(p.clock.Now()) < d {
-		return &WaitError{Reason: reason, Status: status, Wait: d}
+		return &WaitError{Reason: reason, Status: status, Wait: d, StartDeadline: true}
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/github"
+	"github.com/pgfleet/pgfleet/internal/tenant"
 )
 
 // Deciding, from what GitHub holds, which secrets to write and which to
@@ -85,6 +86,9 @@ func (p *planner) pruneCandidates(items []*item) []*pruneItem {
 				continue // written by another configuration (or unreadable): not ours to delete
 			}
 			c := &pruneItem{target: t, variable: v}
+			if id, name, ok := recordTenant(s.vars[v].Value); ok {
+				c.writtenFor = projectLabel(tenant.Tenant{ID: id, Name: name})
+			}
 			if _, ok := s.secrets[secret]; ok {
 				c.secret = secret
 			}

@@ -26,6 +26,7 @@ type Detail struct {
 	Why                string     `json:"why,omitempty"`                 // why the secret is (or would be) written
 	UpdatedAt          *time.Time `json:"secret_updated_at,omitempty"`   // the secret's updated_at as GitHub reported it after the write
 	Writes             int        `json:"writes"`                        // writes GitHub answered for this tenant (rate-limit retries not counted)
+	Refused            int        `json:"refused,omitempty"`             // of this tenant's write requests, those GitHub refused as too fast (secondary rate limit) and pgfleet sent again later
 
 	envTarget bool
 }
@@ -52,10 +53,14 @@ func (d *Detail) actionText() string {
 	case didUpdate:
 		return "updated" + why
 	case didLeave:
+		s := "left for the next run (max-duration spent"
 		if d.EnvironmentCreated {
-			return "left for the next run (max-duration spent; environment created)"
+			s += "; environment created"
 		}
-		return "left for the next run (max-duration spent)"
+		if d.Why != "" {
+			s += "; " + d.Why
+		}
+		return s + ")"
 	case wouldCreate:
 		if d.EnvironmentCreated {
 			return "would create, with its environment"

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -69,15 +70,19 @@ func (f fingerprinter) owner(kind, secretTemplate, envTemplate string, pooled bo
 }
 
 // encodeRecord is a fingerprint variable's value: version, fingerprint,
-// the secret's updated_at, the owner tag.
-func encodeRecord(sum string, updatedAt time.Time, owner string) string {
-	return recordVersion + " " + sum + " " + updatedAt.UTC().Truncate(time.Second).Format(time.RFC3339) + " " + owner
+// the secret's updated_at, the owner tag, and the id and name of the tenant
+// it was written for (path-escaped), so that prune can say whose secret it
+// deletes once the tenant is gone. Records written before the tenant was
+// kept end after the owner tag, and stay valid.
+func encodeRecord(sum string, updatedAt time.Time, owner, tenantID, tenantName string) string {
+	return recordVersion + " " + sum + " " + updatedAt.UTC().Truncate(time.Second).Format(time.RFC3339) + " " + owner +
+		" " + url.PathEscape(tenantID) + " " + url.PathEscape(tenantName)
 }
 
 // parseRecord reads a fingerprint variable's value.
 func parseRecord(s string) (sum string, updatedAt time.Time, owner string, ok bool) {
 	f := strings.Fields(s)
-	if len(f) != 4 || f[0] != recordVersion {
+	if (len(f) != 4 && len(f) != 6) || f[0] != recordVersion {
 		return "", time.Time{}, "", false
 	}
 	t, err := time.Parse(time.RFC3339, f[2])
@@ -85,4 +90,16 @@ func parseRecord(s string) (sum string, updatedAt time.Time, owner string, ok bo
 		return "", time.Time{}, "", false
 	}
 	return f[1], t, f[3], true
+}
+
+// recordTenant is the tenant a record says its secret was written for;
+// ok is false for a record that does not say (or cannot be read).
+func recordTenant(s string) (id, name string, ok bool) {
+	f := strings.Fields(s)
+	if len(f) != 6 || f[0] != recordVersion {
+		return "", "", false
+	}
+	id, err1 := url.PathUnescape(f[4])
+	name, err2 := url.PathUnescape(f[5])
+	return id, name, err1 == nil && err2 == nil
 }

@@ -2,6 +2,7 @@ package syncsecrets
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,11 @@ type Job struct {
 	deadline time.Time // max-duration from the start of the run
 	gap      time.Duration
 	tenants  []tenant.Tenant
+	// writing holds one token: the right to write a tenant. A tenant's
+	// writes go out back to back, not between other tenants' (the client
+	// sends one write at a time anyway), so that max-duration can cut the
+	// run between tenants, not between a secret and its fingerprint.
+	writing chan struct{}
 
 	mu          sync.Mutex
 	current     int  // tenants whose secret is current
@@ -40,7 +46,8 @@ type Job struct {
 }
 
 func newJob(env mode.Env, o options, p *planner, pl *plan, deadline time.Time) *Job {
-	j := &Job{o: o, warn: p.warn, gh: p.gh, plan: pl, deadline: deadline}
+	j := &Job{o: o, warn: p.warn, gh: p.gh, plan: pl, deadline: deadline, writing: make(chan struct{}, 1)}
+	j.writing <- struct{}{}
 	j.gap = github.DefaultWriteGap
 	if pl.writes > burstWrites {
 		j.gap = spreadGap
@@ -49,6 +56,15 @@ func newJob(env mode.Env, o options, p *planner, pl *plan, deadline time.Time) *
 		j.gap = o.writeGap
 	}
 	j.gh.SetWriteGap(j.gap)
+	if o.dryRun && len(pl.prune) > 0 {
+		// Prune is the one destructive step: its dry run names every
+		// deletion, so that a person can read exactly what would go.
+		var lines []string
+		for _, c := range pl.prune {
+			lines = append(lines, c.description())
+		}
+		j.warn("dry run: prune would delete %s: %s", report.Plural(len(pl.prune), "item", "items"), strings.Join(lines, "; "))
+	}
 	for _, it := range pl.items {
 		t := it.t
 		t.Resolve = nil

@@ -207,7 +207,7 @@ func TestEnvironments(t *testing.T) {
 		t.Fatal("prune touched an environment the template does not produce")
 	}
 	secs := res.job.Sections(res.outcome.Results)
-	if len(secs) != 2 || len(secs[1].Rows) != 1 || secs[1].Rows[0][0] != "DATABASE_URL" || secs[1].Rows[0][2] != "deleted" {
+	if len(secs) != 2 || len(secs[1].Rows) != 1 || secs[1].Rows[0][0] != "DATABASE_URL" || secs[1].Rows[0][2] != `"customer-0150" (proj-0150)` || secs[1].Rows[0][3] != "deleted" {
 		t.Fatalf("prune section %+v", secs)
 	}
 }

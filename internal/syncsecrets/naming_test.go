@@ -102,10 +102,21 @@ func TestFingerprints(t *testing.T) {
 		t.Fatalf("fingerprint %q", s)
 	}
 	at := time.Date(2025, 6, 1, 12, 0, 0, 500, time.FixedZone("x", 3600))
-	rec := encodeRecord(s, at, "owner-tag")
+	rec := encodeRecord(s, at, "owner-tag", "proj-1", "Acme Corp")
 	sum, got, owner, ok := parseRecord(rec)
 	if !ok || sum != s || !got.Equal(at.Truncate(time.Second)) || owner != "owner-tag" {
 		t.Fatalf("record %q read back as %q %v %v", rec, sum, got, ok)
+	}
+	if id, name, ok := recordTenant(rec); !ok || id != "proj-1" || name != "Acme Corp" {
+		t.Fatalf("tenant of %q: %q %q %v", rec, id, name, ok)
+	}
+	// A record from before the tenant was kept is still read.
+	older := strings.Join(strings.Fields(rec)[:4], " ")
+	if _, _, owner, ok := parseRecord(older); !ok || owner != "owner-tag" {
+		t.Fatalf("older record %q not read", older)
+	}
+	if _, _, ok := recordTenant(older); ok {
+		t.Fatalf("older record %q names a tenant", older)
 	}
 	for _, bad := range []string{"", "pgfleet-fp-v1 x", "pgfleet-fp-v2 x 2025-06-01T12:00:00Z", "pgfleet-fp-v2 x yesterday tag"} {
 		if _, _, _, ok := parseRecord(bad); ok {

@@ -2,6 +2,7 @@ package syncsecrets
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,9 @@ type pruneItem struct {
 	target   github.Target
 	secret   string // "" when only the variable is left
 	variable string
+	// writtenFor is the tenant the secret was written for, as its record
+	// says: "" when the record is older than pgfleet keeping it.
+	writtenFor string
 
 	// The outcome, set by the job.
 	done bool
@@ -70,6 +74,24 @@ func (p *pruneItem) name() string {
 		return p.variable + " (variable only)"
 	}
 	return p.secret
+}
+
+// whose names the tenant the secret was written for.
+func (p *pruneItem) whose() string {
+	if p.writtenFor == "" {
+		return "not recorded (written by an older pgfleet)"
+	}
+	return p.writtenFor
+}
+
+// description names what is deleted, where, and for whom it was written:
+// for the log of a dry run.
+func (p *pruneItem) description() string {
+	what := "secret " + p.secret + " (and its fingerprint variable " + p.variable + ")"
+	if p.secret == "" {
+		what = "fingerprint variable " + p.variable + " (its secret is gone)"
+	}
+	return fmt.Sprintf("%s in %s, written for tenant %s", what, p.target, p.whose())
 }
 
 func (p *pruneItem) writes() int {

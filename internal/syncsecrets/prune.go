@@ -50,8 +50,7 @@ func (j *Job) setPruneNote(s string) {
 // prune deletes the planned secrets and their fingerprint variables, one
 // at a time, within max-duration.
 func (j *Job) prune(ctx context.Context) error {
-	bctx, cancel := context.WithDeadline(ctx, j.deadline)
-	defer cancel()
+	bctx := github.WithStartDeadline(ctx, j.deadline) // a delete under way is let finish
 	var errs []error
 	for i, c := range j.plan.prune {
 		err := j.deleteOne(bctx, c)

@@ -49,17 +49,22 @@ func (p *planner) readTop(ctx context.Context) error {
 			p.visible[strings.ToUpper(s.Name)] = true
 		}
 	}
-	t := p.topTarget()
+	top, err := p.readState(ctx, p.topTarget())
+	p.top = top
+	return err
+}
+
+// readState lists the secrets and variables of t.
+func (p *planner) readState(ctx context.Context, t github.Target) (*state, error) {
 	secrets, err := p.gh.ListSecrets(ctx, t)
 	if err != nil {
-		return p.readError(err)
+		return nil, p.readError(err)
 	}
 	vars, err := p.gh.ListVariables(ctx, t)
 	if err != nil {
-		return p.readError(err)
+		return nil, p.readError(err)
 	}
-	p.top = newState(secrets, vars)
-	return nil
+	return newState(secrets, vars), nil
 }
 
 // readError turns a failed read into input the user must fix where it is
@@ -110,17 +115,12 @@ func (p *planner) readEnvironments(ctx context.Context, items []*item) error {
 	g.SetLimit(readWorkers)
 	for _, env := range names {
 		g.Go(func() error {
-			t := github.EnvTarget(p.o.owner, p.o.repo, env)
-			secrets, err := p.gh.ListSecrets(ctx, t)
+			s, err := p.readState(ctx, github.EnvTarget(p.o.owner, p.o.repo, env))
 			if err != nil {
-				return p.readError(err)
-			}
-			vars, err := p.gh.ListVariables(ctx, t)
-			if err != nil {
-				return p.readError(err)
+				return err
 			}
 			mu.Lock()
-			p.envStates[strings.ToLower(env)] = newState(secrets, vars)
+			p.envStates[strings.ToLower(env)] = s
 			mu.Unlock()
 			return nil
 		})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pgfleet/pgfleet/internal/fleet"
 	"github.com/pgfleet/pgfleet/internal/github"
@@ -123,6 +124,10 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 			n += fmt.Sprintf("; %s from GitHub waited out", report.Plural(rl, "rate limit", "rate limits"))
 		}
 		notes = append(notes, n+".")
+		if st.WritesRefused > 0 {
+			notes = append(notes, fmt.Sprintf("GitHub refused %d of %s as too fast (its secondary rate limit): pgfleet widened the gap between writes up to %s, and was back to %s at the end.",
+				st.WritesRefused, report.Plural(st.Writes, "write request", "write requests"), st.MaxWriteGap.Round(time.Millisecond), st.WriteGap.Round(time.Millisecond)))
+		}
 	}
 	if outOfTime {
 		notes = append(notes, fmt.Sprintf("max-duration (%s) was spent: %s left; run again to continue (unchanged tenants cost nothing).", j.o.maxDuration, report.Plural(t.remaining, "tenant", "tenants")))
@@ -136,7 +141,7 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 		ps := report.Section{
 			Title:   verb("Deleted by prune", "Prune would delete"),
 			Note:    "Secrets pgfleet wrote (a fingerprint variable is beside them) whose names this run's templates produce but no current tenant has; each with its fingerprint variable.",
-			Columns: []report.Column{{Title: "secret"}, {Title: "where"}, {Title: "result"}},
+			Columns: []report.Column{{Title: "secret"}, {Title: "where"}, {Title: "written for tenant"}, {Title: "result"}},
 		}
 		j.mu.Lock()
 		for _, c := range j.plan.prune {
@@ -149,7 +154,7 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 			case c.err != nil:
 				result = "failed: " + c.err.Error()
 			}
-			ps.Rows = append(ps.Rows, []string{c.name(), c.target.String(), result})
+			ps.Rows = append(ps.Rows, []string{c.name(), c.target.String(), c.whose(), result})
 		}
 		j.mu.Unlock()
 		out = append(out, ps)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/fleet"
@@ -54,12 +55,13 @@ func (j *Job) work(ctx context.Context, t tenant.Tenant) (fleet.Status, *Detail,
 	if j.spent() {
 		return j.leave(d)
 	}
-	bctx, cancel := context.WithDeadline(ctx, j.deadline)
-	defer cancel()
-	err := j.write(ctx, bctx, it, d)
+	err := j.write(ctx, it, d)
 	switch {
 	case err == nil:
 		return fleet.Succeeded, d, nil
+	case errors.Is(err, errRecordLeft):
+		d.Why = "secret written, its fingerprint variable not: the next run writes the secret again"
+		return j.leave(d)
 	case j.budgetEnded(ctx, err):
 		return j.leave(d)
 	}
@@ -84,11 +86,30 @@ func (j *Job) leave(d *Detail) (fleet.Status, *Detail, error) {
 	return fleet.Skipped, d, errLeft
 }
 
+// errRecordLeft is a secret written whose fingerprint variable max-duration
+// left no time for.
+var errRecordLeft = errors.New("max-duration was spent between the secret and its fingerprint variable")
+
 // write creates the environment if missing, writes the secret, then
-// records its fingerprint and updated_at in the variable beside it. The
-// first write must start within max-duration (budget); once a tenant has
-// begun, it is finished, so that no tenant is left half written.
-func (j *Job) write(ctx, budget context.Context, it *item, d *Detail) error {
+// records its fingerprint and updated_at in the variable beside it.
+//
+// No write starts after max-duration (one already sent is let finish, so
+// its answer is not lost: the run ends within max-duration and one write).
+// The secret starts only while there is room after it for its variable, at
+// the pace GitHub allows now: a secret without its record is written again
+// by the next run. A tenant cut off after its environment is left with
+// the environment, which the next run finds and writes into.
+func (j *Job) write(ctx context.Context, it *item, d *Detail) error {
+	select {
+	case <-j.writing:
+		defer func() { j.writing <- struct{}{} }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	var refused atomic.Int64
+	defer func() { d.Refused = int(refused.Load()) }()
+	ctx = github.CountRefusals(ctx, &refused)
+	budget := github.WithStartDeadline(ctx, j.deadline)
 	// sent counts a write GitHub answered (a refused wait sends nothing).
 	sent := func(err error) error {
 		if err == nil || github.StatusOf(err) != 0 {
@@ -96,18 +117,17 @@ func (j *Job) write(ctx, budget context.Context, it *item, d *Detail) error {
 		}
 		return err
 	}
-	first := budget
 	if it.envMissing {
-		if _, err := j.gh.CreateEnvironment(first, j.o.owner, j.o.repo, it.env); sent(err) != nil {
+		if _, err := j.gh.CreateEnvironment(budget, j.o.owner, j.o.repo, it.env); sent(err) != nil {
 			return err
 		}
 		d.EnvironmentCreated = true
 		j.mu.Lock()
 		j.envsCreated++
 		j.mu.Unlock()
-		first = ctx
 	}
-	res, err := j.gh.PutSecret(first, it.target, it.secret, it.t.URL)
+	secretBy := github.WithStartDeadline(ctx, j.deadline.Add(-j.roomForVariable()))
+	res, err := j.gh.PutSecret(secretBy, it.target, it.secret, it.t.URL)
 	if sent(err) != nil {
 		return err
 	}
@@ -117,17 +137,20 @@ func (j *Job) write(ctx, budget context.Context, it *item, d *Detail) error {
 	}
 	at := res.Secret.UpdatedAt.UTC()
 	d.UpdatedAt = &at
-	record := encodeRecord(it.sum, res.Secret.UpdatedAt, j.plan.owner)
+	record := encodeRecord(it.sum, res.Secret.UpdatedAt, j.plan.owner, it.t.ID, it.t.Name)
 	if it.varExists {
-		err = sent(j.gh.UpdateVariable(ctx, it.target, it.variable, record))
+		err = sent(j.gh.UpdateVariable(budget, it.target, it.variable, record))
 		if github.IsNotFound(err) {
-			err = sent(j.gh.CreateVariable(ctx, it.target, it.variable, record))
+			err = sent(j.gh.CreateVariable(budget, it.target, it.variable, record))
 		}
 	} else {
-		err = sent(j.gh.CreateVariable(ctx, it.target, it.variable, record))
+		err = sent(j.gh.CreateVariable(budget, it.target, it.variable, record))
 		if github.StatusOf(err) == http.StatusConflict {
-			err = sent(j.gh.UpdateVariable(ctx, it.target, it.variable, record))
+			err = sent(j.gh.UpdateVariable(budget, it.target, it.variable, record))
 		}
+	}
+	if err != nil && j.budgetEnded(ctx, err) {
+		return fmt.Errorf("secret %s: %w", it.secret, errRecordLeft)
 	}
 	if err != nil {
 		// The secret is written; without its record the next run writes
@@ -144,17 +167,26 @@ func (j *Job) spent() bool {
 	return j.outOfTime || !time.Now().Before(j.deadline)
 }
 
-// budgetEnded tells an error caused by max-duration (a wait that would
-// pass it, or a request it cut short) from a failure. The tenant's own
-// timeout or the run's cancellation is not the budget.
+// roomForVariable is how long before max-duration a secret must start for
+// its fingerprint variable to start in time too: the gap between writes
+// as it is now, the longest pause GitHub has asked for after refusing a
+// write (should it refuse the variable), and the secret's own answer.
+func (j *Job) roomForVariable() time.Duration {
+	st := j.gh.Stats()
+	return st.WriteGap + st.RefusalWait + answerAllowance
+}
+
+// answerAllowance is what a write's answer is allowed to take, in
+// roomForVariable.
+const answerAllowance = 500 * time.Millisecond
+
+// budgetEnded tells an error caused by max-duration (a write it did not
+// let start) from a failure. The tenant's own timeout or the run's
+// cancellation is not the budget.
 func (j *Job) budgetEnded(ctx context.Context, err error) bool {
 	if ctx.Err() != nil {
 		return false
 	}
 	var w *github.WaitError
-	if errors.As(err, &w) {
-		dl, ok := ctx.Deadline()
-		return !ok || !j.deadline.After(dl)
-	}
-	return errors.Is(err, context.DeadlineExceeded) && !time.Now().Before(j.deadline)
+	return errors.As(err, &w) && w.StartDeadline
 }

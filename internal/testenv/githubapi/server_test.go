@@ -371,3 +371,22 @@ func TestEnforcedWriteLimits(t *testing.T) {
 		t.Fatalf("after waiting: %d", c.status)
 	}
 }
+
+func TestMinWriteInterval(t *testing.T) {
+	clock := NewFakeClock(time.Time{})
+	s := start(t, Config{Now: clock.Now, MinWriteInterval: time.Second, RetryAfter: 2 * time.Second})
+	write := func(name string) call {
+		return do(t, s, "POST", "/repos/acme/app/actions/variables", map[string]any{"name": name, "value": "v"})
+	}
+	if c := write("A"); c.status != 201 {
+		t.Fatalf("first write: %d", c.status)
+	}
+	clock.Advance(999 * time.Millisecond)
+	if c := write("B"); c.status != 403 || c.header.Get("Retry-After") != "2" || !strings.Contains(c.body["message"].(string), "secondary rate limit") {
+		t.Fatalf("a write 999 ms after the last: %d %v", c.status, c.header)
+	}
+	clock.Advance(time.Millisecond) // a refused write does not restart the interval
+	if c := write("B"); c.status != 201 {
+		t.Fatalf("a write 1 s after the last admitted: %d", c.status)
+	}
+}
