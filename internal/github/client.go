@@ -39,13 +39,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	gh "github.com/google/go-github/v66/github"
 
+	"github.com/pgfleet/pgfleet/internal/httpurl"
 	"github.com/pgfleet/pgfleet/internal/redact"
 )
 
@@ -129,8 +129,8 @@ func New(o Options) (*Client, error) {
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	u, ok := httpurl.Parse(base)
+	if !ok {
 		return nil, fmt.Errorf("github: API URL %q is not an http(s) URL", base)
 	}
 	if !strings.HasSuffix(u.Path, "/") {

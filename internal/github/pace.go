@@ -154,6 +154,13 @@ const (
 	maxLimitWait     = 15 * time.Minute
 )
 
+// The waits are exact (no jitter): one client writes at a time, and its
+// tests assert the waits.
+var (
+	serverBackoffs = retry.Backoff{Base: serverBackoff, Jitter: retry.NoJitter}
+	limitBackoffs  = retry.Backoff{Base: defaultLimitWait, Max: maxLimitWait, Jitter: retry.NoJitter}
+)
+
 func newPacer(next http.RoundTripper, attemptTimeout time.Duration, clock Clock, gap time.Duration, writesPerHour, readsPerMinute, maxRetries int, onWait func(Wait)) *pacer {
 	p := &pacer{
 		next: next, attemptTimeout: attemptTimeout, clock: clock, maxRetries: maxRetries, onWait: onWait,
@@ -289,8 +296,8 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 			continue
 		}
 		if retryable5xx(req.Method, resp.StatusCode) && failed < serverRetries {
-			wait := serverBackoff << failed
 			failed++
+			wait := serverBackoffs.Delay(failed)
 			if err := p.fits(ctx, wait, "server error", resp.StatusCode); err != nil {
 				return resp, nil
 			}
@@ -440,7 +447,7 @@ func (p *pacer) rateLimit(resp *http.Response, now time.Time, limited int) (time
 			return max(reset.Sub(now)+time.Second, time.Second), "rate limit", true
 		}
 	}
-	backoff := min(defaultLimitWait<<limited, maxLimitWait)
+	backoff := limitBackoffs.Delay(limited + 1)
 	if resp.StatusCode == http.StatusTooManyRequests {
 		return backoff, "secondary rate limit", true
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/github"
+	"github.com/pgfleet/pgfleet/internal/httpurl"
 	"github.com/pgfleet/pgfleet/internal/input"
 	"github.com/pgfleet/pgfleet/internal/mode"
 )
@@ -111,7 +112,7 @@ func readOptions(env mode.Env) options {
 	if o.apiURL == "" {
 		o.apiURL = defaultGitHubAPIURL
 	}
-	if u, err := url.Parse(o.apiURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	if _, ok := httpurl.Parse(o.apiURL); !ok {
 		in.Bad("github-api-url", "want an http(s) URL like https://api.github.com, got %q", o.apiURL)
 	}
 	repo := in.String("repository")
