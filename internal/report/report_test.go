@@ -1081,3 +1081,38 @@ func TestSummaryManyFailuresGroupedByError(t *testing.T) {
 		t.Errorf("the folded table keeps every tenant: %d rows", len(rows))
 	}
 }
+
+// FailureKey sets aside what is a tenant's own, and keeps what tells two
+// failures apart.
+func TestFailureKey(t *testing.T) {
+	fail := func(tn tenant.Tenant, msg string) fleet.Result {
+		return fleet.Result{Tenant: tn, Status: fleet.Failed, Err: errors.New(msg)}
+	}
+	a, b := tn("proj-a1", "acme"), tn("proj-b2", "bolt")
+	same := [][2]fleet.Result{
+		{fail(a, "connect to ep-proj-a1.neon.tech/neondb: FATAL: role \"owner\" is not permitted"), fail(b, "connect to ep-proj-b2.neon.tech/neondb: FATAL: role \"owner\" is not permitted")},
+		{fail(a, "endpoint ep-proj-a1 is disabled"), fail(b, "endpoint ep-proj-b2 is disabled")},
+		{fail(a, "tenant acme: backup 20250304T050607Z incomplete since 2025-03-04T05:06:07Z"), fail(b, "tenant bolt: backup 20250305T000000Z incomplete since 2025-03-05T00:00:00.5+01:00")},
+		{fail(a, "dial 10.1.2.3:5432: refused"), fail(b, "dial 10.9.8.7:5432: refused")},
+		{fail(a, "acme-extra is missing"), fail(b, "bolt-extra is missing")}, // '-' ends a word
+	}
+	for _, p := range same {
+		if ka, kb := FailureKey(p[0]), FailureKey(p[1]); ka != kb {
+			t.Errorf("same failure, different keys:\n%s\n%s", ka, kb)
+		}
+	}
+	differ := [][2]fleet.Result{
+		{fail(a, "20240101120200_add.sql: ERROR (SQLSTATE 42701)"), fail(b, "20240101120300_add.sql: ERROR (SQLSTATE 42701)")},
+		{fail(a, "insert: ERROR (SQLSTATE 23505)"), fail(b, "insert: ERROR (SQLSTATE 23503)")},
+		{{Tenant: a, Status: fleet.Failed, Err: errors.New("stopped")}, {Tenant: a, Status: fleet.Cancelled, Err: errors.New("stopped")}},
+	}
+	for _, p := range differ {
+		if ka, kb := FailureKey(p[0]), FailureKey(p[1]); ka == kb {
+			t.Errorf("different failures, one key: %s", ka)
+		}
+	}
+	// A name is replaced only as a whole word.
+	if k := FailureKey(fail(tn("db", "ac"), "db_backup of account ac: no db")); k != "failed: db_backup of account <tenant>: no <tenant>" {
+		t.Errorf("whole words only: %q", k)
+	}
+}
