@@ -55,6 +55,20 @@ func FailureKey(res fleet.Result) string {
 	return string(res.Status) + ": " + errorPattern(oneLine(msg), ownWords(res.Tenant, nil))
 }
 
+// What a pattern shows in place of what differs between tenants, in the
+// order the summary explains them.
+const (
+	asTenant   = "<tenant>"
+	asEndpoint = "<endpoint>"
+	asHost     = "<host>"
+	asDatabase = "<database>"
+	asUser     = "<user>"
+	asAddress  = "<address>"
+	asTime     = "<time>"
+)
+
+var placeholders = []string{asTenant, asEndpoint, asHost, asDatabase, asUser, asAddress, asTime}
+
 // placeholder is a word of one tenant's and what it reads as in a pattern.
 type placeholder struct{ word, as string }
 
@@ -67,15 +81,15 @@ func ownWords(t tenant.Tenant, scrub func(string) string) []placeholder {
 	}
 	host, db, _ := strings.Cut(tenant.HostDB(t.URL), "/")
 	words := []placeholder{
-		{t.ID, "<tenant>"}, {t.Name, "<tenant>"}, {host, "<host>"}, {db, "<database>"},
+		{t.ID, asTenant}, {t.Name, asTenant}, {host, asHost}, {db, asDatabase},
 	}
 	if u, err := url.Parse(t.URL); err == nil && u.User != nil {
-		words = append(words, placeholder{u.User.Username(), "<user>"})
+		words = append(words, placeholder{u.User.Username(), asUser})
 	}
 	if label, _, ok := strings.Cut(host, "."); ok && strings.IndexFunc(label, unicode.IsLetter) >= 0 {
 		// A Neon endpoint id (ep-cool-darkness-123456) appears on its own
 		// in some errors; an IP address's first number is not a word.
-		words = append(words, placeholder{strings.TrimSuffix(label, "-pooler"), "<endpoint>"})
+		words = append(words, placeholder{strings.TrimSuffix(label, "-pooler"), asEndpoint})
 	}
 	out := words[:0]
 	for _, w := range words {
@@ -96,8 +110,8 @@ var variableRes = []struct {
 	re *regexp.Regexp
 	as string
 }{
-	{regexp.MustCompile(`\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?|\b\d{8}T\d{6}Z\b`), "<time>"},
-	{regexp.MustCompile(`\b\d{1,3}(\.\d{1,3}){3}\b|\(\[?[0-9a-fA-F]*:[0-9a-fA-F:]*:[0-9a-fA-F]*\]?\)`), "<address>"},
+	{regexp.MustCompile(`\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?|\b\d{8}T\d{6}Z\b`), asTime},
+	{regexp.MustCompile(`\b\d{1,3}(\.\d{1,3}){3}\b|\(\[?[0-9a-fA-F]*:[0-9a-fA-F:]*:[0-9a-fA-F]*\]?\)`), asAddress},
 }
 
 // errorPattern is msg with the tenant's own words, where they stand as

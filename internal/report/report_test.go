@@ -1072,6 +1072,22 @@ func TestSummaryManyFailuresGroupedByError(t *testing.T) {
 			t.Errorf("group %q not in the first 25 lines:\n%s", g[2], first)
 		}
 	}
+	if !strings.Contains(failures, "**1,000 tenants failed, with 3 distinct errors**, most common first. In the errors, &lt;tenant&gt;, &lt;host&gt;, &lt;database&gt;, &lt;user&gt;, &lt;address&gt;, &lt;time&gt; stand for") {
+		t.Errorf("groups' heading:\n%s", failures)
+	}
+
+	// Skipped and cancelled tenants beside them: the skipped counted per
+	// reason (even when few), the cancelled a group of their own.
+	r.Results[1].Status, r.Results[1].Err = fleet.Cancelled, nil
+	for i := range 3 {
+		r.Results[4+i].Status, r.Results[4+i].Err, r.Results[4+i].Reason = fleet.Skipped, nil, "cancelled"
+	}
+	mixed := section(Summary(r, 0), "Failures")
+	if !strings.Contains(mixed, "⏭️ **3 skipped** (never started): cancelled (3)\n") || !strings.Contains(mixed, "**997 tenants failed or were cancelled, with 4 distinct errors**") ||
+		!strings.Contains(mixed, "| 1 | 🛑 cancelled | interrupted while running | customer-0001 |") {
+		t.Errorf("failures with cancelled and skipped:\n%s", mixed)
+	}
+
 	tenants := section(got, "Tenants")
 	if !strings.HasPrefix(tenants, "\n<details><summary>All 1,000 tenants: failed first, then cancelled, then the rest by name</summary>\n\n| tenant |") ||
 		!strings.HasSuffix(tenants, "|\n\n</details>\n") {

@@ -379,9 +379,18 @@ func (d *doc) failureGroups(heading string, failures []entry, tenantsNote func(m
 	if len(groups) > 1 {
 		order = ", most common first"
 	}
-	heading += fmt.Sprintf("**%s, with %s**%s. What differs from tenant to tenant reads as "+
-		"&lt;tenant&gt;, &lt;host&gt;, &lt;database&gt;, &lt;user&gt;, &lt;address&gt; or &lt;time&gt;; the JSON report%s has each tenant's own error.\n\n",
-		Plural(len(failures), "tenant "+verb, "tenants "+verb), Plural(len(groups), "distinct error", "distinct errors"), order, d.report)
+	var used []string
+	for _, p := range placeholders {
+		if slices.ContainsFunc(groups, func(g group) bool { return strings.Contains(g.members[0].kind, p) }) {
+			used = append(used, md(p))
+		}
+	}
+	differs := " The"
+	if len(used) > 0 {
+		differs = " In the errors, " + strings.Join(used, ", ") + " stand for what differs from tenant to tenant; the"
+	}
+	heading += fmt.Sprintf("**%s, with %s**%s.%s JSON report%s has each tenant's own error.\n\n",
+		Plural(len(failures), "tenant "+verb, "tenants "+verb), Plural(len(groups), "distinct error", "distinct errors"), order, differs, d.report)
 	head := "| tenants | status | error | for example |\n|--:|---|---|---|\n"
 	row := func(i int) string {
 		g := groups[i]
