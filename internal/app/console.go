@@ -29,10 +29,23 @@ type console struct {
 	gha     *githubactions.Action // writes to w; reads inputs
 	actions bool                  // running in GitHub Actions
 	getenv  func(string) string
+
+	// Failure annotations are capped (see maxFailureAnnotations); these
+	// count what tenantDone saw, for the closing annotation.
+	failureKinds map[string]bool // report.FailureKey of every failure seen
+	annotated    int             // failed tenants given an annotation
+	unannotated  int             // failed tenants left to the summary and report
 }
 
+// maxFailureAnnotations is how many failed tenants get an error annotation
+// of their own, the first of each kind of failure. GitHub shows about 10
+// annotations per step and drops the rest: a thousand would bury every
+// other one. The rest are counted in one closing annotation that says where
+// to read them.
+const maxFailureAnnotations = 5
+
 func newConsole(getenv func(string) string, stdout, stderr io.Writer) *console {
-	c := &console{actions: getenv("GITHUB_ACTIONS") == "true", getenv: getenv}
+	c := &console{actions: getenv("GITHUB_ACTIONS") == "true", getenv: getenv, failureKinds: map[string]bool{}}
 	raw := syncio.NewWriter(stdout)
 	masks := githubactions.New(githubactions.WithWriter(raw), githubactions.WithGetenv(getenv))
 	c.secrets = redact.New(func(secret string) {
@@ -109,7 +122,9 @@ func (c *console) apiRetry(route string, attempt int, wait time.Duration, err er
 }
 
 // tenantDone prints one line per tenant with the mode's cells, and for each
-// failure a log group with the error and the mode's log lines.
+// failure a log group with the error and the mode's log lines. In Actions,
+// the first failure of each kind also gets an annotation, up to
+// maxFailureAnnotations. The runner calls it from one goroutine.
 func (c *console) tenantDone(r fleet.Result) {
 	switch r.Status {
 	case fleet.Failed, fleet.Cancelled:
@@ -127,6 +142,14 @@ func (c *console) tenantDone(r fleet.Result) {
 		}
 		if c.actions {
 			c.gha.EndGroup()
+			key := report.FailureKey(r)
+			newKind := !c.failureKinds[key]
+			c.failureKinds[key] = true
+			if !newKind || c.annotated >= maxFailureAnnotations {
+				c.unannotated++
+				return
+			}
+			c.annotated++
 			c.annotate(false, fmt.Sprintf("pgfleet: %s %s", r.Status, r.Tenant), fmt.Sprint(r.Err))
 		}
 	default:
@@ -165,5 +188,16 @@ func (c *console) final(run report.Run) {
 		run.Mode, report.Plural(n.Total, "tenant", "tenants"), n.Succeeded, n.UpToDate, n.Failed, n.Skipped, n.Cancelled, run.Duration.Round(time.Millisecond), run.ReportFile)
 	if run.Stopped != nil {
 		fmt.Fprintf(c.w, "stopped early: %v\n", run.Stopped)
+	}
+	if c.actions && c.unannotated > 0 {
+		where := "the JSON report"
+		if run.ReportFile != "" {
+			where += " " + run.ReportFile
+		}
+		c.annotate(false, fmt.Sprintf("pgfleet: %s failed", report.Plural(c.unannotated, "more tenant", "more tenants")),
+			fmt.Sprintf("%s did not succeed, with %s; only the first of each kind has an annotation (at most %d). "+
+				"Read them all in the job summary (grouped by error), in %s (each tenant's own error), or in this step's log (a group per failed tenant).",
+				report.Plural(c.annotated+c.unannotated, "tenant", "tenants"), report.Plural(len(c.failureKinds), "distinct error", "distinct errors"),
+				maxFailureAnnotations, where))
 	}
 }

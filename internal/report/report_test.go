@@ -887,20 +887,25 @@ func TestSummarySizeLimit(t *testing.T) {
 			if shown+missing != n {
 				t.Errorf("%d shown + %d not shown != %d", shown, missing, n)
 			}
-			if failures := tableRows(section(got, "Failures")); limit >= 20000 || limit == 0 {
-				if len(failures) != 30 {
-					t.Errorf("%d failure rows, want 30", len(failures))
-				}
-				if shown > 0 && !strings.HasPrefix(strings.Join(tableRows(section(got, "Tenants"))[0], "|"), "customer-00007|") {
-					t.Errorf("failed tenants come first")
-				}
-			} else if !strings.Contains(got, " more failed, cancelled or skipped tenants not shown:** see the JSON report `out/pgfleet-report.json`.") {
-				t.Errorf("failures table should be cut at limit %d:\n%s", limit, got)
+			// 30 tenants failing the same way are one row, which fits
+			// at every one of these limits.
+			if failures := tableRows(section(got, "Failures")); len(failures) != 1 || failures[0][0] != "30" {
+				t.Errorf("failure groups %q, want one of 30", failures)
+			}
+			if shown > 0 && !strings.HasPrefix(strings.Join(tableRows(section(got, "Tenants"))[0], "|"), "customer-00007|") {
+				t.Errorf("failed tenants come first")
 			}
 			if limit == MaxSummaryBytes && (shown < 1000 || len(got) < limit-2000) {
 				t.Errorf("a 1 MiB summary should be nearly full: %d rows, %d bytes", shown, len(got))
 			}
 		})
+	}
+
+	// Too little room for even one kind of failure: the note counts the
+	// failed tenants left out, and the tenants' note still fits.
+	if got := Summary(r, 1000); !strings.Contains(got, "\n**30 failed, cancelled or skipped tenants not shown:** see the JSON report `out/pgfleet-report.json`.\n") ||
+		!moreRe.MatchString(got) || len(got) > 1000 {
+		t.Errorf("failures cut at limit 1000:\n%s", got)
 	}
 
 	// A limit over GitHub's cap is held to the cap.
@@ -998,5 +1003,132 @@ func TestSummaryNoView(t *testing.T) {
 	}
 	if strings.Contains(buf.String(), "level") {
 		t.Errorf("mode fields in a report without details: %s", buf.String())
+	}
+}
+
+// thousandFailing is a run of 1,000 tenants failing in three ways, each
+// error naming the tenant's own id, name, host or database, or a moment.
+func thousandFailing() Run {
+	r := Run{Mode: "tidy", View: tidyView{}, Started: t0, Duration: 95 * time.Second, ReportFile: "out/pgfleet-report.json"}
+	for i := range 1000 {
+		t := tn(fmt.Sprintf("proj-%04d", i), fmt.Sprintf("customer-%04d", i))
+		var err error
+		switch i % 3 {
+		case 0:
+			err = fmt.Errorf("connect to %s: failed to connect to `user=owner database=neondb`: ep-%s.neon.tech (10.0.%d.%d): dial error: connect: connection refused",
+				tenant.HostDB(t.URL), t.ID, i/256, i%256)
+		case 1:
+			err = fmt.Errorf("connect to %s: FATAL: password authentication failed for user \"owner\" (SQLSTATE 28P01)", tenant.HostDB(t.URL))
+		case 2:
+			err = fmt.Errorf("reindex_invoices on %s: ERROR: could not obtain lock on relation \"invoices\" at %s (SQLSTATE 55P03)",
+				t.Name, t0.Add(time.Duration(i)*time.Second).Format(time.RFC3339))
+		}
+		r.Results = append(r.Results, fleet.Result{Tenant: t, Status: fleet.Failed, Err: err, Started: t0, Duration: time.Second,
+			Detail: &tidyDetail{Level: "1", Done: []string{}}})
+	}
+	return r
+}
+
+func TestSummaryManyFailuresGroupedByError(t *testing.T) {
+	r := thousandFailing()
+	got := Summary(r, 0)
+	t.Logf("first lines:\n%s", strings.Join(strings.SplitN(got, "\n", 41)[:40], "\n"))
+
+	failures := section(got, "Failures")
+	groups := tableRows(failures)
+	if len(groups) != 3 {
+		t.Fatalf("1,000 failures of 3 kinds: want 3 groups, got %d:\n%s", len(groups), failures)
+	}
+	total := 0
+	for _, g := range groups {
+		n, _ := strconv.Atoi(strings.ReplaceAll(g[0], ",", ""))
+		total += n
+		if g[1] != "❌ failed" {
+			t.Errorf("group status %q", g[1])
+		}
+		if strings.Contains(g[2], "proj-") || strings.Contains(g[2], "customer-") || strings.Contains(g[2], "2025-") {
+			t.Errorf("a group's error still names one tenant: %q", g[2])
+		}
+		if !strings.HasSuffix(g[3], " more") || strings.Count(g[3], ",") != maxExamples-1 {
+			t.Errorf("examples %q", g[3])
+		}
+	}
+	if total != 1000 || groups[0][0] != "334" {
+		t.Errorf("group sizes %v", groups)
+	}
+	// The addresses hosts resolved to differ too, and read as one.
+	if want := "connect to &lt;host&gt;/&lt;database&gt;: failed to connect to \\`user=&lt;user&gt; database=&lt;database&gt;\\`: &lt;host&gt; (&lt;address&gt;): dial error: connect: connection refused"; groups[0][2] != want {
+		t.Errorf("first group's error\n got %q\nwant %q", groups[0][2], want)
+	}
+	if !strings.HasPrefix(groups[0][3], "customer-0000, customer-0003, customer-0006 and 331 more") {
+		t.Errorf("examples are the first by name: %q", groups[0][3])
+	}
+
+	// The first screen answers what failed and why: the groups sit within
+	// the first 25 lines, and the 1,000-row tenants table is folded away.
+	first := strings.Join(strings.SplitN(got, "\n", 26)[:25], "\n")
+	for _, g := range groups {
+		if !strings.Contains(first, "| "+g[0]+" | ") {
+			t.Errorf("group %q not in the first 25 lines:\n%s", g[2], first)
+		}
+	}
+	if !strings.Contains(failures, "**1,000 tenants failed, with 3 distinct errors**, most common first. In the errors, &lt;tenant&gt;, &lt;host&gt;, &lt;database&gt;, &lt;user&gt;, &lt;address&gt;, &lt;time&gt; stand for") {
+		t.Errorf("groups' heading:\n%s", failures)
+	}
+
+	// Skipped and cancelled tenants beside them: the skipped counted per
+	// reason (even when few), the cancelled a group of their own.
+	r.Results[1].Status, r.Results[1].Err = fleet.Cancelled, nil
+	for i := range 3 {
+		r.Results[4+i].Status, r.Results[4+i].Err, r.Results[4+i].Reason = fleet.Skipped, nil, "cancelled"
+	}
+	mixed := section(Summary(r, 0), "Failures")
+	if !strings.Contains(mixed, "⏭️ **3 skipped** (never started): cancelled (3)\n") || !strings.Contains(mixed, "**997 tenants failed or were cancelled, with 4 distinct errors**") ||
+		!strings.Contains(mixed, "| 1 | 🛑 cancelled | interrupted while running | customer-0001 |") {
+		t.Errorf("failures with cancelled and skipped:\n%s", mixed)
+	}
+
+	tenants := section(got, "Tenants")
+	if !strings.HasPrefix(tenants, "\n<details><summary>All 1,000 tenants: failed first, then cancelled, then the rest by name</summary>\n\n| tenant |") ||
+		!strings.HasSuffix(tenants, "|\n\n</details>\n") {
+		t.Errorf("tenants table not folded:\n%.300s\n...\n%s", tenants, tenants[max(0, len(tenants)-200):])
+	}
+	if rows := tableRows(tenants); len(rows) != 1000 {
+		t.Errorf("the folded table keeps every tenant: %d rows", len(rows))
+	}
+}
+
+// FailureKey sets aside what is a tenant's own, and keeps what tells two
+// failures apart.
+func TestFailureKey(t *testing.T) {
+	fail := func(tn tenant.Tenant, msg string) fleet.Result {
+		return fleet.Result{Tenant: tn, Status: fleet.Failed, Err: errors.New(msg)}
+	}
+	a, b := tn("proj-a1", "acme"), tn("proj-b2", "bolt")
+	same := [][2]fleet.Result{
+		{fail(a, "connect to ep-proj-a1.neon.tech/neondb: FATAL: role \"owner\" is not permitted"), fail(b, "connect to ep-proj-b2.neon.tech/neondb: FATAL: role \"owner\" is not permitted")},
+		{fail(a, "endpoint ep-proj-a1 is disabled"), fail(b, "endpoint ep-proj-b2 is disabled")},
+		{fail(a, "tenant acme: backup 20250304T050607Z incomplete since 2025-03-04T05:06:07Z"), fail(b, "tenant bolt: backup 20250305T000000Z incomplete since 2025-03-05T00:00:00.5+01:00")},
+		{fail(a, "dial 10.1.2.3:5432: refused"), fail(b, "dial 10.9.8.7:5432: refused")},
+		{fail(a, "acme-extra is missing"), fail(b, "bolt-extra is missing")}, // '-' ends a word
+	}
+	for _, p := range same {
+		if ka, kb := FailureKey(p[0]), FailureKey(p[1]); ka != kb {
+			t.Errorf("same failure, different keys:\n%s\n%s", ka, kb)
+		}
+	}
+	differ := [][2]fleet.Result{
+		{fail(a, "20240101120200_add.sql: ERROR (SQLSTATE 42701)"), fail(b, "20240101120300_add.sql: ERROR (SQLSTATE 42701)")},
+		{fail(a, "insert: ERROR (SQLSTATE 23505)"), fail(b, "insert: ERROR (SQLSTATE 23503)")},
+		{{Tenant: a, Status: fleet.Failed, Err: errors.New("stopped")}, {Tenant: a, Status: fleet.Cancelled, Err: errors.New("stopped")}},
+	}
+	for _, p := range differ {
+		if ka, kb := FailureKey(p[0]), FailureKey(p[1]); ka == kb {
+			t.Errorf("different failures, one key: %s", ka)
+		}
+	}
+	// A name is replaced only as a whole word.
+	if k := FailureKey(fail(tn("db", "ac"), "db_backup of account ac: no db")); k != "failed: db_backup of account <tenant>: no <tenant>" {
+		t.Errorf("whole words only: %q", k)
 	}
 }

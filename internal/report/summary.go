@@ -17,9 +17,17 @@ const MaxSummaryBytes = 1 << 20
 // under MaxSummaryBytes, leaving room for anything else the step writes.
 const DefaultSummaryBytes = MaxSummaryBytes - 24<<10
 
-// maxSkippedRows is how many skipped tenants get a row of their own in the
-// failures table; more are summarized by reason.
-const maxSkippedRows = 20
+// maxListedRows is how many failed (or skipped) tenants get a row of their
+// own in the failures table; more are grouped, by error (or by reason).
+const maxListedRows = 20
+
+// maxOpenRows is how long a table may be before it is folded into a
+// <details> block, so that the first screen of the summary still reaches
+// the failures.
+const maxOpenRows = 30
+
+// maxExamples is how many tenants a group of failures names.
+const maxExamples = 3
 
 // entry is one result prepared for the summary: every string scrubbed, not
 // yet escaped.
@@ -30,6 +38,7 @@ type entry struct {
 	id     string
 	err    string
 	reason string
+	kind   string // err (or the lack of one) as the group's key: the tenant's own words replaced
 	canary bool
 	dur    string
 	cells  []string // the mode's columns; nil when the tenant has no detail
@@ -89,6 +98,9 @@ func prepare(r Run) []entry {
 		}
 		if e.label == "" {
 			e.label = e.id
+		}
+		if e.status == fleet.Failed || e.status == fleet.Cancelled {
+			e.kind = errorPattern(oneLine(problem(e)), ownWords(res.Tenant, r.scrub))
 		}
 		if res.Duration > 0 {
 			e.dur = human(res.Duration)
@@ -232,30 +244,41 @@ func codeSpan(s string) string {
 	return fence + s + fence
 }
 
-// table writes intro (heading and table header) and as many of n rows as fit
-// while keeping room for its own note and reserve bytes for later sections.
-// Rows left out are counted in the note. It returns the rows written.
-func (d *doc) table(intro string, n int, row func(i int) string, note func(missing, shown int) string, reserve int) int {
+// table writes heading, then head (the table's header rows) and as many of
+// n rows as fit while keeping room for its own note and reserve bytes for
+// later sections. Past maxOpenRows rows the table is folded into a
+// <details> block titled fold. Rows left out are counted in the note, after
+// the block so it stays in sight. It returns the rows written.
+func (d *doc) table(heading, head, fold string, n int, row func(i int) string, note func(missing, shown int) string, reserve int) int {
 	if n == 0 {
 		return 0
 	}
-	keep := maxNote(note, n) + reserve
+	closing := ""
+	if n > maxOpenRows {
+		head = "<details><summary>" + md(fold) + "</summary>\n\n" + head
+		closing = "\n</details>\n"
+	}
+	keep := maxNote(note, n) + len(closing) + reserve
 	first := row(0)
-	if !d.fits(len(intro) + len(first) + keep) {
+	if !d.fits(len(heading) + len(head) + len(first) + keep) {
 		d.add(note(n, 0))
 		return 0
 	}
-	d.add(intro)
-	d.add(first)
+	d.add(heading + head + first)
+	shown := n
 	for i := 1; i < n; i++ {
 		r := row(i)
 		if !d.fits(len(r) + keep) {
-			d.add(note(n-i, i))
-			return i
+			shown = i
+			break
 		}
 		d.add(r)
 	}
-	return n
+	d.add(closing)
+	if shown < n {
+		d.add(note(n-shown, shown))
+	}
+	return shown
 }
 
 // section writes one of the mode's own tables.
@@ -263,11 +286,10 @@ func (d *doc) section(r Run, sec Section, reserve int) {
 	if len(sec.Rows) == 0 {
 		return
 	}
-	intro := "\n### " + md(sec.Title) + "\n\n"
+	heading := "\n### " + md(sec.Title) + "\n\n"
 	if sec.Note != "" {
-		intro += md(r.scrub(sec.Note)) + "\n\n"
+		heading += md(r.scrub(sec.Note)) + "\n\n"
 	}
-	intro += tableHead(sec.Columns)
 	row := func(i int) string {
 		cells := make([]string, len(sec.Columns))
 		for j := range cells {
@@ -277,7 +299,7 @@ func (d *doc) section(r Run, sec Section, reserve int) {
 		}
 		return "| " + strings.Join(cells, " | ") + " |\n"
 	}
-	d.table(intro, len(sec.Rows), row, d.noteFn(strings.ToLower(sec.Title)+" rows"), reserve)
+	d.table(heading, tableHead(sec.Columns), Plural(len(sec.Rows), "row", "rows"), len(sec.Rows), row, d.noteFn(strings.ToLower(sec.Title)+" rows"), reserve)
 }
 
 // tableHead is a Markdown table's header and alignment rows.
@@ -295,7 +317,9 @@ func tableHead(cols []Column) string {
 }
 
 // failures writes the failed and cancelled tenants with their errors, and the
-// skipped ones: a row each when few, else a count per reason.
+// skipped ones. Up to maxListedRows of a kind get a row each; more failures
+// are grouped by error (a row per kind of failure, with its count and a few
+// of its tenants), more skipped tenants are counted per reason.
 func (d *doc) failures(entries []entry, note func(missing, shown int) string, reserve int) {
 	var failed, cancelled, skipped []entry
 	for _, e := range entries {
@@ -313,16 +337,17 @@ func (d *doc) failures(entries []entry, note func(missing, shown int) string, re
 	}
 	byName(failed)
 	byName(cancelled)
+	byName(skipped)
 	rows := append(failed, cancelled...)
+	grouped := len(rows) > maxListedRows
 
 	heading := "\n### Failures\n\n"
 	if len(rows) == 0 {
 		heading = "\n### Skipped\n\n"
 	}
-	if len(skipped) <= maxSkippedRows {
-		byName(skipped)
+	if len(skipped) <= maxListedRows && !grouped {
 		rows = append(rows, skipped...)
-	} else {
+	} else if len(skipped) > 0 {
 		line := heading + skippedLine(skipped) + "\n"
 		if !d.fits(len(line) + maxNote(note, len(entries)) + reserve) {
 			d.add(note(len(rows)+len(skipped), 0))
@@ -331,12 +356,69 @@ func (d *doc) failures(entries []entry, note func(missing, shown int) string, re
 		d.add(line)
 		heading = ""
 	}
-	intro := heading + "| tenant | project id | status | error |\n|---|---|---|---|\n"
+	if grouped {
+		d.failureGroups(heading, rows, note, reserve)
+		return
+	}
+	head := "| tenant | project id | status | error |\n|---|---|---|---|\n"
 	row := func(i int) string {
 		e := rows[i]
 		return fmt.Sprintf("| %s | %s | %s | %s |\n", md(e.label), md(e.id), statusCell(e), mdCut(problem(e), maxErrorRunes))
 	}
-	d.table(intro, len(rows), row, note, reserve)
+	d.table(heading, head, "", len(rows), row, note, reserve)
+}
+
+// failureGroups writes many failed and cancelled tenants as one row per
+// kind of failure, the most common first. When not even one kind fits,
+// tenantsNote counts the tenants left out.
+func (d *doc) failureGroups(heading string, failures []entry, tenantsNote func(missing, shown int) string, reserve int) {
+	groups := groupBy(failures, func(e entry) string { return string(e.status) + ": " + e.kind })
+	verb := "failed"
+	if slices.ContainsFunc(failures, func(e entry) bool { return e.status == fleet.Cancelled }) {
+		verb = "failed or were cancelled"
+	}
+	order := ""
+	if len(groups) > 1 {
+		order = ", most common first"
+	}
+	var used []string
+	for _, p := range placeholders {
+		if slices.ContainsFunc(groups, func(g group) bool { return strings.Contains(g.members[0].kind, p) }) {
+			used = append(used, md(p))
+		}
+	}
+	differs := " The"
+	if len(used) > 0 {
+		differs = " In the errors, " + strings.Join(used, ", ") + " stand for what differs from tenant to tenant; the"
+	}
+	heading += fmt.Sprintf("**%s, with %s**%s.%s JSON report%s has each tenant's own error.\n\n",
+		Plural(len(failures), "tenant "+verb, "tenants "+verb), Plural(len(groups), "distinct error", "distinct errors"), order, differs, d.report)
+	head := "| tenants | status | error | for example |\n|--:|---|---|---|\n"
+	row := func(i int) string {
+		g := groups[i]
+		return fmt.Sprintf("| %s | %s | %s | %s |\n", thousands(len(g.members)), statusCell(entry{status: g.members[0].status}),
+			mdCut(g.members[0].kind, maxErrorRunes), examples(g.members))
+	}
+	note := func(missing, shown int) string {
+		if shown == 0 {
+			return tenantsNote(len(failures), 0)
+		}
+		return fmt.Sprintf("\n**%s not shown:** see the JSON report%s.\n", Plural(missing, "more kind of failure", "more kinds of failure"), d.report)
+	}
+	d.table(heading, head, Plural(len(groups), "distinct error", "distinct errors"), len(groups), row, note, reserve)
+}
+
+// examples names the first few tenants of a group and counts the rest.
+func examples(members []entry) string {
+	var names []string
+	for _, e := range members[:min(len(members), maxExamples)] {
+		names = append(names, mdCut(e.label, 60))
+	}
+	s := strings.Join(names, ", ")
+	if more := len(members) - len(names); more > 0 {
+		s += fmt.Sprintf(" and %s more", thousands(more))
+	}
+	return s
 }
 
 // problem is what the failures table says about a tenant.
@@ -361,28 +443,19 @@ func problem(e entry) string {
 
 // skippedLine summarizes many skipped tenants by reason, most common first.
 func skippedLine(skipped []entry) string {
-	byReason := map[string]int{}
-	for _, e := range skipped {
-		byReason[truncate(oneLine(e.reason), 120)]++
-	}
-	reasons := make([]string, 0, len(byReason))
-	for r := range byReason {
-		reasons = append(reasons, r)
-	}
-	slices.SortFunc(reasons, func(a, b string) int {
-		return cmp.Or(cmp.Compare(byReason[b], byReason[a]), strings.Compare(a, b))
-	})
+	groups := groupBy(skipped, func(e entry) string { return truncate(oneLine(e.reason), 120) })
 	const shown = 5
 	parts := make([]string, 0, shown+1)
-	for i, r := range reasons {
+	for i, g := range groups {
 		if i == shown {
-			parts = append(parts, fmt.Sprintf("%s other reasons", thousands(len(reasons)-shown)))
+			parts = append(parts, fmt.Sprintf("%s other reasons", thousands(len(groups)-shown)))
 			break
 		}
+		r := g.key
 		if r == "" {
 			r = "no reason given"
 		}
-		parts = append(parts, fmt.Sprintf("%s (%s)", md(r), thousands(byReason[reasons[i]])))
+		parts = append(parts, fmt.Sprintf("%s (%s)", md(r), thousands(len(g.members))))
 	}
 	return fmt.Sprintf("⏭️ **%s skipped** (never started): %s\n", thousands(len(skipped)), strings.Join(parts, "; "))
 }
@@ -396,7 +469,7 @@ func (d *doc) tenants(entries []entry, columns []Column, note func(missing, show
 	})
 	head := append([]Column{{Title: "tenant"}, {Title: "project id"}, {Title: "status"}}, columns...)
 	head = append(head, Column{Title: "time", Numeric: true})
-	intro := "\n### Tenants\n\n" + tableHead(head)
+	fold := fmt.Sprintf("All %s: failed first, then cancelled, then the rest by name", Plural(len(sorted), "tenant", "tenants"))
 	row := func(i int) string {
 		e := sorted[i]
 		cells := []string{md(e.label), md(e.id), statusCell(e)}
@@ -410,7 +483,7 @@ func (d *doc) tenants(entries []entry, columns []Column, note func(missing, show
 		cells = append(cells, e.dur)
 		return "| " + strings.Join(cells, " | ") + " |\n"
 	}
-	d.table(intro, len(sorted), row, note, 0)
+	d.table("\n### Tenants\n\n", tableHead(head), fold, len(sorted), row, note, 0)
 }
 
 func byName(es []entry) { slices.SortStableFunc(es, compareNames) }
