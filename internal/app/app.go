@@ -210,11 +210,10 @@ func prepare(ctx context.Context, flags map[string]string, getenv func(string) s
 			values.Bad("report-file", "cannot write the report to %s: %v", p.reportPath, werr)
 		}
 	}
-	var inErr *input.Error
-	if err != nil && !errors.As(err, &inErr) && !isBadCredential(err) {
+	if err != nil && !isInputError(err) {
 		return p, err
 	}
-	if err := errors.Join(values.Err(), err); err != nil {
+	if err := joinInputErrors(values.Err(), err); err != nil {
 		out.invalid(err)
 		return p, errInvalidInput
 	}
@@ -380,6 +379,26 @@ func buildSource(cfg config.Config, client *neon.Client, out *console, pooled bo
 		Selector: cfg.Selector,
 		OnSecret: out.secrets.Add,
 	}
+}
+
+// isInputError tells what Prepare returned for bad input (an *input.Error,
+// or a key Neon rejected) from an outage it met.
+func isInputError(err error) bool {
+	var inErr *input.Error
+	return errors.As(err, &inErr) || isBadCredential(err)
+}
+
+// joinInputErrors is every input problem once: those recorded in the
+// inputs and those Prepare returned, which are mostly the same ones.
+func joinInputErrors(recorded, returned error) error {
+	errs := input.Split(recorded)
+	for _, e := range input.Split(returned) {
+		ie, ok := e.(*input.Error)
+		if !slices.ContainsFunc(errs, func(r error) bool { return ok && r == error(ie) }) {
+			errs = append(errs, e)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // isBadCredential tells a rejected key or missing org id: user input.

@@ -62,7 +62,10 @@ func (Mode) Prepare(_ context.Context, env mode.Env) (mode.Job, error) {
 	}
 	set, err := Load(path)
 	if err != nil {
-		return nil, &input.Error{Input: "migrations-dir", Problem: err.Error()}
+		in.BadErr("migrations-dir", err)
+	}
+	if err := in.Err(); err != nil {
+		return nil, err
 	}
 	set.Dir = dir
 	return &Job{Migrator: New(set, o)}, nil
