@@ -77,22 +77,45 @@ func modeNames() []string {
 	return names
 }
 
-// Main runs pgfleet. ctx is cancelled on SIGINT/SIGTERM.
-func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	return MainWithStdin(ctx, args, getenv, nil, stdout, stderr)
-}
+// errInvalidInput marks what prepare refused as bad input: it is printed
+// already, and the run exits 2.
+var errInvalidInput = errors.New("invalid input")
 
-// MainWithStdin is Main with standard input (database-urls-file: -).
+// MainWithStdin runs pgfleet: parse, prepare, run, publish, in that order,
+// and returns the exit status. ctx is cancelled on SIGINT/SIGTERM; stdin is
+// read for database-urls-file: -.
 func MainWithStdin(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "report" { // commands on finished runs' reports: reportcmd.go
 		return reportCommand(args[1:], getenv, stdout, stderr)
 	}
 	out := newConsole(getenv, stdout, stderr)
-	table := Table()
+	flags, status, done := parse(args, stdout, out)
+	if done {
+		return status
+	}
+	p, err := prepare(ctx, flags, getenv, stdin, out)
+	switch {
+	case errors.Is(err, errInvalidInput):
+		return ExitInvalidInput
+	case err != nil:
+		// Not the input: a mode that reads the fleet or an API while it
+		// prepares met an outage. Nothing was touched, but no fix of the
+		// input would help: exit 1, like any failed run.
+		out.errorf("%s: preparing the run failed, nothing was touched: %v", p.name, err)
+		return ExitFailed
+	}
+	f := run(ctx, p, getenv, out)
+	f.publishErr = publish(p, f, out)
+	return exitStatus(f, out)
+}
 
+// parse reads the command line. done means the run ends here (--version,
+// --help, a malformed command line) with status.
+func parse(args []string, stdout io.Writer, out *console) (flags map[string]string, status int, done bool) {
+	table := Table()
 	if slices.Contains(args, "--version") || (len(args) == 1 && args[0] == "version") {
 		fmt.Fprintf(stdout, "pgfleet %s\n", Version)
-		return ExitOK
+		return nil, ExitOK, true
 	}
 	if len(args) > 0 && args[0] == "help" {
 		args = append(args[1:], "--help")
@@ -104,12 +127,29 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 			m = ""
 		}
 		fmt.Fprint(stdout, table.Help(m, synopses()))
-		return ExitOK
+		return nil, ExitOK, true
 	}
 	if err != nil {
 		out.invalid(err)
-		return ExitInvalidInput
+		return nil, ExitInvalidInput, true
 	}
+	return flags, 0, false
+}
+
+// prepared is a run whose inputs were read and checked, ready to start.
+type prepared struct {
+	name         string // the mode's
+	job          mode.Job
+	cfg          config.Config
+	src          tenant.Source
+	reportPath   string
+	reportOutput string // the report-file output
+}
+
+// prepare reads every input and prepares the mode's job. An error is
+// errInvalidInput (printed already) or an outage met while preparing.
+func prepare(ctx context.Context, flags map[string]string, getenv func(string) string, stdin io.Reader, out *console) (*prepared, error) {
+	table := Table()
 	values := input.NewValues(table, func(name string) string {
 		if v, ok := flags[name]; ok {
 			return v
@@ -134,32 +174,32 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 		registerURLPassword(out.secrets, line)
 	}
 
-	name := strings.ToLower(values.String("mode"))
-	m := lookupMode(name)
+	p := &prepared{name: strings.ToLower(values.String("mode"))}
+	m := lookupMode(p.name)
 	switch {
-	case name == "":
+	case p.name == "":
 		values.Bad("mode", "required: one of %s", strings.Join(modeNames(), ", "))
 	case m == nil:
-		values.Bad("mode", "unknown mode %q: want one of %s", name, strings.Join(modeNames(), ", "))
+		values.Bad("mode", "unknown mode %q: want one of %s", p.name, strings.Join(modeNames(), ", "))
 	}
 	workspace := workspaceDir(getenv)
-	cfg := config.Load(values, config.Files{Workspace: workspace, Stdin: stdin})
-	for _, u := range cfg.DatabaseURLs {
+	p.cfg = config.Load(values, config.Files{Workspace: workspace, Stdin: stdin})
+	for _, u := range p.cfg.DatabaseURLs {
 		registerURLPassword(out.secrets, u.URL)
 	}
 	// One Neon client for the run, so every request shares one rate limiter.
 	var client *neon.Client
 	sourceFor := func(pooled bool) tenant.Source {
-		if client == nil && len(cfg.DatabaseURLs) == 0 {
-			client = newNeonClient(cfg, out)
+		if client == nil && len(p.cfg.DatabaseURLs) == 0 {
+			client = newNeonClient(p.cfg, out)
 		}
-		return buildSource(cfg, client, out, pooled)
+		return buildSource(p.cfg, client, out, pooled)
 	}
-	var job mode.Job
+	var err error
 	if m != nil {
-		job, err = m.Prepare(ctx, mode.Env{
+		p.job, err = m.Prepare(ctx, mode.Env{
 			Inputs:    values,
-			Config:    cfg,
+			Config:    p.cfg,
 			Workspace: workspace,
 			Getenv:    getenv,
 			Version:   Version,
@@ -168,32 +208,40 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 			Source:    sourceFor,
 		})
 	}
-	reportPath, reportOutput := reportLocation(getenv, workspace, name, cfg.ReportFile)
+	p.reportPath, p.reportOutput = reportLocation(getenv, workspace, p.name, p.cfg.ReportFile)
 	if err == nil && values.Err() == nil {
-		if werr := checkWritable(reportPath); werr != nil {
-			values.Bad("report-file", "cannot write the report to %s: %v", reportPath, werr)
+		if werr := checkWritable(p.reportPath); werr != nil {
+			values.Bad("report-file", "cannot write the report to %s: %v", p.reportPath, werr)
 		}
 	}
-	var inErr *input.Error
-	if err != nil && values.Err() == nil && !errors.As(err, &inErr) && !isBadCredential(err) {
-		// Not the input: a mode that reads the fleet or an API while it
-		// prepares met an outage. Nothing was touched, but no fix of the
-		// input would help: exit 1, like any failed run.
-		out.errorf("%s: preparing the run failed, nothing was touched: %v", name, err)
-		return ExitFailed
+	if err != nil && !isInputError(err) {
+		return p, err
 	}
-	if err := errors.Join(values.Err(), err); err != nil {
+	if err := joinInputErrors(values.Err(), err); err != nil {
 		out.invalid(err)
-		return ExitInvalidInput
+		return p, errInvalidInput
 	}
+	p.src = sourceFor(false)
+	if o, ok := p.job.(mode.SourceOverride); ok {
+		p.src = o.Source()
+	}
+	return p, nil
+}
 
-	src := sourceFor(false)
-	if o, ok := job.(mode.SourceOverride); ok {
-		src = o.Source()
-	}
-	where := sourceName(cfg)
+// finished is a run that went through the fleet.
+type finished struct {
+	run        report.Run
+	outcome    fleet.Outcome
+	finishErr  error // the job's Finish
+	publishErr error // writing the report, summary or outputs
+	canaryNone error // the canary selected no tenant: an input error
+}
+
+// run works on every selected tenant, then finishes the job.
+func run(ctx context.Context, p *prepared, getenv func(string) string, out *console) finished {
+	cfg := p.cfg
 	fmt.Fprintf(out.w, "pgfleet %s %s: %s; tenants from %s; concurrency %d, tenant-timeout %s\n",
-		Version, name, job.Describe(), where, cfg.Concurrency, cfg.TenantTimeout)
+		Version, p.name, p.job.Describe(), sourceName(cfg), cfg.Concurrency, cfg.TenantTimeout)
 
 	started := time.Now()
 	outcome := fleet.Run(ctx, fleet.Options{
@@ -205,54 +253,69 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 		Progress:      out.w,
 		ProgressEvery: progressEvery(getenv),
 		OnDone:        out.tenantDone,
-		ProgressNote:  progressNote(job),
-	}, src, job.Work)
-	var finishErr error
-	if f, ok := job.(mode.Finisher); ok && !outcome.Cancelled && outcome.Stopped == nil && outcome.SourceErr == nil {
-		finishErr = f.Finish(ctx, outcome.Results)
+		ProgressNote:  progressNote(p.job),
+	}, p.src, p.job.Work)
+	f := finished{outcome: outcome}
+	if fin, ok := p.job.(mode.Finisher); ok && !outcome.Cancelled && outcome.Stopped == nil && outcome.SourceErr == nil {
+		f.finishErr = fin.Finish(ctx, outcome.Results)
 	}
-
-	run := report.Run{
-		Mode:       name,
-		View:       job,
+	if errors.Is(outcome.Stopped, fleet.ErrNoCanaryMatch) {
+		f.canaryNone = &input.Error{Input: "canary", Problem: fmt.Sprintf("%q matches none of the %d selected tenants (project names or ids; in a shard, only that shard's tenants): no tenant was started", strings.Join(cfg.CanaryGlobs, ","), len(outcome.Results))}
+	}
+	f.run = report.Run{
+		Mode:       p.name,
+		View:       p.job,
 		Started:    started,
 		Duration:   time.Since(started),
 		Outcome:    outcome,
-		DryRun:     job.DryRun(),
-		ReportFile: reportOutput,
+		DryRun:     p.job.DryRun(),
+		ReportFile: p.reportOutput,
 		Scrub:      out.secrets.Scrub,
 	}
-	code := report.ExitCode(run)
-	if finishErr != nil {
-		out.errorf("%s: %v", name, finishErr)
-		code = ExitFailed
+	return f
+}
+
+// publish writes the report, the summary and the outputs. They are what the
+// user asked for: a failure to write any of them fails the run.
+func publish(p *prepared, f finished, out *console) error {
+	if f.finishErr != nil {
+		out.errorf("%s: %v", p.name, f.finishErr)
 	}
-	if outcome.SourceErr != nil {
-		out.errorf("listing tenants failed: %v", outcome.SourceErr)
-	} else if len(outcome.Results) == 0 {
+	if f.outcome.SourceErr != nil {
+		out.errorf("listing tenants failed: %v", f.outcome.SourceErr)
+	} else if len(f.outcome.Results) == 0 {
 		out.warnf("no tenants selected: check projects, exclude-projects and shard (and, for Neon, that the key sees the projects: neon-org-id)")
 	}
-	// The report, summary and outputs are what the user asked for: a failure
-	// to write any of them fails the run.
-	if err := writeReport(reportPath, run); err != nil {
-		out.errorf("write report %s: %v", reportPath, err)
-		code = ExitFailed
-	}
-	if err := out.publish(run); err != nil {
+	var errs []error
+	if err := writeReport(p.reportPath, f.run); err != nil {
+		err = fmt.Errorf("write report %s: %w", p.reportPath, err)
 		out.errorf("%v", err)
-		code = ExitFailed
+		errs = append(errs, err)
 	}
-	out.final(run)
+	if err := out.publish(f.run); err != nil {
+		out.errorf("%v", err)
+		errs = append(errs, err)
+	}
+	out.final(f.run)
+	return errors.Join(errs...)
+}
 
+// exitStatus is the one place a finished run becomes its exit status:
+// 2 when the input was at fault and nothing was touched, 0 when every
+// selected tenant succeeded or was up to date and everything was written,
+// else 1.
+func exitStatus(f finished, out *console) int {
 	switch {
-	case errors.Is(outcome.Stopped, fleet.ErrNoCanaryMatch):
-		out.invalid(&input.Error{Input: "canary", Problem: fmt.Sprintf("%q matches none of the %d selected tenants (project names or ids; in a shard, only that shard's tenants): no tenant was started", strings.Join(cfg.CanaryGlobs, ","), len(outcome.Results))})
+	case f.canaryNone != nil:
+		out.invalid(f.canaryNone)
 		return ExitInvalidInput
-	case len(outcome.Results) == 0 && isBadCredential(outcome.SourceErr):
+	case len(f.run.Results) == 0 && isBadCredential(f.run.SourceErr):
 		// The key or org was wrong: input error, and nothing was touched.
 		return ExitInvalidInput
+	case f.finishErr != nil, f.publishErr != nil, !f.run.OK():
+		return ExitFailed
 	}
-	return code
+	return ExitOK
 }
 
 func synopses() map[string]string {
@@ -317,6 +380,26 @@ func buildSource(cfg config.Config, client *neon.Client, out *console, pooled bo
 		Selector: cfg.Selector,
 		OnSecret: out.secrets.Add,
 	}
+}
+
+// isInputError tells what Prepare returned for bad input (an *input.Error,
+// or a key Neon rejected) from an outage it met.
+func isInputError(err error) bool {
+	var inErr *input.Error
+	return errors.As(err, &inErr) || isBadCredential(err)
+}
+
+// joinInputErrors is every input problem once: those recorded in the
+// inputs and those Prepare returned, which are mostly the same ones.
+func joinInputErrors(recorded, returned error) error {
+	errs := input.Split(recorded)
+	for _, e := range input.Split(returned) {
+		ie, ok := e.(*input.Error)
+		if !slices.ContainsFunc(errs, func(r error) bool { return ok && r == error(ie) }) {
+			errs = append(errs, e)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // isBadCredential tells a rejected key or missing org id: user input.

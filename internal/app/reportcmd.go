@@ -84,7 +84,10 @@ func reportCommand(args []string, getenv func(string) string, stdout, stderr io.
 	} else {
 		fmt.Fprint(stdout, summary)
 	}
-	return report.ExitCode(merged)
+	if !merged.OK() {
+		return ExitFailed
+	}
+	return ExitOK
 }
 
 // reportFiles is path itself, or the *.json files under the folder path, in

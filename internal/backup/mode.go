@@ -130,8 +130,8 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 		in.Bad("pg-dump-path", "%v", err)
 	}
 	o.PgDump = tool
-	if in.Err() != nil {
-		return nil, nil
+	if err := in.Err(); err != nil {
+		return nil, err
 	}
 	return NewJob(o), nil
 }

@@ -8,13 +8,23 @@ import (
 	"time"
 )
 
-// Error says which input is wrong and what would be right.
+// Error says which input is wrong and what would be right. Err is the
+// cause when there is one (as in os.PathError): a check that failed on the
+// input's account keeps what it met, for errors.Is and errors.As.
 type Error struct {
 	Input   string
-	Problem string
+	Problem string // what is wrong and what would be right; "" = Err's text
+	Err     error
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("input %s: %s", e.Input, e.Problem) }
+func (e *Error) Error() string {
+	if e.Problem == "" && e.Err != nil {
+		return fmt.Sprintf("input %s: %v", e.Input, e.Err)
+	}
+	return fmt.Sprintf("input %s: %s", e.Input, e.Problem)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
 
 // Values reads one run's inputs, typed, with the table's defaults. Problems
 // accumulate, each an *Error, so a user sees every bad input at once; Err
@@ -59,6 +69,12 @@ func (v *Values) String(name string) string {
 // Bad records a problem with an input.
 func (v *Values) Bad(name, format string, a ...any) {
 	v.errs = append(v.errs, &Error{Input: name, Problem: fmt.Sprintf(format, a...)})
+}
+
+// BadErr records err as a problem with an input, keeping it as the cause.
+func (v *Values) BadErr(name string, err error) {
+	v.def(name)
+	v.errs = append(v.errs, &Error{Input: name, Err: err})
 }
 
 // Int is a whole number from lo to hi; what says what it counts, for the

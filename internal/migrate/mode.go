@@ -80,7 +80,10 @@ func prepareSession(env mode.Env) (*Job, error) {
 	}
 	set, err := Load(path)
 	if err != nil {
-		return nil, &input.Error{Input: "migrations-dir", Problem: err.Error()}
+		in.BadErr("migrations-dir", err)
+	}
+	if err := in.Err(); err != nil {
+		return nil, err
 	}
 	set.Dir = dir
 	return &Job{Migrator: New(set, o)}, nil

@@ -25,8 +25,11 @@ type Mode interface {
 	// Outputs are the outputs this mode sets beyond the shared ones.
 	Outputs() []input.Output
 	// Prepare reads the mode's inputs and checks everything it can before
-	// any tenant is touched. Bad input is recorded in env.Inputs (exit 2,
-	// naming the input); an error returned is input the user must fix too.
+	// any tenant is touched. It ends one way: bad input is recorded in
+	// env.Inputs (Bad, BadErr) and Prepare returns env.Inputs.Err(), or an
+	// *input.Error for a problem found later; the run exits 2, naming the
+	// input. Any other error is an outage met while preparing (listing the
+	// fleet, a bucket, an API): the run exits 1 with it as the cause.
 	Prepare(ctx context.Context, env Env) (Job, error)
 }
 

@@ -102,8 +102,8 @@ func TestMergeCanaryAndShards(t *testing.T) {
 	if !merged.Started.Equal(t0) || merged.Duration != 75*time.Second {
 		t.Errorf("merged run from %v for %v, want from the earliest start to the latest end (%v, 75s)", merged.Started, merged.Duration, t0)
 	}
-	if ExitCode(merged) != 1 {
-		t.Errorf("exit code %d with a failed tenant, want 1", ExitCode(merged))
+	if merged.OK() {
+		t.Errorf("a merged run with a failed tenant reads as OK")
 	}
 
 	s := Summary(merged, 0)

@@ -63,19 +63,20 @@ type Run struct {
 	Scrub func(string) string
 }
 
-// ExitCode is 0 when every selected tenant succeeded or was already up to
+// OK reports that every selected tenant succeeded or was already up to
 // date, tenant listing did not fail and the run was neither cancelled nor
-// stopped early; else 1.
-func ExitCode(r Run) int {
+// stopped early. internal/app turns it, with what only app knows (writing
+// the report, a job's Finish), into the exit status.
+func (r Run) OK() bool {
 	if r.SourceErr != nil || r.Cancelled || r.Stopped != nil {
-		return 1
+		return false
 	}
 	for _, res := range r.Results {
 		if res.Status != fleet.Succeeded && res.Status != fleet.UpToDate {
-			return 1
+			return false
 		}
 	}
-	return 0
+	return true
 }
 
 // Outputs are the action outputs: the shared counts and report-file, plus

@@ -351,8 +351,8 @@ func TestSummaryDryRun(t *testing.T) {
 	if rows := tableRows(section(got, "Tenants")); rows[0][0] != "one" || rows[0][3] != "1" || rows[0][4] != "1" {
 		t.Errorf("dry-run row %q", rows[0])
 	}
-	if ExitCode(r) != 0 {
-		t.Errorf("a dry run that found work exits 0")
+	if !r.OK() {
+		t.Errorf("a dry run that found work is not OK")
 	}
 
 	r.Results = r.Results[1:]
@@ -800,7 +800,7 @@ func TestOutputs(t *testing.T) {
 	}
 }
 
-func TestExitCode(t *testing.T) {
+func TestRunOK(t *testing.T) {
 	ok := func() Run {
 		r := fiveTenants()
 		r.Results[2].Status, r.Results[2].Err = fleet.Succeeded, nil
@@ -809,26 +809,26 @@ func TestExitCode(t *testing.T) {
 	cases := []struct {
 		name string
 		edit func(*Run)
-		want int
+		want bool
 	}{
-		{"all succeeded or up to date", func(*Run) {}, 0},
-		{"no tenants", func(r *Run) { r.Results = nil }, 0},
-		{"dry run", func(r *Run) { r.DryRun = true }, 0},
-		{"no view", func(r *Run) { r.View = nil }, 0},
-		{"one failed", func(r *Run) { r.Results[0].Status = fleet.Failed }, 1},
-		{"one skipped", func(r *Run) { r.Results[0].Status = fleet.Skipped }, 1},
-		{"one cancelled", func(r *Run) { r.Results[0].Status = fleet.Cancelled }, 1},
-		{"run cancelled", func(r *Run) { r.Cancelled = true }, 1},
-		{"stopped", func(r *Run) { r.Stopped = fleet.ErrCanaryFailed }, 1},
-		{"source error", func(r *Run) { r.SourceErr = errors.New("503") }, 1},
-		{"source error, no tenants", func(r *Run) { r.Results, r.SourceErr = nil, errors.New("503") }, 1},
-		{"unknown status", func(r *Run) { r.Results[0].Status = "" }, 1},
+		{"all succeeded or up to date", func(*Run) {}, true},
+		{"no tenants", func(r *Run) { r.Results = nil }, true},
+		{"dry run", func(r *Run) { r.DryRun = true }, true},
+		{"no view", func(r *Run) { r.View = nil }, true},
+		{"one failed", func(r *Run) { r.Results[0].Status = fleet.Failed }, false},
+		{"one skipped", func(r *Run) { r.Results[0].Status = fleet.Skipped }, false},
+		{"one cancelled", func(r *Run) { r.Results[0].Status = fleet.Cancelled }, false},
+		{"run cancelled", func(r *Run) { r.Cancelled = true }, false},
+		{"stopped", func(r *Run) { r.Stopped = fleet.ErrCanaryFailed }, false},
+		{"source error", func(r *Run) { r.SourceErr = errors.New("503") }, false},
+		{"source error, no tenants", func(r *Run) { r.Results, r.SourceErr = nil, errors.New("503") }, false},
+		{"unknown status", func(r *Run) { r.Results[0].Status = "" }, false},
 	}
 	for _, c := range cases {
 		r := ok()
 		c.edit(&r)
-		if got := ExitCode(r); got != c.want {
-			t.Errorf("%s: ExitCode = %d, want %d", c.name, got, c.want)
+		if got := r.OK(); got != c.want {
+			t.Errorf("%s: OK = %v, want %v", c.name, got, c.want)
 		}
 	}
 }

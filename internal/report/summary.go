@@ -143,7 +143,7 @@ func header(r Run, counts fleet.Counts) string {
 }
 
 func verdict(r Run, c fleet.Counts) (emoji, text string) {
-	if ExitCode(r) == 0 {
+	if r.OK() {
 		switch {
 		case c.Total == 0:
 			return "⚠️", "no tenants selected"

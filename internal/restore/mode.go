@@ -107,8 +107,8 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	if err != nil {
 		in.Bad("pg-dump-path", "%v", err)
 	}
-	if in.Err() != nil {
-		return nil, nil
+	if err := in.Err(); err != nil {
+		return nil, err
 	}
 
 	t, err := findTenant(ctx, env.Source(false), project)
@@ -118,11 +118,13 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 		// its id: its folder ends with it.
 		t = tenant.Tenant{ID: project, Name: project}
 	} else if err != nil {
-		return nil, &input.Error{Input: "restore-project", Problem: err.Error()}
+		return nil, err // an input error (two projects of that name) or an outage
 	}
 	folder, objs, err := archive.FindFolder(ctx, o.Store, t.Name, t.ID)
 	if err != nil {
-		return nil, &input.Error{Input: "destination", Problem: err.Error()}
+		// The store was opened and checked above: failing to list it
+		// now is an outage, not the input.
+		return nil, fmt.Errorf("listing the backups in %s failed: %w", o.Store, err)
 	}
 	good := archive.GoodBackups(archive.Scan(folder, objs))
 	if gone && len(good) == 0 {
@@ -130,11 +132,11 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	}
 	o.Backup, err = archive.Choose(good, spec)
 	if err != nil {
-		return nil, &input.Error{Input: "restore-backup", Problem: fmt.Sprintf("%s: %v%s", t, err, available(good))}
+		return nil, &input.Error{Input: "restore-backup", Problem: fmt.Sprintf("%s: %v%s", t, err, available(good)), Err: err}
 	}
 	o.Manifest, err = archive.ReadManifest(ctx, o.Store, o.Backup.Manifest.Key)
 	if err != nil {
-		return nil, &input.Error{Input: "restore-backup", Problem: err.Error()}
+		return nil, &input.Error{Input: "restore-backup", Err: err}
 	}
 	m := o.Manifest
 	if gone {
@@ -170,11 +172,11 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	if o.Clean && m.Format == archive.Plain && !slices.ContainsFunc(m.PgDumpArgs, func(a string) bool { return a == "--clean" || a == "-c" }) {
 		in.Bad("restore-clean", "the backup is a plain SQL dump made without --clean: it cannot drop what the target holds; restore it into an empty database")
 	}
-	if in.Err() != nil {
-		return nil, nil
+	if err := in.Err(); err != nil {
+		return nil, err
 	}
 	if err := checkTarget(ctx, o.TargetURL, o.Clean); err != nil {
-		return nil, &input.Error{Input: "restore-target-url", Problem: err.Error()}
+		return nil, &input.Error{Input: "restore-target-url", Err: err}
 	}
 	o.Tenant = tenant.Tenant{ID: t.ID, Name: t.Name, URL: o.TargetURL}
 	return &Job{o: o}, nil
@@ -208,7 +210,7 @@ func findTenant(ctx context.Context, src tenant.Source, project string) (tenant.
 		for _, t := range byName {
 			ids = append(ids, t.ID)
 		}
-		return tenant.Tenant{}, fmt.Errorf("%d projects are named %q (%s): give the project id", len(byName), project, strings.Join(ids, ", "))
+		return tenant.Tenant{}, &input.Error{Input: "restore-project", Problem: fmt.Sprintf("%d projects are named %q (%s): give the project id", len(byName), project, strings.Join(ids, ", "))}
 	}
 	return tenant.Tenant{}, errNoTenant
 }

@@ -189,8 +189,8 @@ func readOptions(env mode.Env) options {
 func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	started := time.Now()
 	o := readOptions(env)
-	if env.Inputs.Err() != nil {
-		return nil, nil // every problem is in env.Inputs; nothing was read
+	if err := env.Inputs.Err(); err != nil {
+		return nil, err // nothing was read yet
 	}
 	p, err := newPlanner(env, o)
 	if err != nil {
