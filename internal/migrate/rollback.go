@@ -36,19 +36,18 @@ func (RollbackMode) Outputs() []input.Output { return Mode{}.Outputs() }
 func (RollbackMode) Prepare(_ context.Context, env mode.Env) (mode.Job, error) {
 	in := env.Inputs
 	target := in.String("rollback-to")
+	if target == "" {
+		in.Bad("rollback-to", "required: the version to roll back to (one of the files in %s, or 0 for none)", in.String("migrations-dir"))
+	}
 	job, err := prepareSession(env)
 	if err != nil {
 		return nil, err
-	}
-	if target == "" {
-		in.Bad("rollback-to", "required: the version to roll back to (one of the files in %s, or 0 for none)", job.set.Dir)
-		return job, nil
 	}
 	if strings.Trim(target, "0") == "" {
 		target = "" // 0: no version at all
 	} else if !job.set.has(target) {
 		in.Bad("rollback-to", "%s is not the version of any file in %s (versions from %s to %s), and not 0", target, job.set.Dir, job.set.Files[0].Version, job.set.Latest())
-		return job, nil
+		return nil, in.Err()
 	}
 	var undoable []string
 	for _, f := range job.set.Files {
@@ -58,6 +57,7 @@ func (RollbackMode) Prepare(_ context.Context, env mode.Env) (mode.Job, error) {
 	}
 	if len(undoable) > 0 {
 		in.Bad("rollback-to", "the down section of %s is missing or empty, so nothing would undo it: write the down section, or roll back to a later version", strings.Join(undoable, ", "))
+		return nil, in.Err()
 	}
 	job.o.Rollback, job.o.RollbackTo = true, target
 	return job, nil
