@@ -12,23 +12,27 @@ import (
 )
 
 // Inputs both backup and restore read, declared once here so the two
-// declarations are identical (the input table merges them).
+// declarations are identical (the input table merges them); the S3 write
+// options are backup's, here because opening the store reads them.
 var (
-	InputDestination = input.Input{Name: "destination", Description: "Required: where backups live: s3://bucket/prefix, or file:///path for a local folder (self-hosted runners). " +
+	InputDestination = &input.Input{Name: "destination", Description: "Required: where backups live: s3://bucket/prefix, or file:///path for a local folder (self-hosted runners). " +
 		"Each tenant's backups go to <prefix>/<project name slug>-<project id>/<UTC time>.dump.zst, each with a <UTC time>.manifest.json beside it."}
-	InputAWSRegion        = input.Input{Name: "aws-region", Description: "Region of the S3 bucket. Default: AWS_REGION, or us-east-1 with s3-endpoint."}
-	InputS3Endpoint       = input.Input{Name: "s3-endpoint", Description: "Endpoint of an S3-compatible store (Cloudflare R2, MinIO, GCS interoperability), e.g. https://<account>.r2.cloudflarestorage.com. Default: AWS."}
-	InputS3ForcePathStyle = input.Input{Name: "s3-force-path-style", Default: "false", Bool: true, Description: "Address the bucket in the URL path (endpoint/bucket/key) instead of the host name, as MinIO needs."}
-	InputAWSRoleARN       = input.Input{Name: "aws-role-arn", Description: "IAM role to assume with the job's GitHub OIDC token (the job needs permissions: id-token: write). Without it, the AWS SDK's standard credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the step's env, or what aws-actions/configure-aws-credentials set."}
-	InputPgDumpPath       = input.Input{Name: "pg-dump-path", Default: "pg_dump", Description: "The pg_dump to run: its major version must be at least every server's (Neon runs 14-18; the action's image ships PostgreSQL 18's). Restore runs pg_restore and psql from the same folder."}
+	InputAWSRegion        = &input.Input{Name: "aws-region", Description: "Region of the S3 bucket. Default: AWS_REGION, or us-east-1 with s3-endpoint."}
+	InputS3Endpoint       = &input.Input{Name: "s3-endpoint", Description: "Endpoint of an S3-compatible store (Cloudflare R2, MinIO, GCS interoperability), e.g. https://<account>.r2.cloudflarestorage.com. Default: AWS."}
+	InputS3ForcePathStyle = &input.Input{Name: "s3-force-path-style", Default: "false", Bool: true, Description: "Address the bucket in the URL path (endpoint/bucket/key) instead of the host name, as MinIO needs."}
+	InputAWSRoleARN       = &input.Input{Name: "aws-role-arn", Description: "IAM role to assume with the job's GitHub OIDC token (the job needs permissions: id-token: write). Without it, the AWS SDK's standard credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the step's env, or what aws-actions/configure-aws-credentials set."}
+	InputS3SSE            = &input.Input{Name: "s3-sse", Description: "S3 server-side encryption of new objects, AES256 or aws:kms. Default: the bucket's."}
+	InputS3KMSKeyID       = &input.Input{Name: "s3-kms-key-id", Description: "The KMS key for s3-sse aws:kms. Default: the AWS managed key."}
+	InputS3StorageClass   = &input.Input{Name: "s3-storage-class", Description: "Storage class of new objects, e.g. STANDARD_IA. Default: the bucket's."}
+	InputPgDumpPath       = &input.Input{Name: "pg-dump-path", Default: "pg_dump", Description: "The pg_dump to run: its major version must be at least every server's (Neon runs 14-18; the action's image ships PostgreSQL 18's). Restore runs pg_restore and psql from the same folder."}
 )
 
 // OutputBytes is the output both modes set.
 var OutputBytes = input.Output{Name: "bytes", Description: "Bytes of backup objects (compressed and encrypted, as stored): written by backup, read by restore."}
 
 // StoreInputs are the destination inputs both modes declare.
-func StoreInputs() []input.Input {
-	return []input.Input{InputDestination, InputAWSRegion, InputS3Endpoint, InputS3ForcePathStyle, InputAWSRoleARN}
+func StoreInputs() []*input.Input {
+	return []*input.Input{InputDestination, InputAWSRegion, InputS3Endpoint, InputS3ForcePathStyle, InputAWSRoleARN}
 }
 
 // WriteOptions are the S3 settings only a writer needs.
@@ -53,15 +57,15 @@ func OpenStore(ctx context.Context, env StoreEnv, w WriteOptions) storage.Store 
 	for _, k := range []string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"} {
 		env.Secret(env.Getenv(k))
 	}
-	dest := in.String("destination")
+	dest := in.String(InputDestination)
 	switch {
 	case dest == "":
-		in.Bad("destination", "required: s3://bucket/prefix or file:///path")
+		in.Bad(InputDestination, "required: s3://bucket/prefix or file:///path")
 		return nil
 	case strings.HasPrefix(dest, "file:"):
 		p, err := dir.ParseDestination(dest)
 		if err != nil {
-			in.Bad("destination", "%v", err)
+			in.Bad(InputDestination, "%v", err)
 			return nil
 		}
 		if !filepath.IsAbs(p) && env.Workspace != "" {
@@ -69,28 +73,28 @@ func OpenStore(ctx context.Context, env StoreEnv, w WriteOptions) storage.Store 
 		}
 		s, err := dir.New(p)
 		if err != nil {
-			in.Bad("destination", "%v", err)
+			in.Bad(InputDestination, "%v", err)
 			return nil
 		}
-		for _, name := range []string{"aws-role-arn", "s3-endpoint"} {
-			if in.IsSet(name) {
-				in.Bad(name, "only for an s3:// destination")
+		for _, s3Only := range []*input.Input{InputAWSRoleARN, InputS3Endpoint} {
+			if in.IsSet(s3Only) {
+				in.Bad(s3Only, "only for an s3:// destination")
 			}
 		}
 		return s
 	case strings.HasPrefix(dest, "s3:"):
 		bucket, prefix, err := s3.ParseDestination(dest)
 		if err != nil {
-			in.Bad("destination", "%v", err)
+			in.Bad(InputDestination, "%v", err)
 			return nil
 		}
 		o := s3.Options{
 			Bucket:         bucket,
 			Prefix:         prefix,
-			Region:         in.String("aws-region"),
-			Endpoint:       in.String("s3-endpoint"),
-			ForcePathStyle: in.Bool("s3-force-path-style"),
-			RoleARN:        in.String("aws-role-arn"),
+			Region:         in.String(InputAWSRegion),
+			Endpoint:       in.String(InputS3Endpoint),
+			ForcePathStyle: in.Bool(InputS3ForcePathStyle),
+			RoleARN:        in.String(InputAWSRoleARN),
 			SSE:            w.SSE,
 			KMSKeyID:       w.KMSKeyID,
 			StorageClass:   w.StorageClass,
@@ -103,23 +107,23 @@ func OpenStore(ctx context.Context, env StoreEnv, w WriteOptions) storage.Store 
 		}
 		return s
 	}
-	in.Bad("destination", "want s3://bucket/prefix or file:///path, got a value starting %q", cut(dest, 12))
+	in.Bad(InputDestination, "want s3://bucket/prefix or file:///path, got a value starting %q", cut(dest, 12))
 	return nil
 }
 
 // s3InputFor names the input an s3.New error is about.
-func s3InputFor(msg string) string {
+func s3InputFor(msg string) *input.Input {
 	switch {
 	case strings.Contains(msg, "role"), strings.Contains(msg, "OIDC"), strings.Contains(msg, "ACTIONS_ID_TOKEN"):
-		return "aws-role-arn"
+		return InputAWSRoleARN
 	case strings.Contains(msg, "endpoint"):
-		return "s3-endpoint"
+		return InputS3Endpoint
 	case strings.Contains(msg, "region"):
-		return "aws-region"
+		return InputAWSRegion
 	case strings.Contains(msg, "KMS"):
-		return "s3-kms-key-id"
+		return InputS3KMSKeyID
 	case strings.Contains(msg, "SSE"):
-		return "s3-sse"
+		return InputS3SSE
 	}
-	return "destination"
+	return InputDestination
 }

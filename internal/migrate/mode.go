@@ -28,12 +28,19 @@ func (Mode) Synopsis() string {
 	return "Apply the repository's dbmate migrations to every tenant, each file in its own transaction, under a per-tenant lock."
 }
 
-func (Mode) Inputs() []input.Input {
-	return []input.Input{
-		{Name: "migrations-dir", Default: "db/migrations", Description: "Directory of dbmate migrations (relative to the workspace); validated once, before any tenant is touched."},
-		{Name: "migrations-table", Default: "schema_migrations", Description: "dbmate's table recording applied migrations (may be schema.table)."},
-		{Name: "dry-run", Default: "false", Bool: true, Description: "Report what would be done; change nothing."},
-		{Name: "lock-timeout", Default: "1m", Description: "How long a tenant waits for another run's migration lock (Go duration)."},
+// The mode's own inputs, each declared once and read by its value.
+var (
+	InputMigrationsDir   = &input.Input{Name: "migrations-dir", Default: "db/migrations", Description: "Directory of dbmate migrations (relative to the workspace); validated once, before any tenant is touched."}
+	InputMigrationsTable = &input.Input{Name: "migrations-table", Default: "schema_migrations", Description: "dbmate's table recording applied migrations (may be schema.table)."}
+	InputLockTimeout     = &input.Input{Name: "lock-timeout", Default: "1m", Description: "How long a tenant waits for another run's migration lock (Go duration)."}
+)
+
+func (Mode) Inputs() []*input.Input {
+	return []*input.Input{
+		InputMigrationsDir,
+		InputMigrationsTable,
+		input.DryRun,
+		InputLockTimeout,
 	}
 }
 
@@ -48,21 +55,21 @@ var tableNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A
 func (Mode) Prepare(_ context.Context, env mode.Env) (mode.Job, error) {
 	in := env.Inputs
 	o := Options{
-		Table:       in.String("migrations-table"),
-		LockTimeout: in.Duration("lock-timeout"),
-		DryRun:      in.Bool("dry-run"),
+		Table:       in.String(InputMigrationsTable),
+		LockTimeout: in.Duration(InputLockTimeout),
+		DryRun:      in.Bool(input.DryRun),
 	}
 	if !tableNamePattern.MatchString(o.Table) {
-		in.Bad("migrations-table", "want a table name like schema_migrations or myschema.schema_migrations, got %q", o.Table)
+		in.Bad(InputMigrationsTable, "want a table name like schema_migrations or myschema.schema_migrations, got %q", o.Table)
 	}
-	dir := in.String("migrations-dir")
+	dir := in.String(InputMigrationsDir)
 	path := dir
 	if !filepath.IsAbs(path) && env.Workspace != "" {
 		path = filepath.Join(env.Workspace, path)
 	}
 	set, err := Load(path)
 	if err != nil {
-		in.BadErr("migrations-dir", err)
+		in.BadErr(InputMigrationsDir, err)
 	}
 	if err := in.Err(); err != nil {
 		return nil, err
