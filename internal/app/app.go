@@ -165,22 +165,22 @@ func prepare(ctx context.Context, flags map[string]string, getenv func(string) s
 
 	// Register every credential before anything is printed, even before
 	// validation: an error message could otherwise carry one.
-	for _, in := range table.Inputs {
+	for i, in := range table.Inputs {
 		if in.Secret {
-			out.secrets.Add(values.Raw(in.Name))
+			out.secrets.Add(values.Raw(&table.Inputs[i]))
 		}
 	}
-	for _, line := range strings.Split(values.Raw("database-urls"), "\n") {
+	for _, line := range strings.Split(values.Raw(input.DatabaseURLs), "\n") {
 		registerURLPassword(out.secrets, line)
 	}
 
-	p := &prepared{name: strings.ToLower(values.String("mode"))}
+	p := &prepared{name: strings.ToLower(values.String(input.Mode))}
 	m := lookupMode(p.name)
 	switch {
 	case p.name == "":
-		values.Bad("mode", "required: one of %s", strings.Join(modeNames(), ", "))
+		values.Bad(input.Mode, "required: one of %s", strings.Join(modeNames(), ", "))
 	case m == nil:
-		values.Bad("mode", "unknown mode %q: want one of %s", p.name, strings.Join(modeNames(), ", "))
+		values.Bad(input.Mode, "unknown mode %q: want one of %s", p.name, strings.Join(modeNames(), ", "))
 	}
 	workspace := workspaceDir(getenv)
 	p.cfg = config.Load(values, config.Files{Workspace: workspace, Stdin: stdin})
@@ -211,7 +211,7 @@ func prepare(ctx context.Context, flags map[string]string, getenv func(string) s
 	p.reportPath, p.reportOutput = reportLocation(getenv, workspace, p.name, p.cfg.ReportFile)
 	if err == nil && values.Err() == nil {
 		if werr := checkWritable(p.reportPath); werr != nil {
-			values.Bad("report-file", "cannot write the report to %s: %v", p.reportPath, werr)
+			values.Bad(input.ReportFile, "cannot write the report to %s: %v", p.reportPath, werr)
 		}
 	}
 	if err != nil && !isInputError(err) {

@@ -42,16 +42,27 @@ func (Mode) Synopsis() string {
 	return "Dump every tenant with pg_dump, compressed (and encrypted) in one stream to S3 or a folder, with a checked manifest; then prune old backups."
 }
 
-func (Mode) Inputs() []input.Input {
+// The mode's own inputs, each declared once and read by its value.
+var (
+	InputFormat              = &input.Input{Name: "format", Default: "custom", Description: "Dump format: custom (pg_dump -Fc, restored with pg_restore, selectively if need be) or plain (SQL, restored with psql)."}
+	InputCompression         = &input.Input{Name: "compression", Default: "zstd", Description: "Compression pgfleet applies in the stream on several cores (pg_dump itself runs uncompressed): zstd, gzip or none."}
+	InputCompressionLevel    = &input.Input{Name: "compression-level", Description: "zstd 1-22 (default 1, the fastest: on a two-core runner level 3 made the stream slower than pg_dump alone) or gzip 1-9 (default 6; gzip is several times slower than zstd)."}
+	InputEncryptionRecipient = &input.Input{Name: "encryption-recipient", Description: "age public keys (age1..., separated by newlines, commas or spaces): each dump is encrypted on the runner for them before it leaves, so whoever reads the bucket cannot read the data. Restore needs a matching encryption-identity."}
+	InputPgDumpArgs          = &input.Input{Name: "pg-dump-args", Default: "--no-owner --no-privileges", Description: "Extra pg_dump arguments, separated by spaces. pgfleet sets the connection, format, compression and snapshot itself; options that leave tables or rows out (-t, -n, -s, --exclude-table-data...) are refused, since the manifest's row counts prove every table."}
+	InputRetentionDays       = &input.Input{Name: "retention-days", Default: "7", Description: "After a tenant's new backup and manifest are written, its good backups older than this many days (by the time in their names) are pruned, keep-last excepted."}
+	InputKeepLast            = &input.Input{Name: "keep-last", Default: "3", Description: "The newest this many good backups of each tenant are never pruned, whatever their age (at least 1)."}
+)
+
+func (Mode) Inputs() []*input.Input {
 	return append(append(destination.Inputs(), destination.WriteInputs()...),
-		input.Input{Name: "format", Default: "custom", Description: "Dump format: custom (pg_dump -Fc, restored with pg_restore, selectively if need be) or plain (SQL, restored with psql)."},
-		input.Input{Name: "compression", Default: "zstd", Description: "Compression pgfleet applies in the stream on several cores (pg_dump itself runs uncompressed): zstd, gzip or none."},
-		input.Input{Name: "compression-level", Description: "zstd 1-22 (default 1, the fastest: on a two-core runner level 3 made the stream slower than pg_dump alone) or gzip 1-9 (default 6; gzip is several times slower than zstd)."},
-		input.Input{Name: "encryption-recipient", Description: "age public keys (age1..., separated by newlines, commas or spaces): each dump is encrypted on the runner for them before it leaves, so whoever reads the bucket cannot read the data. Restore needs a matching encryption-identity."},
+		InputFormat,
+		InputCompression,
+		InputCompressionLevel,
+		InputEncryptionRecipient,
 		pgtools.InputPgDumpPath,
-		input.Input{Name: "pg-dump-args", Default: "--no-owner --no-privileges", Description: "Extra pg_dump arguments, separated by spaces. pgfleet sets the connection, format, compression and snapshot itself; options that leave tables or rows out (-t, -n, -s, --exclude-table-data...) are refused, since the manifest's row counts prove every table."},
-		input.Input{Name: "retention-days", Default: "7", Description: "After a tenant's new backup and manifest are written, its good backups older than this many days (by the time in their names) are pruned, keep-last excepted."},
-		input.Input{Name: "keep-last", Default: "3", Description: "The newest this many good backups of each tenant are never pruned, whatever their age (at least 1)."},
+		InputPgDumpArgs,
+		InputRetentionDays,
+		InputKeepLast,
 	)
 }
 
@@ -80,54 +91,54 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	in := env.Inputs
 	o := Options{
 		Tool:          "pgfleet " + env.Version,
-		Format:        archive.Format(in.OneOf("format", "custom", "plain")),
-		Compression:   archive.Compression(in.OneOf("compression", "zstd", "gzip", "none")),
-		RetentionDays: in.Int("retention-days", 1, 100000, "days"),
-		KeepLast:      in.Int("keep-last", 1, 100000, "backups"),
+		Format:        archive.Format(in.OneOf(InputFormat, "custom", "plain")),
+		Compression:   archive.Compression(in.OneOf(InputCompression, "zstd", "gzip", "none")),
+		RetentionDays: in.Int(InputRetentionDays, 1, 100000, "days"),
+		KeepLast:      in.Int(InputKeepLast, 1, 100000, "backups"),
 	}
 	switch o.Compression {
 	case archive.Zstd:
 		o.Level = archive.ZstdDefaultLevel
-		if in.IsSet("compression-level") {
-			o.Level = in.Int("compression-level", archive.ZstdMinLevel, archive.ZstdMaxLevel, "zstd level")
+		if in.IsSet(InputCompressionLevel) {
+			o.Level = in.Int(InputCompressionLevel, archive.ZstdMinLevel, archive.ZstdMaxLevel, "zstd level")
 		}
 	case archive.Gzip:
 		o.Level = archive.GzipDefaultLevel
-		if in.IsSet("compression-level") {
-			o.Level = in.Int("compression-level", archive.GzipMinLevel, archive.GzipMaxLevel, "gzip level")
+		if in.IsSet(InputCompressionLevel) {
+			o.Level = in.Int(InputCompressionLevel, archive.GzipMinLevel, archive.GzipMaxLevel, "gzip level")
 		}
 	case archive.None:
-		if in.IsSet("compression-level") {
-			in.Bad("compression-level", "compression is none")
+		if in.IsSet(InputCompressionLevel) {
+			in.Bad(InputCompressionLevel, "compression is none")
 		}
 	}
-	if in.IsSet("encryption-recipient") {
-		rs, keys, err := archive.ParseRecipients(in.String("encryption-recipient"))
+	if in.IsSet(InputEncryptionRecipient) {
+		rs, keys, err := archive.ParseRecipients(in.String(InputEncryptionRecipient))
 		if err != nil {
-			in.Bad("encryption-recipient", "%v", err)
+			in.Bad(InputEncryptionRecipient, "%v", err)
 		}
 		o.Recipients, o.RecipientKeys = rs, keys
 	}
-	args, err := ParseDumpArgs(in.String("pg-dump-args"))
+	args, err := ParseDumpArgs(in.String(InputPgDumpArgs))
 	if err != nil {
-		in.Bad("pg-dump-args", "%v", err)
+		in.Bad(InputPgDumpArgs, "%v", err)
 	}
 	o.PgDumpArgs = args
 	for _, u := range env.Config.DatabaseURLs {
 		if p := pgtools.PoolerProblem(u.URL); p != "" {
-			in.Bad("database-urls", "tenant %s: %s", u.Name, p)
+			in.Bad(input.DatabaseURLs, "tenant %s: %s", u.Name, p)
 		}
 	}
-	sse := in.String("s3-sse")
+	sse := in.String(destination.InputS3SSE)
 	if sse != "" && sse != "AES256" && sse != "aws:kms" {
-		in.Bad("s3-sse", "want AES256 or aws:kms, got %q", sse)
+		in.Bad(destination.InputS3SSE, "want AES256 or aws:kms, got %q", sse)
 		sse = ""
 	}
 	o.Store = destination.Open(ctx, destination.Env{Inputs: in, Workspace: env.Workspace, Getenv: env.Getenv, Secret: env.Secret},
-		destination.WriteOptions{SSE: sse, KMSKeyID: in.String("s3-kms-key-id"), StorageClass: in.String("s3-storage-class")})
-	tool, err := pgtools.FindTool(ctx, in.String("pg-dump-path"))
+		destination.WriteOptions{SSE: sse, KMSKeyID: in.String(destination.InputS3KMSKeyID), StorageClass: in.String(destination.InputS3StorageClass)})
+	tool, err := pgtools.FindTool(ctx, in.String(pgtools.InputPgDumpPath))
 	if err != nil {
-		in.Bad("pg-dump-path", "%v", err)
+		in.Bad(pgtools.InputPgDumpPath, "%v", err)
 	}
 	o.PgDump = tool
 	if err := in.Err(); err != nil {

@@ -85,86 +85,86 @@ func Load(v *input.Values, files Files) Config {
 	var c Config
 
 	// Tenant source.
-	urls, fromFile := v.Raw("database-urls"), v.String("database-urls-file")
+	urls, fromFile := v.Raw(input.DatabaseURLs), v.String(input.DatabaseURLsFile)
 	switch {
 	case strings.TrimSpace(urls) != "" && fromFile != "":
-		v.Bad("database-urls-file", "give database-urls or database-urls-file, not both")
+		v.Bad(input.DatabaseURLsFile, "give database-urls or database-urls-file, not both")
 	case fromFile != "":
 		b, err := files.read(fromFile)
 		if err != nil {
-			v.Bad("database-urls-file", "cannot read %q: %v", fromFile, errors.Unwrap(err))
+			v.Bad(input.DatabaseURLsFile, "cannot read %q: %v", fromFile, errors.Unwrap(err))
 			break
 		}
 		urls = string(b)
 		if strings.TrimSpace(urls) == "" {
-			v.Bad("database-urls-file", "%q is empty: want one tenant per line, name=postgres://...", fromFile)
+			v.Bad(input.DatabaseURLsFile, "%q is empty: want one tenant per line, name=postgres://...", fromFile)
 			break
 		}
-		c.DatabaseURLs = databaseURLs(v, "database-urls-file", urls)
+		c.DatabaseURLs = databaseURLs(v, input.DatabaseURLsFile, urls)
 	case strings.TrimSpace(urls) != "":
-		c.DatabaseURLs = databaseURLs(v, "database-urls", urls)
+		c.DatabaseURLs = databaseURLs(v, input.DatabaseURLs, urls)
 	}
 	if strings.TrimSpace(urls) == "" {
 		c.Neon = Neon{
-			APIKey:   v.String("neon-api-key"),
-			APIURL:   strings.TrimRight(v.String("neon-api-url"), "/"),
-			OrgID:    v.String("neon-org-id"),
-			Database: v.String("database"),
-			Role:     v.String("role"),
-			Branch:   v.String("branch"),
+			APIKey:   v.String(input.NeonAPIKey),
+			APIURL:   strings.TrimRight(v.String(input.NeonAPIURL), "/"),
+			OrgID:    v.String(input.NeonOrgID),
+			Database: v.String(input.Database),
+			Role:     v.String(input.Role),
+			Branch:   v.String(input.Branch),
 		}
 		if c.Neon.APIKey == "" {
-			v.Bad("neon-api-key", "required: a Neon API key (or list databases in database-urls or database-urls-file instead)")
+			v.Bad(input.NeonAPIKey, "required: a Neon API key (or list databases in database-urls or database-urls-file instead)")
 		}
 		if _, ok := httpurl.Parse(c.Neon.APIURL); !ok {
-			v.Bad("neon-api-url", "want an http(s) URL like https://console.neon.tech/api/v2, got %q", c.Neon.APIURL)
+			v.Bad(input.NeonAPIURL, "want an http(s) URL like https://console.neon.tech/api/v2, got %q", c.Neon.APIURL)
 		}
 		if c.Neon.OrgID != "" && !neonIDPattern.MatchString(c.Neon.OrgID) {
-			v.Bad("neon-org-id", "want an organization id like org-morning-bread-81040908, got %q", c.Neon.OrgID)
+			v.Bad(input.NeonOrgID, "want an organization id like org-morning-bread-81040908, got %q", c.Neon.OrgID)
 		}
-		c.Neon.RequestsPerMinute = v.Int("neon-rate-limit", 1, 700, "requests per minute to the Neon API (Neon allows 700)")
+		c.Neon.RequestsPerMinute = v.Int(input.NeonRateLimit, 1, 700, "requests per minute to the Neon API (Neon allows 700)")
 	}
 
 	// Selection.
-	c.Selector.Include = globs(v, "projects")
-	c.Selector.Exclude = globs(v, "exclude-projects")
-	shard, err := tenant.ParseShard(v.String("shard"))
+	c.Selector.Include = globs(v, input.Projects)
+	c.Selector.Exclude = globs(v, input.ExcludeProjects)
+	shard, err := tenant.ParseShard(v.String(input.Shard))
 	if err != nil {
-		v.Bad("shard", "%v", err)
+		v.Bad(input.Shard, "%v", err)
 	}
 	c.Selector.Shard = shard
 
 	// Execution.
-	c.Concurrency = v.Int("concurrency", 1, MaxConcurrency, "tenants worked on at once")
-	c.TenantTimeout = v.Duration("tenant-timeout")
-	c.MaxFailures = v.Int("max-failures", 0, 1<<30, "failures before the run stops starting tenants (0 = unlimited)")
-	if raw := v.String("canary"); raw != "" {
+	c.Concurrency = v.Int(input.Concurrency, 1, MaxConcurrency, "tenants worked on at once")
+	c.TenantTimeout = v.Duration(input.TenantTimeout)
+	c.MaxFailures = v.Int(input.MaxFailures, 0, 1<<30, "failures before the run stops starting tenants (0 = unlimited)")
+	if raw := v.String(input.Canary); raw != "" {
 		if n, err := strconv.Atoi(raw); err == nil {
 			if n < 0 {
-				v.Bad("canary", "want a number of tenants (>= 0) or globs of project names/ids, got %q", raw)
+				v.Bad(input.Canary, "want a number of tenants (>= 0) or globs of project names/ids, got %q", raw)
 			}
 			c.CanaryCount = n
 		} else {
-			c.CanaryGlobs = globs(v, "canary")
+			c.CanaryGlobs = globs(v, input.Canary)
 		}
 	}
-	c.ReportFile = v.String("report-file")
+	c.ReportFile = v.String(input.ReportFile)
 	return c
 }
 
-func globs(v *input.Values, name string) []string {
-	list := tenant.SplitList(v.String(name))
+func globs(v *input.Values, in *input.Input) []string {
+	list := tenant.SplitList(v.String(in))
 	if err := tenant.ValidateGlobs(list); err != nil {
-		v.Bad(name, "%v", err)
+		v.Bad(in, "%v", err)
 	}
 	return list
 }
 
-func databaseURLs(v *input.Values, name, raw string) []NamedURL {
+func databaseURLs(v *input.Values, in *input.Input, raw string) []NamedURL {
 	urls, err := ParseDatabaseURLs(raw)
 	if err != nil {
 		for _, e := range input.Split(err) {
-			v.Bad(name, "%v", e)
+			v.Bad(in, "%v", e)
 		}
 	}
 	return urls

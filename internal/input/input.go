@@ -11,6 +11,8 @@ import (
 )
 
 // Input is one action input, which is also a CLI flag of the same name.
+// Each is declared once, as a package-level *Input (the shared ones here, a
+// mode's in its package), and read by that value: Values.String(in).
 type Input struct {
 	Name        string
 	Default     string // as action.yml and --help show it; "" = none
@@ -51,7 +53,7 @@ type Table struct {
 // ModeDecl is what the table needs to know of a mode.
 type ModeDecl struct {
 	Name    string
-	Inputs  []Input
+	Inputs  []*Input
 	Outputs []Output
 }
 
@@ -64,14 +66,16 @@ func NewTable(modes []ModeDecl) *Table {
 	for _, m := range modes {
 		t.Modes = append(t.Modes, m.Name)
 	}
-	for _, in := range Shared {
-		if in.Name == "mode" {
+	for _, decl := range Shared {
+		in := *decl
+		if decl == Mode {
 			in.Description += " " + strings.Join(t.Modes, ", ") + "."
 		}
 		t.add(in)
 	}
 	for _, m := range modes {
-		for _, in := range m.Inputs {
+		for _, decl := range m.Inputs {
+			in := *decl
 			in.Modes = []string{m.Name}
 			t.add(in)
 		}

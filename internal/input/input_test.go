@@ -7,16 +7,16 @@ import (
 	"time"
 )
 
+var (
+	testDryRun      = &Input{Name: "dry-run", Default: "false", Bool: true, Description: "Change nothing."}
+	testLockTimeout = &Input{Name: "lock-timeout", Default: "1m", Description: "Wait."}
+	testToken       = &Input{Name: "token", Secret: true, Env: "SYNC_TOKEN", Description: "Token."}
+)
+
 func testTable() *Table {
 	return NewTable([]ModeDecl{
-		{Name: "migrate", Inputs: []Input{
-			{Name: "dry-run", Default: "false", Bool: true, Description: "Change nothing."},
-			{Name: "lock-timeout", Default: "1m", Description: "Wait."},
-		}, Outputs: []Output{{Name: "pending", Description: "Pending."}}},
-		{Name: "sync", Inputs: []Input{
-			{Name: "dry-run", Default: "false", Bool: true, Description: "Change nothing."},
-			{Name: "token", Secret: true, Env: "SYNC_TOKEN", Description: "Token."},
-		}},
+		{Name: "migrate", Inputs: []*Input{testDryRun, testLockTimeout}, Outputs: []Output{{Name: "pending", Description: "Pending."}}},
+		{Name: "sync", Inputs: []*Input{testDryRun, testToken}},
 	})
 }
 
@@ -38,8 +38,8 @@ func TestTableMergesInputsDeclaredByTwoModes(t *testing.T) {
 		}
 	}()
 	NewTable([]ModeDecl{
-		{Name: "a", Inputs: []Input{{Name: "x", Default: "1"}}},
-		{Name: "b", Inputs: []Input{{Name: "x", Default: "2"}}},
+		{Name: "a", Inputs: []*Input{{Name: "x", Default: "1"}}},
+		{Name: "b", Inputs: []*Input{{Name: "x", Default: "2"}}},
 	})
 }
 
@@ -101,12 +101,12 @@ func TestValues(t *testing.T) {
 	tb := testTable()
 	raw := map[string]string{"concurrency": " 7 ", "tenant-timeout": "soon", "dry-run": "maybe", "max-failures": "-1"}
 	v := NewValues(tb, func(name string) string { return raw[name] })
-	if v.Int("concurrency", 1, 1000, "tenants") != 7 || v.Duration("lock-timeout") != time.Minute || v.String("neon-api-url") != "https://console.neon.tech/api/v2" {
+	if v.Int(Concurrency, 1, 1000, "tenants") != 7 || v.Duration(testLockTimeout) != time.Minute || v.String(NeonAPIURL) != "https://console.neon.tech/api/v2" {
 		t.Error("values or defaults wrong")
 	}
-	v.Duration("tenant-timeout")
-	v.Bool("dry-run")
-	v.Int("max-failures", 0, 10, "failures")
+	v.Duration(TenantTimeout)
+	v.Bool(testDryRun)
+	v.Int(MaxFailures, 0, 10, "failures")
 	var names []string
 	for _, e := range Split(v.Err()) {
 		var ie *Error
@@ -118,4 +118,16 @@ func TestValues(t *testing.T) {
 	if strings.Join(names, ",") != "tenant-timeout,dry-run,max-failures" {
 		t.Errorf("problems named %v", names)
 	}
+}
+
+// An input no mode declared is a bug: reading it panics at once, in any
+// test that reads it, rather than quietly giving "".
+func TestReadingAnUndeclaredInputPanics(t *testing.T) {
+	v := NewValues(testTable(), func(string) string { return "" })
+	defer func() {
+		if recover() == nil {
+			t.Error("reading an input outside the table must panic")
+		}
+	}()
+	v.String(&Input{Name: "not-declared"})
 }

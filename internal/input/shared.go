@@ -1,34 +1,61 @@
 package input
 
-// Shared are the inputs every mode reads: where tenants come from, which
-// are selected, how the run goes, and where the report is written.
-var Shared = []Input{
-	{Name: "mode", Required: true, Description: "What to do:"},
+// The shared inputs, each declared once: code reads an input by its value
+// (values.String(input.Concurrency)), so a misspelt input does not compile.
+var (
+	Mode = &Input{Name: "mode", Required: true, Description: "What to do:"}
 
 	// Tenant source: the Neon API...
-	{Name: "neon-api-key", Secret: true, Env: "NEON_API_KEY", Description: "Neon API key (store it as a secret). Required unless database-urls or database-urls-file is set. CLI: also NEON_API_KEY."},
-	{Name: "neon-api-url", Default: "https://console.neon.tech/api/v2", Description: "Neon API base URL."},
-	{Name: "neon-org-id", Description: `Neon organization id, for API keys that need one (Neon answers "org_id is required").`},
-	{Name: "neon-rate-limit", Default: "600", Description: "Neon API requests per minute pgfleet allows itself (Neon allows 700 per account and 40/s per route)."},
-	{Name: "database", Default: "neondb", Description: "Database name in each project."},
-	{Name: "role", Default: "neondb_owner", Description: "Role to connect as in each project."},
-	{Name: "branch", Description: "Branch name or id in each project (default: each project's default branch)."},
+	NeonAPIKey    = &Input{Name: "neon-api-key", Secret: true, Env: "NEON_API_KEY", Description: "Neon API key (store it as a secret). Required unless database-urls or database-urls-file is set. CLI: also NEON_API_KEY."}
+	NeonAPIURL    = &Input{Name: "neon-api-url", Default: "https://console.neon.tech/api/v2", Description: "Neon API base URL."}
+	NeonOrgID     = &Input{Name: "neon-org-id", Description: `Neon organization id, for API keys that need one (Neon answers "org_id is required").`}
+	NeonRateLimit = &Input{Name: "neon-rate-limit", Default: "600", Description: "Neon API requests per minute pgfleet allows itself (Neon allows 700 per account and 40/s per route)."}
+	Database      = &Input{Name: "database", Default: "neondb", Description: "Database name in each project."}
+	Role          = &Input{Name: "role", Default: "neondb_owner", Description: "Role to connect as in each project."}
+	Branch        = &Input{Name: "branch", Description: "Branch name or id in each project (default: each project's default branch)."}
 	// ...or an explicit list.
-	{Name: "database-urls", Secret: true, Description: "One tenant per line, name=postgres://user:password@host/db (a bare URL is named host/db; # starts a comment). Percent-encode any of @ : / ? # % [ ] or spaces in the password. When set, the Neon API is not used."},
-	{Name: "database-urls-file", Description: "A file in database-urls' format (relative to the workspace; - for standard input on the CLI), for fleets too big for one variable (Linux caps one at 128 KiB, about 1,000 lines)."},
+	DatabaseURLs     = &Input{Name: "database-urls", Secret: true, Description: "One tenant per line, name=postgres://user:password@host/db (a bare URL is named host/db; # starts a comment). Percent-encode any of @ : / ? # % [ ] or spaces in the password. When set, the Neon API is not used."}
+	DatabaseURLsFile = &Input{Name: "database-urls-file", Description: "A file in database-urls' format (relative to the workspace; - for standard input on the CLI), for fleets too big for one variable (Linux caps one at 128 KiB, about 1,000 lines)."}
 
 	// Selection.
-	{Name: "projects", Description: "Globs on project name or id (newline- or comma-separated) to include; default all."},
-	{Name: "exclude-projects", Description: "Globs on project name or id to leave out."},
-	{Name: "shard", Description: "i/n: this job takes a stable 1/n of the fleet, by project id, so a matrix of n jobs covers it exactly once."},
+	Projects        = &Input{Name: "projects", Description: "Globs on project name or id (newline- or comma-separated) to include; default all."}
+	ExcludeProjects = &Input{Name: "exclude-projects", Description: "Globs on project name or id to leave out."}
+	Shard           = &Input{Name: "shard", Description: "i/n: this job takes a stable 1/n of the fleet, by project id, so a matrix of n jobs covers it exactly once."}
 
 	// Execution.
-	{Name: "concurrency", Default: "10", Description: "Tenants worked on at once (1-1000)."},
-	{Name: "tenant-timeout", Default: "10m", Description: "Time limit per tenant (Go duration); the work is really stopped when it passes."},
-	{Name: "max-failures", Default: "0", Description: "Stop starting tenants once this many have failed (0 = unlimited)."},
-	{Name: "canary", Description: "A number N (the first N tenants) or globs of project names/ids: these run first, and all must succeed before any other tenant is touched. A canary that selects no tenant fails the run."},
+	Concurrency   = &Input{Name: "concurrency", Default: "10", Description: "Tenants worked on at once (1-1000)."}
+	TenantTimeout = &Input{Name: "tenant-timeout", Default: "10m", Description: "Time limit per tenant (Go duration); the work is really stopped when it passes."}
+	MaxFailures   = &Input{Name: "max-failures", Default: "0", Description: "Stop starting tenants once this many have failed (0 = unlimited)."}
+	Canary        = &Input{Name: "canary", Description: "A number N (the first N tenants) or globs of project names/ids: these run first, and all must succeed before any other tenant is touched. A canary that selects no tenant fails the run."}
 
-	{Name: "report-file", Description: "Where to write the JSON report. Default: pgfleet-<mode>-report.json in the workspace in Actions (the output is relative to it, for actions/upload-artifact), in the temp directory on the CLI."},
+	ReportFile = &Input{Name: "report-file", Description: "Where to write the JSON report. Default: pgfleet-<mode>-report.json in the workspace in Actions (the output is relative to it, for actions/upload-artifact), in the temp directory on the CLI."}
+)
+
+// DryRun is declared here because several modes read it (each lists it in
+// its Inputs); it is not a shared input.
+var DryRun = &Input{Name: "dry-run", Default: "false", Bool: true, Description: "Report what would be done; change nothing."}
+
+// Shared are the inputs every mode reads: where tenants come from, which
+// are selected, how the run goes, and where the report is written.
+var Shared = []*Input{
+	Mode,
+	NeonAPIKey,
+	NeonAPIURL,
+	NeonOrgID,
+	NeonRateLimit,
+	Database,
+	Role,
+	Branch,
+	DatabaseURLs,
+	DatabaseURLsFile,
+	Projects,
+	ExcludeProjects,
+	Shard,
+	Concurrency,
+	TenantTimeout,
+	MaxFailures,
+	Canary,
+	ReportFile,
 }
 
 // SharedOutputs are the outputs every mode sets.

@@ -41,93 +41,93 @@ func NewValues(t *Table, raw func(name string) string) *Values {
 	return &Values{table: t, raw: raw}
 }
 
-func (v *Values) def(name string) string {
-	in, ok := v.table.Lookup(name)
-	if !ok {
-		panic("input " + name + " is not in the table")
+// def is in's default, and makes sure in is in the table: reading an input
+// no mode declared is a bug, caught by any test that reads it.
+func (v *Values) def(in *Input) string {
+	if _, ok := v.table.Lookup(in.Name); !ok {
+		panic("input " + in.Name + " is not in the table")
 	}
 	return in.Default
 }
 
 // Raw is the value exactly as given, "" when unset (no default, no trim).
-func (v *Values) Raw(name string) string {
-	v.def(name)
-	return v.raw(name)
+func (v *Values) Raw(in *Input) string {
+	v.def(in)
+	return v.raw(in.Name)
 }
 
 // IsSet reports whether the input was given a non-blank value.
-func (v *Values) IsSet(name string) bool { return strings.TrimSpace(v.Raw(name)) != "" }
+func (v *Values) IsSet(in *Input) bool { return strings.TrimSpace(v.Raw(in)) != "" }
 
 // String is the trimmed value, or the input's default.
-func (v *Values) String(name string) string {
-	if s := strings.TrimSpace(v.Raw(name)); s != "" {
+func (v *Values) String(in *Input) string {
+	if s := strings.TrimSpace(v.Raw(in)); s != "" {
 		return s
 	}
-	return v.def(name)
+	return v.def(in)
 }
 
 // Bad records a problem with an input.
-func (v *Values) Bad(name, format string, a ...any) {
-	v.errs = append(v.errs, &Error{Input: name, Problem: fmt.Sprintf(format, a...)})
+func (v *Values) Bad(in *Input, format string, a ...any) {
+	v.errs = append(v.errs, &Error{Input: in.Name, Problem: fmt.Sprintf(format, a...)})
 }
 
 // BadErr records err as a problem with an input, keeping it as the cause.
-func (v *Values) BadErr(name string, err error) {
-	v.def(name)
-	v.errs = append(v.errs, &Error{Input: name, Err: err})
+func (v *Values) BadErr(in *Input, err error) {
+	v.errs = append(v.errs, &Error{Input: in.Name, Err: err})
 }
 
 // Int is a whole number from lo to hi; what says what it counts, for the
 // message.
-func (v *Values) Int(name string, lo, hi int, what string) int {
-	s := v.String(name)
+func (v *Values) Int(in *Input, lo, hi int, what string) int {
+	s := v.String(in)
 	if s == "" {
 		return 0
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < lo || n > hi {
-		v.Bad(name, "want a whole number from %d to %d (%s), got %q", lo, hi, what, s)
+		v.Bad(in, "want a whole number from %d to %d (%s), got %q", lo, hi, what, s)
 		return 0
 	}
 	return n
 }
 
 // Duration is a positive Go duration.
-func (v *Values) Duration(name string) time.Duration {
-	s := v.String(name)
+func (v *Values) Duration(in *Input) time.Duration {
+	s := v.String(in)
 	if s == "" {
 		return 0
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		v.Bad(name, "want a positive Go duration like 30s, 10m or 1h30m, got %q", s)
+		v.Bad(in, "want a positive Go duration like 30s, 10m or 1h30m, got %q", s)
 		return 0
 	}
 	return d
 }
 
 // Bool is true or false (also yes/no, on/off, 1/0).
-func (v *Values) Bool(name string) bool {
-	s := strings.ToLower(v.String(name))
+func (v *Values) Bool(in *Input) bool {
+	s := strings.ToLower(v.String(in))
 	switch s {
 	case "", "false", "no", "0", "off":
 		return false
 	case "true", "yes", "1", "on":
 		return true
 	}
-	v.Bad(name, "want true or false, got %q", s)
+	v.Bad(in, "want true or false, got %q", s)
 	return false
 }
 
 // OneOf is the value, which must be one of choices.
-func (v *Values) OneOf(name string, choices ...string) string {
-	s := strings.ToLower(v.String(name))
+func (v *Values) OneOf(in *Input, choices ...string) string {
+	s := strings.ToLower(v.String(in))
 	for _, c := range choices {
 		if s == c {
 			return s
 		}
 	}
-	v.Bad(name, "want one of %s, got %q", strings.Join(choices, ", "), s)
+	v.Bad(in, "want one of %s, got %q", strings.Join(choices, ", "), s)
 	return ""
 }
 

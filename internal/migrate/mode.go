@@ -29,19 +29,21 @@ func (Mode) Synopsis() string {
 	return "Apply the repository's dbmate migrations to every tenant, each file in its own transaction, under a per-tenant lock."
 }
 
-func (Mode) Inputs() []input.Input { return sessionInputs() }
+// The inputs migrate and rollback both read, each declared once and read by
+// its value: the files, the table, and how a tenant's session waits for
+// locks.
+var (
+	InputMigrationsDir   = &input.Input{Name: "migrations-dir", Default: "db/migrations", Description: "Directory of dbmate migrations (relative to the workspace); validated once, before any tenant is touched."}
+	InputMigrationsTable = &input.Input{Name: "migrations-table", Default: "schema_migrations", Description: "dbmate's table recording applied migrations (may be schema.table)."}
+	InputLockTimeout     = &input.Input{Name: "lock-timeout", Default: "3s", Description: "Postgres lock_timeout for the migrations' statements (Go duration, at most 5s; 0 = none): a statement waiting longer for a table's lock gives up, so the tenant's own queries never queue behind it for longer, and is retried after a pause (lock-retries)."}
+	InputLockRetries     = &input.Input{Name: "lock-retries", Default: "10", Description: "How many times a file (or a transaction:false statement) that could not get its lock within lock-timeout is retried, after a backoff with jitter of 0.5s doubling to 8s, within tenant-timeout."}
+	InputRunLockWait     = &input.Input{Name: "run-lock-wait", Default: "1m", Description: "How long a tenant waits for another pgfleet run's migration lock (an advisory lock, not a table's; Go duration)."}
+)
 
-// sessionInputs are what migrate and rollback both read: the files, the
-// table, and how a tenant's session waits for locks.
-func sessionInputs() []input.Input {
-	return []input.Input{
-		{Name: "migrations-dir", Default: "db/migrations", Description: "Directory of dbmate migrations (relative to the workspace); validated once, before any tenant is touched."},
-		{Name: "migrations-table", Default: "schema_migrations", Description: "dbmate's table recording applied migrations (may be schema.table)."},
-		{Name: "dry-run", Default: "false", Bool: true, Description: "Report what would be done; change nothing."},
-		{Name: "lock-timeout", Default: "3s", Description: "Postgres lock_timeout for the migrations' statements (Go duration, at most 5s; 0 = none): a statement waiting longer for a table's lock gives up, so the tenant's own queries never queue behind it for longer, and is retried after a pause (lock-retries)."},
-		{Name: "lock-retries", Default: "10", Description: "How many times a file (or a transaction:false statement) that could not get its lock within lock-timeout is retried, after a backoff with jitter of 0.5s doubling to 8s, within tenant-timeout."},
-		{Name: "run-lock-wait", Default: "1m", Description: "How long a tenant waits for another pgfleet run's migration lock (an advisory lock, not a table's; Go duration)."},
-	}
+func (Mode) Inputs() []*input.Input { return sessionInputs() }
+
+func sessionInputs() []*input.Input {
+	return []*input.Input{InputMigrationsDir, InputMigrationsTable, input.DryRun, InputLockTimeout, InputLockRetries, InputRunLockWait}
 }
 
 func (Mode) Outputs() []input.Output {
@@ -64,23 +66,23 @@ func (Mode) Prepare(_ context.Context, env mode.Env) (mode.Job, error) {
 func prepareSession(env mode.Env) (*Job, error) {
 	in := env.Inputs
 	o := Options{
-		Table:                in.String("migrations-table"),
-		RunLockWait:          in.Duration("run-lock-wait"),
+		Table:                in.String(InputMigrationsTable),
+		RunLockWait:          in.Duration(InputRunLockWait),
 		StatementLockTimeout: statementLockTimeout(in),
-		LockRetries:          in.Int("lock-retries", 0, 100, "retries of a file that could not get its lock"),
-		DryRun:               in.Bool("dry-run"),
+		LockRetries:          in.Int(InputLockRetries, 0, 100, "retries of a file that could not get its lock"),
+		DryRun:               in.Bool(input.DryRun),
 	}
 	if !tableNamePattern.MatchString(o.Table) {
-		in.Bad("migrations-table", "want a table name like schema_migrations or myschema.schema_migrations, got %q", o.Table)
+		in.Bad(InputMigrationsTable, "want a table name like schema_migrations or myschema.schema_migrations, got %q", o.Table)
 	}
-	dir := in.String("migrations-dir")
+	dir := in.String(InputMigrationsDir)
 	path := dir
 	if !filepath.IsAbs(path) && env.Workspace != "" {
 		path = filepath.Join(env.Workspace, path)
 	}
 	set, err := Load(path)
 	if err != nil {
-		in.BadErr("migrations-dir", err)
+		in.BadErr(InputMigrationsDir, err)
 	}
 	if err := in.Err(); err != nil {
 		return nil, err
@@ -95,12 +97,12 @@ func prepareSession(env mode.Env) (*Job, error) {
 const maxStatementLockTimeout = 5 * time.Second
 
 func statementLockTimeout(in *input.Values) time.Duration {
-	if in.String("lock-timeout") == "0" {
+	if in.String(InputLockTimeout) == "0" {
 		return 0
 	}
-	d := in.Duration("lock-timeout")
+	d := in.Duration(InputLockTimeout)
 	if d > maxStatementLockTimeout {
-		in.Bad("lock-timeout", "at most %s (while a statement waits for a lock, the tenant's queries on that table wait behind it), or 0 for none; got %s", maxStatementLockTimeout, d)
+		in.Bad(InputLockTimeout, "at most %s (while a statement waits for a lock, the tenant's queries on that table wait behind it), or 0 for none; got %s", maxStatementLockTimeout, d)
 	}
 	return d
 }

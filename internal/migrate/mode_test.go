@@ -278,9 +278,10 @@ func TestPrepareInputErrors(t *testing.T) {
 	dir := migrationsDir(t, map[string]string{"1_a.sql": okMigration})
 
 	for _, table := range []string{"bad-name", "schema_migrations; DROP TABLE x", "a.b.c", "1table", "my schema.t", ".t", "t."} {
-		_, in, err := prepare(t, "", map[string]string{"migrations-dir": dir, "migrations-table": table})
-		if err != nil {
-			t.Errorf("%q: Prepare returned %v; a bad table is recorded in the inputs", table, err)
+		job, in, err := prepare(t, "", map[string]string{"migrations-dir": dir, "migrations-table": table})
+		var ie *input.Error
+		if job != nil || !errors.As(err, &ie) {
+			t.Errorf("%q: Prepare returned %v, %v; a bad table is recorded in the inputs and returned as an input error", table, job, err)
 		}
 		errs := inputErrors(in.Err())
 		if len(errs) != 1 || errs[0].Input != "migrations-table" || !strings.Contains(errs[0].Problem, fmt.Sprintf("%q", table)) {
@@ -317,7 +318,7 @@ func TestPrepareInputErrors(t *testing.T) {
 	} {
 		job, _, err := prepare(t, c.workspace, map[string]string{"migrations-dir": c.dir})
 		var ie *input.Error
-		if !errors.As(err, &ie) || ie.Input != "migrations-dir" || !strings.Contains(ie.Problem, c.want) {
+		if !errors.As(err, &ie) || ie.Input != "migrations-dir" || !strings.Contains(ie.Error(), c.want) {
 			t.Errorf("%s: err = %v (%T), want an *input.Error on migrations-dir saying %q", name, err, err, c.want)
 		}
 		if job != nil {

@@ -24,10 +24,11 @@ func (RollbackMode) Synopsis() string {
 	return "Roll every tenant above rollback-to back to it, newest file first, each down section in its own transaction, under migrate's per-tenant lock."
 }
 
-func (RollbackMode) Inputs() []input.Input {
-	return append(sessionInputs(), input.Input{Name: "rollback-to",
-		Description: "Required for rollback: the version to take the fleet back to (one of the files in migrations-dir, or 0 for none). Tenants above it roll back, newest first; tenants at or below it are up to date."})
-}
+// InputRollbackTo is the version rollback takes the fleet back to.
+var InputRollbackTo = &input.Input{Name: "rollback-to",
+	Description: "Required for rollback: the version to take the fleet back to (one of the files in migrations-dir, or 0 for none). Tenants above it roll back, newest first; tenants at or below it are up to date."}
+
+func (RollbackMode) Inputs() []*input.Input { return append(sessionInputs(), InputRollbackTo) }
 
 func (RollbackMode) Outputs() []input.Output { return Mode{}.Outputs() }
 
@@ -35,9 +36,9 @@ func (RollbackMode) Outputs() []input.Output { return Mode{}.Outputs() }
 // version of the files and that every file above it can be undone.
 func (RollbackMode) Prepare(_ context.Context, env mode.Env) (mode.Job, error) {
 	in := env.Inputs
-	target := in.String("rollback-to")
+	target := in.String(InputRollbackTo)
 	if target == "" {
-		in.Bad("rollback-to", "required: the version to roll back to (one of the files in %s, or 0 for none)", in.String("migrations-dir"))
+		in.Bad(InputRollbackTo, "required: the version to roll back to (one of the files in %s, or 0 for none)", in.String(InputMigrationsDir))
 	}
 	job, err := prepareSession(env)
 	if err != nil {
@@ -46,7 +47,7 @@ func (RollbackMode) Prepare(_ context.Context, env mode.Env) (mode.Job, error) {
 	if strings.Trim(target, "0") == "" {
 		target = "" // 0: no version at all
 	} else if !job.set.has(target) {
-		in.Bad("rollback-to", "%s is not the version of any file in %s (versions from %s to %s), and not 0", target, job.set.Dir, job.set.Files[0].Version, job.set.Latest())
+		in.Bad(InputRollbackTo, "%s is not the version of any file in %s (versions from %s to %s), and not 0", target, job.set.Dir, job.set.Files[0].Version, job.set.Latest())
 		return nil, in.Err()
 	}
 	var undoable []string
@@ -56,7 +57,7 @@ func (RollbackMode) Prepare(_ context.Context, env mode.Env) (mode.Job, error) {
 		}
 	}
 	if len(undoable) > 0 {
-		in.Bad("rollback-to", "the down section of %s is missing or empty, so nothing would undo it: write the down section, or roll back to a later version", strings.Join(undoable, ", "))
+		in.Bad(InputRollbackTo, "the down section of %s is missing or empty, so nothing would undo it: write the down section, or roll back to a later version", strings.Join(undoable, ", "))
 		return nil, in.Err()
 	}
 	job.o.Rollback, job.o.RollbackTo = true, target

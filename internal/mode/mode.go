@@ -20,8 +20,9 @@ type Mode interface {
 	Name() string
 	// Synopsis is one line for --help.
 	Synopsis() string
-	// Inputs are the inputs this mode reads beyond the shared ones.
-	Inputs() []input.Input
+	// Inputs are the inputs this mode reads beyond the shared ones, each
+	// a package-level *input.Input its Prepare reads by value.
+	Inputs() []*input.Input
 	// Outputs are the outputs this mode sets beyond the shared ones.
 	Outputs() []input.Output
 	// Prepare reads the mode's inputs and checks everything it can before

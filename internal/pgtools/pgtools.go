@@ -27,7 +27,7 @@ import (
 
 // InputPgDumpPath is the input both backup and restore read, declared once
 // here so the two declarations are identical (the input table merges them).
-var InputPgDumpPath = input.Input{Name: "pg-dump-path", Default: "pg_dump", Description: "The pg_dump to run: its major version must be at least every server's (Neon runs 14-18; the action's image ships PostgreSQL 18's). Restore runs pg_restore and psql from the same folder."}
+var InputPgDumpPath = &input.Input{Name: "pg-dump-path", Default: "pg_dump", Description: "The pg_dump to run: its major version must be at least every server's (Neon runs 14-18; the action's image ships PostgreSQL 18's). Restore runs pg_restore and psql from the same folder."}
 
 // LibpqEnv is the environment that gives pg_dump, pg_restore or psql the
 // connection rawURL names: PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE,

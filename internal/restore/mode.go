@@ -43,14 +43,23 @@ func (Mode) Synopsis() string {
 	return "Restore one tenant's backup (latest good one, or by key or time) into a database in one transaction, checked against its manifest."
 }
 
-func (Mode) Inputs() []input.Input {
+// The mode's own inputs, each declared once and read by its value.
+var (
+	InputRestoreProject     = &input.Input{Name: "restore-project", Description: "Required: the tenant whose backup to restore, by project name or id (database-urls: its name). A project deleted since is found by its id among the destination's folders."}
+	InputRestoreBackup      = &input.Input{Name: "restore-backup", Default: "latest", Description: "Which backup: latest (the newest good one); an object key, in full or just its file name; or a UTC time, RFC 3339 or the keys' 20261122T030000Z form, meaning the newest good backup at or before it."}
+	InputRestoreTargetURL   = &input.Input{Name: "restore-target-url", Secret: true, Env: "PGFLEET_RESTORE_TARGET_URL", Description: "Required: the database to restore into, postgres://user:password@host/db (store it as a secret; a direct host, not -pooler). Refused if it already has a table or view outside the system schemas, unless restore-clean. CLI: also PGFLEET_RESTORE_TARGET_URL, to keep it off the command line."}
+	InputRestoreClean       = &input.Input{Name: "restore-clean", Default: "false", Bool: true, Description: "Restore into a database that already has tables: pg_restore drops and recreates the backup's objects (--clean --if-exists) and leaves others alone, all in the restore's one transaction. Custom format only (a plain dump carries DROP statements only if made with --clean)."}
+	InputEncryptionIdentity = &input.Input{Name: "encryption-identity", Secret: true, Env: "PGFLEET_ENCRYPTION_IDENTITY", Description: "The age secret key that decrypts an encrypted backup (store it as a secret): the whole file age-keygen writes, comments and all, or its AGE-SECRET-KEY-1... line. CLI: also PGFLEET_ENCRYPTION_IDENTITY."}
+)
+
+func (Mode) Inputs() []*input.Input {
 	return append(destination.Inputs(),
 		pgtools.InputPgDumpPath,
-		input.Input{Name: "restore-project", Description: "Required: the tenant whose backup to restore, by project name or id (database-urls: its name). A project deleted since is found by its id among the destination's folders."},
-		input.Input{Name: "restore-backup", Default: "latest", Description: "Which backup: latest (the newest good one); an object key, in full or just its file name; or a UTC time, RFC 3339 or the keys' 20261122T030000Z form, meaning the newest good backup at or before it."},
-		input.Input{Name: "restore-target-url", Secret: true, Env: "PGFLEET_RESTORE_TARGET_URL", Description: "Required: the database to restore into, postgres://user:password@host/db (store it as a secret; a direct host, not -pooler). Refused if it already has a table or view outside the system schemas, unless restore-clean. CLI: also PGFLEET_RESTORE_TARGET_URL, to keep it off the command line."},
-		input.Input{Name: "restore-clean", Default: "false", Bool: true, Description: "Restore into a database that already has tables: pg_restore drops and recreates the backup's objects (--clean --if-exists) and leaves others alone, all in the restore's one transaction. Custom format only (a plain dump carries DROP statements only if made with --clean)."},
-		input.Input{Name: "encryption-identity", Secret: true, Env: "PGFLEET_ENCRYPTION_IDENTITY", Description: "The age secret key that decrypts an encrypted backup (store it as a secret): the whole file age-keygen writes, comments and all, or its AGE-SECRET-KEY-1... line. CLI: also PGFLEET_ENCRYPTION_IDENTITY."},
+		InputRestoreProject,
+		InputRestoreBackup,
+		InputRestoreTargetURL,
+		InputRestoreClean,
+		InputEncryptionIdentity,
 	)
 }
 
@@ -77,35 +86,35 @@ type Options struct {
 func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	in := env.Inputs
 	var o Options
-	project := in.String("restore-project")
+	project := in.String(InputRestoreProject)
 	if project == "" {
-		in.Bad("restore-project", "required: the project name or id whose backup to restore")
+		in.Bad(InputRestoreProject, "required: the project name or id whose backup to restore")
 	}
-	spec := in.String("restore-backup")
-	o.TargetURL = strings.TrimSpace(in.Raw("restore-target-url"))
+	spec := in.String(InputRestoreBackup)
+	o.TargetURL = strings.TrimSpace(in.Raw(InputRestoreTargetURL))
 	env.Secret(tenant.Password(o.TargetURL))
 	switch {
 	case o.TargetURL == "":
-		in.Bad("restore-target-url", "required: the database to restore into")
+		in.Bad(InputRestoreTargetURL, "required: the database to restore into")
 	default:
 		if _, err := pgconnect.ParseURL(o.TargetURL); err != nil {
-			in.Bad("restore-target-url", "%v", err)
+			in.Bad(InputRestoreTargetURL, "%v", err)
 		} else if p := pgtools.PoolerProblem(o.TargetURL); p != "" {
-			in.Bad("restore-target-url", "%s", p)
+			in.Bad(InputRestoreTargetURL, "%s", p)
 		}
 	}
-	o.Clean = in.Bool("restore-clean")
-	if in.IsSet("encryption-identity") {
-		ids, err := archive.ParseIdentities(in.Raw("encryption-identity"))
+	o.Clean = in.Bool(InputRestoreClean)
+	if in.IsSet(InputEncryptionIdentity) {
+		ids, err := archive.ParseIdentities(in.Raw(InputEncryptionIdentity))
 		if err != nil {
-			in.Bad("encryption-identity", "%v", err)
+			in.Bad(InputEncryptionIdentity, "%v", err)
 		}
 		o.Identities = ids
 	}
 	o.Store = destination.Open(ctx, destination.Env{Inputs: in, Workspace: env.Workspace, Getenv: env.Getenv, Secret: env.Secret}, destination.WriteOptions{})
-	pgDump, err := pgtools.FindTool(ctx, in.String("pg-dump-path"))
+	pgDump, err := pgtools.FindTool(ctx, in.String(pgtools.InputPgDumpPath))
 	if err != nil {
-		in.Bad("pg-dump-path", "%v", err)
+		in.Bad(pgtools.InputPgDumpPath, "%v", err)
 	}
 	if err := in.Err(); err != nil {
 		return nil, err
@@ -156,7 +165,7 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 		return nil, &input.Error{Input: "restore-backup", Problem: fmt.Sprintf("the manifest %s names the dump %s, which is not in the folder", o.Backup.Manifest.Key, path.Base(m.Object))}
 	}
 	if m.Encrypted() && len(o.Identities) == 0 {
-		in.Bad("encryption-identity", "the backup %s is encrypted (age, for %s): give the secret key of one of them", path.Base(o.DumpKey), report.Plural(len(m.Encryption.Recipients), "recipient", "recipients"))
+		in.Bad(InputEncryptionIdentity, "the backup %s is encrypted (age, for %s): give the secret key of one of them", path.Base(o.DumpKey), report.Plural(len(m.Encryption.Recipients), "recipient", "recipients"))
 	}
 
 	toolName := "pg_restore"
@@ -165,12 +174,12 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	}
 	o.Tool, err = pgtools.FindTool(ctx, pgDump.Sibling(toolName))
 	if err != nil {
-		in.Bad("pg-dump-path", "restore needs %s beside pg_dump: %v", toolName, err)
+		in.Bad(pgtools.InputPgDumpPath, "restore needs %s beside pg_dump: %v", toolName, err)
 	} else if dm := pgtools.ServerMajor(m.PgDumpVersion); m.Format == archive.Custom && o.Tool.Major < dm {
-		in.Bad("pg-dump-path", "pg_restore %s cannot read an archive written by pg_dump %s: use pg_restore %d or later (pg-dump-path names the pg_dump beside it)", o.Tool.Version, m.PgDumpVersion, dm)
+		in.Bad(pgtools.InputPgDumpPath, "pg_restore %s cannot read an archive written by pg_dump %s: use pg_restore %d or later (pg-dump-path names the pg_dump beside it)", o.Tool.Version, m.PgDumpVersion, dm)
 	}
 	if o.Clean && m.Format == archive.Plain && !slices.ContainsFunc(m.PgDumpArgs, func(a string) bool { return a == "--clean" || a == "-c" }) {
-		in.Bad("restore-clean", "the backup is a plain SQL dump made without --clean: it cannot drop what the target holds; restore it into an empty database")
+		in.Bad(InputRestoreClean, "the backup is a plain SQL dump made without --clean: it cannot drop what the target holds; restore it into an empty database")
 	}
 	if err := in.Err(); err != nil {
 		return nil, err

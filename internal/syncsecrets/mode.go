@@ -48,20 +48,35 @@ const (
 	defaultGitHubAPIURL  = "https://api.github.com"
 )
 
-func (Mode) Inputs() []input.Input {
-	return []input.Input{
-		{Name: "github-token", Secret: true, Env: "GITHUB_TOKEN", Description: "Required: a token that can write Actions secrets (the workflow's own GITHUB_TOKEN cannot): a fine-grained token or GitHub App installation token with Secrets and Variables read and write (environment target: Environments read and write, and Administration write to create environments; organization target: the organization's Secrets and Variables). CLI: also GITHUB_TOKEN."},
-		{Name: "github-api-url", Env: "GITHUB_API_URL", Description: "GitHub REST API root (GitHub Enterprise Server: https://HOST/api/v3). Default: GITHUB_API_URL, which the runner sets, else https://api.github.com."},
-		{Name: "repository", Env: "GITHUB_REPOSITORY", Description: "owner/name of the repository whose secrets or environments are written (organization target: its owner is the organization, and selected visibility selects it). Default: GITHUB_REPOSITORY."},
-		{Name: "secret-target", Default: "repository", Description: "Where each tenant's secret goes: repository (at most 100 secrets, counting those already there), environment (one environment per tenant, created if missing, 100 secrets each: the way past 100 tenants) or organization (1,000, but a repository sees only 100 organization secrets)."},
-		{Name: "secret-visibility", Default: "selected", Description: "Organization target only: which repositories may use the secrets: selected (only repository), private (every private and internal repository) or all."},
-		{Name: "secret-name", Description: "Secret name template: {{NAME}} is the project name upper-cased with every run of other characters turned into one _, {{slug}} the same lower-cased with -, {{id}} the project id (its - turned into _). Default: {{NAME}}_DATABASE_URL, or DATABASE_URL inside a per-tenant environment."},
-		{Name: "environment-name", Default: "tenant-{{slug}}", Description: "Environment target only: the environment name template (same placeholders; {{id}} keeps its -)."},
-		{Name: "pooled", Default: "true", Bool: true, Description: "Write Neon's pooled connection string (the -pooler host applications usually want); false for the direct one."},
-		{Name: "prune", Default: "false", Bool: true, Description: "After the writes, delete the secrets pgfleet wrote whose names this run's templates produce but no current tenant has (environments: the secret, never the environment). Refused with projects, exclude-projects or shard, which would make the other tenants look gone."},
-		{Name: "dry-run", Default: "false", Bool: true, Description: "Report what would be done; change nothing."},
-		{Name: "fingerprint-key", Secret: true, Env: "PGFLEET_FINGERPRINT_KEY", Description: "Key of the HMAC fingerprints (kept in a variable named PGFLEET_FP_ and the secret name, beside each secret) that tell which secrets are current (store it as a secret; at least 16 characters). Default: derived from neon-api-key (rotating it rewrites every secret once). Required with database-urls. CLI: also PGFLEET_FINGERPRINT_KEY."},
-		{Name: "max-duration", Default: "5h30m", Description: "Time budget from the start of the run (GitHub allows about 500 writes an hour): when it is spent, the tenants not yet written are left for the next run, which continues where this one stopped (exit 1, output remaining)."},
+// The mode's own inputs, each declared once and read by its value.
+var (
+	InputGithubToken      = &input.Input{Name: "github-token", Secret: true, Env: "GITHUB_TOKEN", Description: "Required: a token that can write Actions secrets (the workflow's own GITHUB_TOKEN cannot): a fine-grained token or GitHub App installation token with Secrets and Variables read and write (environment target: Environments read and write, and Administration write to create environments; organization target: the organization's Secrets and Variables). CLI: also GITHUB_TOKEN."}
+	InputGithubAPIURL     = &input.Input{Name: "github-api-url", Env: "GITHUB_API_URL", Description: "GitHub REST API root (GitHub Enterprise Server: https://HOST/api/v3). Default: GITHUB_API_URL, which the runner sets, else https://api.github.com."}
+	InputRepository       = &input.Input{Name: "repository", Env: "GITHUB_REPOSITORY", Description: "owner/name of the repository whose secrets or environments are written (organization target: its owner is the organization, and selected visibility selects it). Default: GITHUB_REPOSITORY."}
+	InputSecretTarget     = &input.Input{Name: "secret-target", Default: "repository", Description: "Where each tenant's secret goes: repository (at most 100 secrets, counting those already there), environment (one environment per tenant, created if missing, 100 secrets each: the way past 100 tenants) or organization (1,000, but a repository sees only 100 organization secrets)."}
+	InputSecretVisibility = &input.Input{Name: "secret-visibility", Default: "selected", Description: "Organization target only: which repositories may use the secrets: selected (only repository), private (every private and internal repository) or all."}
+	InputSecretName       = &input.Input{Name: "secret-name", Description: "Secret name template: {{NAME}} is the project name upper-cased with every run of other characters turned into one _, {{slug}} the same lower-cased with -, {{id}} the project id (its - turned into _). Default: {{NAME}}_DATABASE_URL, or DATABASE_URL inside a per-tenant environment."}
+	InputEnvironmentName  = &input.Input{Name: "environment-name", Default: "tenant-{{slug}}", Description: "Environment target only: the environment name template (same placeholders; {{id}} keeps its -)."}
+	InputPooled           = &input.Input{Name: "pooled", Default: "true", Bool: true, Description: "Write Neon's pooled connection string (the -pooler host applications usually want); false for the direct one."}
+	InputPrune            = &input.Input{Name: "prune", Default: "false", Bool: true, Description: "After the writes, delete the secrets pgfleet wrote whose names this run's templates produce but no current tenant has (environments: the secret, never the environment). Refused with projects, exclude-projects or shard, which would make the other tenants look gone."}
+	InputFingerprintKey   = &input.Input{Name: "fingerprint-key", Secret: true, Env: "PGFLEET_FINGERPRINT_KEY", Description: "Key of the HMAC fingerprints (kept in a variable named PGFLEET_FP_ and the secret name, beside each secret) that tell which secrets are current (store it as a secret; at least 16 characters). Default: derived from neon-api-key (rotating it rewrites every secret once). Required with database-urls. CLI: also PGFLEET_FINGERPRINT_KEY."}
+	InputMaxDuration      = &input.Input{Name: "max-duration", Default: "5h30m", Description: "Time budget from the start of the run (GitHub allows about 500 writes an hour): when it is spent, the tenants not yet written are left for the next run, which continues where this one stopped (exit 1, output remaining)."}
+)
+
+func (Mode) Inputs() []*input.Input {
+	return []*input.Input{
+		InputGithubToken,
+		InputGithubAPIURL,
+		InputRepository,
+		InputSecretTarget,
+		InputSecretVisibility,
+		InputSecretName,
+		InputEnvironmentName,
+		InputPooled,
+		InputPrune,
+		input.DryRun,
+		InputFingerprintKey,
+		InputMaxDuration,
 	}
 }
 
@@ -96,36 +111,36 @@ type options struct {
 func readOptions(env mode.Env) options {
 	in := env.Inputs
 	o := options{
-		token:       in.String("github-token"),
-		apiURL:      in.String("github-api-url"),
-		pooled:      in.Bool("pooled"),
-		prune:       in.Bool("prune"),
-		dryRun:      in.Bool("dry-run"),
-		fpKey:       in.Raw("fingerprint-key"),
-		maxDuration: in.Duration("max-duration"),
+		token:       in.String(InputGithubToken),
+		apiURL:      in.String(InputGithubAPIURL),
+		pooled:      in.Bool(InputPooled),
+		prune:       in.Bool(InputPrune),
+		dryRun:      in.Bool(input.DryRun),
+		fpKey:       in.Raw(InputFingerprintKey),
+		maxDuration: in.Duration(InputMaxDuration),
 	}
 	env.Secret(o.token)
 	env.Secret(o.fpKey)
 	if o.token == "" {
-		in.Bad("github-token", "required: a token that can write Actions secrets and variables (a fine-grained token or GitHub App token; the workflow's own GITHUB_TOKEN cannot)")
+		in.Bad(InputGithubToken, "required: a token that can write Actions secrets and variables (a fine-grained token or GitHub App token; the workflow's own GITHUB_TOKEN cannot)")
 	}
 	if o.apiURL == "" {
 		o.apiURL = defaultGitHubAPIURL
 	}
 	if _, ok := httpurl.Parse(o.apiURL); !ok {
-		in.Bad("github-api-url", "want an http(s) URL like https://api.github.com, got %q", o.apiURL)
+		in.Bad(InputGithubAPIURL, "want an http(s) URL like https://api.github.com, got %q", o.apiURL)
 	}
-	repo := in.String("repository")
+	repo := in.String(InputRepository)
 	owner, name, ok := strings.Cut(repo, "/")
 	switch {
 	case repo == "":
-		in.Bad("repository", "required: owner/name (in Actions it defaults to GITHUB_REPOSITORY)")
+		in.Bad(InputRepository, "required: owner/name (in Actions it defaults to GITHUB_REPOSITORY)")
 	case !ok || owner == "" || name == "" || strings.ContainsAny(name, "/?#%\\ ") || strings.ContainsAny(owner, "?#%\\ "):
-		in.Bad("repository", "want owner/name, got %q", repo)
+		in.Bad(InputRepository, "want owner/name, got %q", repo)
 	}
 	o.owner, o.repo = owner, name
 
-	switch in.OneOf("secret-target", "repository", "environment", "organization") {
+	switch in.OneOf(InputSecretTarget, "repository", "environment", "organization") {
 	case "repository":
 		o.kind = github.KindRepository
 	case "environment":
@@ -133,9 +148,9 @@ func readOptions(env mode.Env) options {
 	case "organization":
 		o.kind = github.KindOrganization
 	}
-	o.visibility = in.OneOf("secret-visibility", github.VisibilitySelected, github.VisibilityPrivate, github.VisibilityAll)
+	o.visibility = in.OneOf(InputSecretVisibility, github.VisibilitySelected, github.VisibilityPrivate, github.VisibilityAll)
 
-	secretName := in.String("secret-name")
+	secretName := in.String(InputSecretName)
 	if secretName == "" {
 		secretName = defaultSecretName
 		if o.kind == github.KindEnvironment {
@@ -144,29 +159,29 @@ func readOptions(env mode.Env) options {
 	}
 	var err error
 	if o.secretName, err = parseTemplate(secretName); err != nil {
-		in.Bad("secret-name", "%v", err)
+		in.Bad(InputSecretName, "%v", err)
 	} else if o.kind != github.KindEnvironment && !o.secretName.perTenant() {
-		in.Bad("secret-name", "%q names every tenant's secret the same in one %s: include {{NAME}} or {{id}}, like %s", secretName, o.kind, defaultSecretName)
+		in.Bad(InputSecretName, "%q names every tenant's secret the same in one %s: include {{NAME}} or {{id}}, like %s", secretName, o.kind, defaultSecretName)
 	}
 	if o.kind == github.KindEnvironment {
-		envName := in.String("environment-name")
+		envName := in.String(InputEnvironmentName)
 		if o.envName, err = parseTemplate(envName); err != nil {
-			in.Bad("environment-name", "%v", err)
+			in.Bad(InputEnvironmentName, "%v", err)
 		} else if !o.envName.perTenant() {
-			in.Bad("environment-name", "%q puts every tenant in the same environment: include {{slug}}, {{NAME}} or {{id}}, like tenant-{{slug}}", envName)
+			in.Bad(InputEnvironmentName, "%q puts every tenant in the same environment: include {{slug}}, {{NAME}} or {{id}}, like tenant-{{slug}}", envName)
 		}
 	}
 
 	if o.fpKey != "" && len(o.fpKey) < 16 {
 		// Shorter keys are weak for fingerprints kept in readable
 		// variables, and too short to be masked in the log.
-		in.Bad("fingerprint-key", "too short: give at least 16 characters (a long random string, stored as a secret)")
+		in.Bad(InputFingerprintKey, "too short: give at least 16 characters (a long random string, stored as a secret)")
 	}
 	if o.fpKey == "" && len(env.Config.DatabaseURLs) > 0 {
-		in.Bad("fingerprint-key", "required with database-urls: the fingerprints that tell which secrets are current are keyed by neon-api-key otherwise (give any long random string, stored as a secret, and keep it)")
+		in.Bad(InputFingerprintKey, "required with database-urls: the fingerprints that tell which secrets are current are keyed by neon-api-key otherwise (give any long random string, stored as a secret, and keep it)")
 	}
 	if o.prune && (len(env.Config.Selector.Include) > 0 || len(env.Config.Selector.Exclude) > 0 || env.Config.Selector.Shard.Count > 1) {
-		in.Bad("prune", "cannot be combined with projects, exclude-projects or shard: the secrets of the tenants left out would look orphaned and be deleted")
+		in.Bad(InputPrune, "cannot be combined with projects, exclude-projects or shard: the secrets of the tenants left out would look orphaned and be deleted")
 	}
 
 	// PGFLEET_GITHUB_WRITE_GAP exists for tests only, which cannot wait

@@ -20,30 +20,30 @@ import (
 // Inputs both backup and restore read, declared once here so the two
 // declarations are identical (the input table merges them).
 var (
-	InputDestination = input.Input{Name: "destination", Description: "Required: where backups live: s3://bucket/prefix, or file:///path for a local folder (self-hosted runners). " +
+	InputDestination = &input.Input{Name: "destination", Description: "Required: where backups live: s3://bucket/prefix, or file:///path for a local folder (self-hosted runners). " +
 		"Each tenant's backups go to <prefix>/<project name slug>-<project id>/<UTC time>.dump.zst, each with a <UTC time>.manifest.json beside it."}
-	InputAWSRegion        = input.Input{Name: "aws-region", Description: "Region of the S3 bucket. Default: AWS_REGION, or us-east-1 with s3-endpoint."}
-	InputS3Endpoint       = input.Input{Name: "s3-endpoint", Description: "Endpoint of an S3-compatible store (Cloudflare R2, MinIO, GCS interoperability), e.g. https://<account>.r2.cloudflarestorage.com. Default: AWS."}
-	InputS3ForcePathStyle = input.Input{Name: "s3-force-path-style", Default: "false", Bool: true, Description: "Address the bucket in the URL path (endpoint/bucket/key) instead of the host name, as MinIO needs."}
-	InputAWSRoleARN       = input.Input{Name: "aws-role-arn", Description: "IAM role to assume with the job's GitHub OIDC token (the job needs permissions: id-token: write). Without it, the AWS SDK's standard credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the step's env, or what aws-actions/configure-aws-credentials set."}
+	InputAWSRegion        = &input.Input{Name: "aws-region", Description: "Region of the S3 bucket. Default: AWS_REGION, or us-east-1 with s3-endpoint."}
+	InputS3Endpoint       = &input.Input{Name: "s3-endpoint", Description: "Endpoint of an S3-compatible store (Cloudflare R2, MinIO, GCS interoperability), e.g. https://<account>.r2.cloudflarestorage.com. Default: AWS."}
+	InputS3ForcePathStyle = &input.Input{Name: "s3-force-path-style", Default: "false", Bool: true, Description: "Address the bucket in the URL path (endpoint/bucket/key) instead of the host name, as MinIO needs."}
+	InputAWSRoleARN       = &input.Input{Name: "aws-role-arn", Description: "IAM role to assume with the job's GitHub OIDC token (the job needs permissions: id-token: write). Without it, the AWS SDK's standard credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the step's env, or what aws-actions/configure-aws-credentials set."}
 )
 
 // Inputs only a writer (backup) reads: settings of the objects it creates.
 var (
-	InputS3SSE          = input.Input{Name: "s3-sse", Description: "S3 server-side encryption of new objects, AES256 or aws:kms. Default: the bucket's."}
-	InputS3KMSKeyID     = input.Input{Name: "s3-kms-key-id", Description: "The KMS key for s3-sse aws:kms. Default: the AWS managed key."}
-	InputS3StorageClass = input.Input{Name: "s3-storage-class", Description: "Storage class of new objects, e.g. STANDARD_IA. Default: the bucket's."}
+	InputS3SSE          = &input.Input{Name: "s3-sse", Description: "S3 server-side encryption of new objects, AES256 or aws:kms. Default: the bucket's."}
+	InputS3KMSKeyID     = &input.Input{Name: "s3-kms-key-id", Description: "The KMS key for s3-sse aws:kms. Default: the AWS managed key."}
+	InputS3StorageClass = &input.Input{Name: "s3-storage-class", Description: "Storage class of new objects, e.g. STANDARD_IA. Default: the bucket's."}
 )
 
 // Inputs are the destination inputs both modes declare.
-func Inputs() []input.Input {
-	return []input.Input{InputDestination, InputAWSRegion, InputS3Endpoint, InputS3ForcePathStyle, InputAWSRoleARN}
+func Inputs() []*input.Input {
+	return []*input.Input{InputDestination, InputAWSRegion, InputS3Endpoint, InputS3ForcePathStyle, InputAWSRoleARN}
 }
 
 // WriteInputs are the inputs a mode that writes objects declares besides
 // Inputs; their values go in WriteOptions.
-func WriteInputs() []input.Input {
-	return []input.Input{InputS3SSE, InputS3KMSKeyID, InputS3StorageClass}
+func WriteInputs() []*input.Input {
+	return []*input.Input{InputS3SSE, InputS3KMSKeyID, InputS3StorageClass}
 }
 
 // WriteOptions are the settings of new objects (WriteInputs' values), ""
@@ -63,12 +63,12 @@ type Env struct {
 
 // s3OptionInputs names the input behind each s3.Options field Open sets
 // from one; an *s3.OptionError about any other field is the destination's.
-var s3OptionInputs = map[string]string{
-	"Region":   InputAWSRegion.Name,
-	"Endpoint": InputS3Endpoint.Name,
-	"RoleARN":  InputAWSRoleARN.Name,
-	"SSE":      InputS3SSE.Name,
-	"KMSKeyID": InputS3KMSKeyID.Name,
+var s3OptionInputs = map[string]*input.Input{
+	"Region":   InputAWSRegion,
+	"Endpoint": InputS3Endpoint,
+	"RoleARN":  InputAWSRoleARN,
+	"SSE":      InputS3SSE,
+	"KMSKeyID": InputS3KMSKeyID,
 }
 
 // Open opens the destination input's store. Problems are recorded in
@@ -80,10 +80,10 @@ func Open(ctx context.Context, env Env, w WriteOptions) storage.Store {
 	for _, k := range []string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"} {
 		env.Secret(env.Getenv(k))
 	}
-	dest := in.String(InputDestination.Name)
+	dest := in.String(InputDestination)
 	switch {
 	case dest == "":
-		in.Bad(InputDestination.Name, "required: s3://bucket/prefix or file:///path")
+		in.Bad(InputDestination, "required: s3://bucket/prefix or file:///path")
 		return nil
 	case strings.HasPrefix(dest, "file:"):
 		return openFolder(env, dest, w)
@@ -94,7 +94,7 @@ func Open(ctx context.Context, env Env, w WriteOptions) storage.Store {
 	if len(start) > 12 {
 		start = start[:12] + "…"
 	}
-	in.Bad(InputDestination.Name, "want s3://bucket/prefix or file:///path, got a value starting %q", start)
+	in.Bad(InputDestination, "want s3://bucket/prefix or file:///path, got a value starting %q", start)
 	return nil
 }
 
@@ -104,7 +104,7 @@ func openFolder(env Env, dest string, w WriteOptions) storage.Store {
 	in := env.Inputs
 	p, err := dir.ParseDestination(dest)
 	if err != nil {
-		in.Bad(InputDestination.Name, "%v", err)
+		in.Bad(InputDestination, "%v", err)
 		return nil
 	}
 	if !filepath.IsAbs(p) && env.Workspace != "" {
@@ -112,16 +112,19 @@ func openFolder(env Env, dest string, w WriteOptions) storage.Store {
 	}
 	s, err := dir.New(p)
 	if err != nil {
-		in.Bad(InputDestination.Name, "%v", err)
+		in.Bad(InputDestination, "%v", err)
 		return nil
 	}
-	for _, name := range []string{InputAWSRoleARN.Name, InputS3Endpoint.Name} {
+	for _, name := range []*input.Input{InputAWSRoleARN, InputS3Endpoint} {
 		if in.IsSet(name) {
 			in.Bad(name, "only for an s3:// destination")
 		}
 	}
-	for _, set := range []struct{ value, input string }{
-		{w.SSE, InputS3SSE.Name}, {w.KMSKeyID, InputS3KMSKeyID.Name}, {w.StorageClass, InputS3StorageClass.Name},
+	for _, set := range []struct {
+		value string
+		input *input.Input
+	}{
+		{w.SSE, InputS3SSE}, {w.KMSKeyID, InputS3KMSKeyID}, {w.StorageClass, InputS3StorageClass},
 	} {
 		if set.value != "" {
 			in.Bad(set.input, "only for an s3:// destination")
@@ -136,16 +139,16 @@ func openS3(ctx context.Context, env Env, dest string, w WriteOptions) storage.S
 	in := env.Inputs
 	bucket, prefix, err := s3.ParseDestination(dest)
 	if err != nil {
-		in.Bad(InputDestination.Name, "%v", err)
+		in.Bad(InputDestination, "%v", err)
 		return nil
 	}
 	s, err := s3.New(ctx, s3.Options{
 		Bucket:         bucket,
 		Prefix:         prefix,
-		Region:         in.String(InputAWSRegion.Name),
-		Endpoint:       in.String(InputS3Endpoint.Name),
-		ForcePathStyle: in.Bool(InputS3ForcePathStyle.Name),
-		RoleARN:        in.String(InputAWSRoleARN.Name),
+		Region:         in.String(InputAWSRegion),
+		Endpoint:       in.String(InputS3Endpoint),
+		ForcePathStyle: in.Bool(InputS3ForcePathStyle),
+		RoleARN:        in.String(InputAWSRoleARN),
 		SSE:            w.SSE,
 		KMSKeyID:       w.KMSKeyID,
 		StorageClass:   w.StorageClass,
@@ -156,12 +159,12 @@ func openS3(ctx context.Context, env Env, dest string, w WriteOptions) storage.S
 	case errors.As(err, &bad):
 		name, ok := s3OptionInputs[bad.Option]
 		if !ok {
-			name = InputDestination.Name
+			name = InputDestination
 		}
 		in.Bad(name, "%v", bad.Err)
 		return nil
 	case err != nil:
-		in.Bad(InputDestination.Name, "%s", strings.TrimPrefix(err.Error(), "s3: "))
+		in.Bad(InputDestination, "%s", strings.TrimPrefix(err.Error(), "s3: "))
 		return nil
 	}
 	return s
