@@ -66,6 +66,11 @@ func StartFleet(ctx context.Context, o FleetOptions) (f *Fleet, err error) {
 		cfg.APIKey = "neon-test-key-" + strings.ToLower(o.Prefix)
 	}
 	f.APIKey = cfg.APIKey
+	if cfg.Branching.CopyDatabase == nil {
+		// A branch made through the API gets a real copy of its
+		// tenant's database (see branches.go).
+		cfg.Branching.CopyDatabase, cfg.Branching.DropDatabase = branchCopier(f.Cluster)
+	}
 	f.Neon = neonapi.New(cfg)
 	for i, db := range dbs {
 		id := strings.ReplaceAll(strings.ToLower(o.Prefix), "_", "-") + fmt.Sprintf("-%04d", i+1)
