@@ -152,6 +152,15 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 		}
 		return buildSource(cfg, client, out, pooled)
 	}
+	var neonClient func() *neon.Client
+	if len(cfg.DatabaseURLs) == 0 {
+		neonClient = func() *neon.Client {
+			if client == nil {
+				client = newNeonClient(cfg, out)
+			}
+			return client
+		}
+	}
 	var job mode.Job
 	if m != nil {
 		job, err = m.Prepare(ctx, mode.Env{
@@ -163,6 +172,7 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 			Secret:    out.secrets.Add,
 			Warn:      out.warnf,
 			Source:    sourceFor,
+			Neon:      neonClient,
 		})
 	}
 	reportPath, reportOutput := reportLocation(getenv, workspace, name, cfg.ReportFile)

@@ -29,7 +29,7 @@ func (Mode) Synopsis() string {
 	return "Apply the repository's dbmate migrations to every tenant, each file in its own transaction, under a per-tenant lock."
 }
 
-func (Mode) Inputs() []input.Input { return sessionInputs() }
+func (Mode) Inputs() []input.Input { return append(sessionInputs(), rehearseInputs()...) }
 
 // sessionInputs are what migrate and rollback both read: the files, the
 // table, and how a tenant's session waits for locks.
@@ -45,7 +45,10 @@ func sessionInputs() []input.Input {
 }
 
 func (Mode) Outputs() []input.Output {
-	return []input.Output{{Name: "pending", Description: "Dry run only: tenants with pending migrations."}}
+	return []input.Output{
+		{Name: "pending", Description: "Dry run only: tenants with pending migrations."},
+		{Name: "would-fail", Description: "Rehearsal only: tenants on whose data the pending migrations would fail."},
+	}
 }
 
 var tableNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`)
@@ -57,7 +60,7 @@ func (Mode) Prepare(_ context.Context, env mode.Env) (mode.Job, error) {
 	if err != nil {
 		return nil, err // not a nil *Job inside a non-nil mode.Job
 	}
-	return job, nil
+	return prepareRehearsal(env, job), nil
 }
 
 // prepareSession reads the inputs both directions share and loads the files.

@@ -37,6 +37,11 @@ type BranchConfig struct {
 	// DropDatabase removes a copy CopyDatabase made, when its branch is
 	// deleted.
 	DropDatabase func(ctx context.Context, copy Database) error
+
+	// FailChanges are statuses answered, one each, by the next branch
+	// creations and deletions (before anything is done), e.g. 503 or 429,
+	// for a test of a client's retries on those routes alone.
+	FailChanges []int
 }
 
 // Messages Neon answers to branch changes, in its wording.
@@ -174,8 +179,34 @@ type connectionDetails struct {
 	} `json:"connection_parameters"`
 }
 
+// failChange answers the next of Branching.FailChanges, if any is left.
+func (s *Server) failChange(w http.ResponseWriter, requestID string) bool {
+	s.mu.Lock()
+	status := 0
+	if f := s.cfg.Branching.FailChanges; len(f) > 0 {
+		status, s.cfg.Branching.FailChanges = f[0], f[1:]
+	}
+	s.mu.Unlock()
+	switch status {
+	case 0:
+		return false
+	case http.StatusLocked:
+		writeError(w, status, conflictingOperationsMessage, requestID)
+	case http.StatusServiceUnavailable:
+		writeError(w, status, unavailableMessage, requestID)
+	case http.StatusTooManyRequests:
+		writeError(w, status, rateLimitMessage, requestID)
+	default:
+		writeError(w, status, http.StatusText(status), requestID)
+	}
+	return true
+}
+
 // createBranch serves POST /projects/{project_id}/branches.
 func (s *Server) createBranch(w http.ResponseWriter, req *http.Request, projectID string, body []byte, requestID string) {
+	if s.failChange(w, requestID) {
+		return
+	}
 	var in createBranchRequest
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &in); err != nil {
@@ -404,6 +435,9 @@ func (s *Server) dropBranch(p *project, b *branch, dbs map[string]Database) {
 
 // deleteBranch serves DELETE /projects/{project_id}/branches/{branch_id}.
 func (s *Server) deleteBranch(w http.ResponseWriter, req *http.Request, projectID, branchID, requestID string) {
+	if s.failChange(w, requestID) {
+		return
+	}
 	now := time.Now()
 	s.mu.Lock()
 	p, ok := s.byID[projectID]
