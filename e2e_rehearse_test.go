@@ -330,3 +330,52 @@ func TestRehearsalSigterm(t *testing.T) {
 	}
 	t.Logf("%d branches created, %d left (with expires_at)", createdBranches(f), len(f.Neon.CreatedBranches()))
 }
+
+// An account outside expires_at's early access, and a project at its
+// branch limit: the run still rehearses the others, deletes every branch
+// itself and says no expiry net was set; the full project fails with the
+// reason.
+func TestRehearsalWithoutExpiryAndAtTheBranchLimit(t *testing.T) {
+	f := migratedFleet(t, 4, neonapi.Config{})
+	full := f.Tenants[1].ProjectID
+	f.Neon.Close()
+	// The same tenants behind an emulator with those limits.
+	spec, err := neonapi.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := testenv.WithBranchCopies(neonapi.Config{APIKey: f.APIKey, Spec: spec, Branching: neonapi.BranchConfig{
+		RefuseExpiresAt:    true,
+		ProjectMaxBranches: map[string]int{full: 1},
+	}}, cluster)
+	f.Neon = neonapi.New(copied)
+	for _, tn := range f.Tenants {
+		f.Neon.AddProject(neonapi.Project{ID: tn.ProjectID, Name: tn.Name, Databases: map[string]neonapi.Database{"neondb": {URI: tn.DB.URL, Role: "neondb_owner"}}})
+	}
+	t.Cleanup(func() {
+		for _, v := range f.Neon.SpecViolations() {
+			t.Errorf("Neon API exchange does not follow the spec: %s", v)
+		}
+	})
+	// Only the CHECK, which none of these four tenants breaks.
+	check := "20250101000200_project_name_check.sql"
+	r := runPgfleet(t, rehearseInputs(f, migrationsCopy(t, map[string]string{check: rehearsalMigrations[check]})))
+	mustCode(t, r, 1)
+	rep := readRehearsal(t, r)
+	for _, tn := range rep.Tenants {
+		switch {
+		case tn.ID == full:
+			if tn.Status != "failed" || !strings.Contains(tn.Error, "branch limit") {
+				t.Errorf("%s at its branch limit: %s %q", tn.ID, tn.Status, tn.Error)
+			}
+		case tn.Status != "succeeded" || tn.ExpiresAt != "" || !tn.Deleted:
+			t.Errorf("%s: %s expires %q deleted %v: %s", tn.ID, tn.Status, tn.ExpiresAt, tn.Deleted, tn.Error)
+		}
+	}
+	if !strings.Contains(r.summary, "no expiry net was set") {
+		t.Errorf("summary does not say no expiry net was set:\n%s", r.summary)
+	}
+	if left := f.Neon.CreatedBranches(); len(left) != 0 {
+		t.Errorf("%d branches left", len(left))
+	}
+}

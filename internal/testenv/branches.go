@@ -25,6 +25,16 @@ import (
 // test leaves are its own idle connections, so those are ended and the
 // copy is tried again.
 
+// WithBranchCopies returns cfg with branches made through the API given a
+// real copy of their tenant's database on cluster, unless cfg has a copier
+// of its own.
+func WithBranchCopies(cfg neonapi.Config, cluster *pgcluster.Cluster) neonapi.Config {
+	if cfg.Branching.CopyDatabase == nil {
+		cfg.Branching.CopyDatabase, cfg.Branching.DropDatabase = branchCopier(cluster)
+	}
+	return cfg
+}
+
 // copyTries bounds the retries of a copy whose template had sessions.
 const copyTries = 5
 

@@ -66,12 +66,7 @@ func StartFleet(ctx context.Context, o FleetOptions) (f *Fleet, err error) {
 		cfg.APIKey = "neon-test-key-" + strings.ToLower(o.Prefix)
 	}
 	f.APIKey = cfg.APIKey
-	if cfg.Branching.CopyDatabase == nil {
-		// A branch made through the API gets a real copy of its
-		// tenant's database (see branches.go).
-		cfg.Branching.CopyDatabase, cfg.Branching.DropDatabase = branchCopier(f.Cluster)
-	}
-	f.Neon = neonapi.New(cfg)
+	f.Neon = neonapi.New(WithBranchCopies(cfg, f.Cluster))
 	for i, db := range dbs {
 		id := strings.ReplaceAll(strings.ToLower(o.Prefix), "_", "-") + fmt.Sprintf("-%04d", i+1)
 		name := fmt.Sprintf("customer-%04d", i+1)

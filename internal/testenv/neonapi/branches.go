@@ -24,6 +24,8 @@ type BranchConfig struct {
 	// MaxBranches is the plan's branch limit per project, the default
 	// branch included; creating one more answers 422. 0: unlimited.
 	MaxBranches int
+	// ProjectMaxBranches overrides MaxBranches for the projects it names.
+	ProjectMaxBranches map[string]int
 
 	// RefuseExpiresAt imitates an account outside the early-access
 	// program: a create with branch.expires_at answers 400.
@@ -252,7 +254,11 @@ func (s *Server) createBranch(w http.ResponseWriter, req *http.Request, projectI
 		writeError(w, http.StatusLocked, conflictingOperationsMessage, requestID)
 		return
 	}
-	if limit := s.cfg.Branching.MaxBranches; limit > 0 && len(p.branches) >= limit {
+	limit := s.cfg.Branching.MaxBranches
+	if l, ok := s.cfg.Branching.ProjectMaxBranches[projectID]; ok {
+		limit = l
+	}
+	if limit > 0 && len(p.branches) >= limit {
 		s.mu.Unlock()
 		writeError(w, http.StatusUnprocessableEntity, branchLimitMessage, requestID)
 		return
