@@ -109,6 +109,7 @@ type rehearsalReport struct {
 		BranchID  string `json:"rehearsal_branch_id"`
 		ExpiresAt string `json:"rehearsal_branch_expires_at"`
 		Deleted   bool   `json:"rehearsal_branch_deleted"`
+		SampledAs string `json:"rehearsal_sampled_as"`
 		Files     []struct {
 			File    string  `json:"file"`
 			OK      bool    `json:"ok"`
@@ -213,7 +214,7 @@ func TestRehearsalFindsTheTenantsAMigrationWouldFailOn(t *testing.T) {
 			t.Errorf("%s: files %+v, want 3 timed", tn.ID, tn.Files)
 		}
 	}
-	if !strings.Contains(r.summary, "would fail on 3 of 20 tenants") || !strings.Contains(r.summary, "Slowest files") {
+	if !strings.Contains(r.summary, "would fail on 3 of 20 tenants.") || !strings.Contains(r.summary, "Slowest files") {
 		t.Errorf("summary:\n%s", r.summary)
 	}
 	for _, b := range breakers {
@@ -377,5 +378,36 @@ func TestRehearsalWithoutExpiryAndAtTheBranchLimit(t *testing.T) {
 	}
 	if left := f.Neon.CreatedBranches(); len(left) != 0 {
 		t.Errorf("%d branches left", len(left))
+	}
+}
+
+// rehearse-sample: the N tenants with the most storage, N at random, and
+// the canaries; the summary says which and why.
+func TestRehearsalSample(t *testing.T) {
+	f := migratedFleet(t, 10, neonapi.Config{})
+	big := []int{4, 6}
+	for _, i := range big {
+		tn := f.Tenants[i]
+		f.Neon.AddProject(neonapi.Project{ID: tn.ProjectID, Name: tn.Name, SyntheticStorageSize: int64(i) << 30,
+			Databases: map[string]neonapi.Database{"neondb": {URI: tn.DB.URL, Role: "neondb_owner"}}})
+	}
+	in := rehearseInputs(f, "testdata/migrations")
+	in["rehearse-sample"] = "2"
+	in["canary"] = f.Tenants[0].Name
+	r := runPgfleet(t, in)
+	mustCode(t, r, 0)
+	rep := readRehearsal(t, r)
+	why := map[string]string{}
+	for _, tn := range rep.Tenants {
+		why[tn.ID] = tn.SampledAs
+	}
+	if len(rep.Tenants) != 5 || why[f.Tenants[0].ProjectID] != "canary" || why[f.Tenants[4].ProjectID] != "largest" || why[f.Tenants[6].ProjectID] != "largest" {
+		t.Errorf("sampled %v, want the canary, tenants 4 and 6 (largest) and 2 at random", why)
+	}
+	if !strings.Contains(r.summary, "5 of the 10 selected tenants: 1 canary, 2 with the most storage, 2 at random") {
+		t.Errorf("summary does not say what was sampled:\n%s", r.summary)
+	}
+	if n := createdBranches(f); n != 5 {
+		t.Errorf("%d branches created, want 5", n)
 	}
 }

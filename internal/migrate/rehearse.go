@@ -1,12 +1,15 @@
 package migrate
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,9 +74,6 @@ func prepareRehearsal(env mode.Env, job *Job) mode.Job {
 	if in.Err() != nil {
 		return job
 	}
-	if sample > 0 {
-		env.Warn("rehearse-sample: sampling is not supported yet; every selected tenant is rehearsed")
-	}
 	getenv := env.Getenv
 	if getenv == nil {
 		getenv = func(string) string { return "" }
@@ -89,6 +89,11 @@ func prepareRehearsal(env mode.Env, job *Job) mode.Job {
 		ttl:      ttl,
 		name:     rehearsalBranchName(getenv),
 		calls0:   env.Neon().Calls(),
+		sample: sampling{
+			n:           sample,
+			canaryCount: env.Config.CanaryCount,
+			canaryGlobs: env.Config.CanaryGlobs,
+		},
 	}
 }
 
@@ -123,6 +128,7 @@ type Rehearsal struct {
 	created, deleted   atomic.Int32
 	expiryRefused      atomic.Bool
 	undeletedWithNoNet atomic.Int32
+	sample             sampling
 }
 
 var (
@@ -133,7 +139,14 @@ var (
 // Source hands the runner the selected tenants without their connection
 // strings: a rehearsal must never connect to a tenant's own branch, so
 // there is nothing to resolve.
-func (r *Rehearsal) Source() tenant.Source { return noURLSource{r.source(false)} }
+func (r *Rehearsal) Source() tenant.Source {
+	src := tenant.Source(noURLSource{r.source(false)})
+	if r.sample.n > 0 {
+		r.sample.from = src
+		return &r.sample
+	}
+	return src
+}
 
 type noURLSource struct{ tenant.Source }
 
@@ -170,6 +183,7 @@ type RehearsalDetail struct {
 	BranchDeleted bool         `json:"rehearsal_branch_deleted"`
 	Files         []FileTiming `json:"rehearsal_files"`
 	WouldFail     bool         `json:"would_fail"`
+	SampledAs     string       `json:"rehearsal_sampled_as,omitempty"` // canary, largest or random (rehearse-sample)
 }
 
 // Cells: would, slowest file, files rehearsed.
@@ -230,7 +244,7 @@ func seconds(s float64) string {
 
 // Work rehearses one tenant: branch, Work on the branch, delete the branch.
 func (r *Rehearsal) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fleet.Detail, error) {
-	d := &RehearsalDetail{Branch: r.name, Files: []FileTiming{}}
+	d := &RehearsalDetail{Branch: r.name, Files: []FileTiming{}, SampledAs: r.sample.sampledAs(t.ID)}
 	parentID := ""
 	if r.branch != "" {
 		id, err := r.client.BranchID(ctx, t.ID, r.branch)
@@ -349,8 +363,8 @@ func (r *Rehearsal) Columns() []report.Column {
 // gets the worst tenants, not a row each.
 const maxRehearsalRows = 20
 
-// Sections: the verdict with the failing tenants and their errors, the
-// slowest files, and the totals.
+// Sections: the verdict and totals, the failing tenants with their errors,
+// and the slowest files.
 func (r *Rehearsal) Sections(results []fleet.Result) []report.Section {
 	var failing, rehearsed []fleet.Result
 	for _, res := range results {
@@ -362,13 +376,38 @@ func (r *Rehearsal) Sections(results []fleet.Result) []report.Section {
 			rehearsed = append(rehearsed, res)
 		}
 	}
+	note := fmt.Sprintf("The migration would fail on %d of %d tenants.", len(failing), len(results))
+	if len(failing) == 0 {
+		note = fmt.Sprintf("The migration would succeed on all %d tenants.", len(results))
+	}
+	note += " Each was rehearsed on a throwaway branch of its data; production was not touched."
+	if n := r.sample.note(); n != "" {
+		note += " " + n
+	}
+	if r.expiryRefused.Load() {
+		note += " Neon refused expires_at (early access): no expiry net was set; the run deleted its branches itself."
+	} else {
+		note += fmt.Sprintf(" Every branch had expires_at (its creation + %s) as the net.", r.ttl)
+	}
 	verdict := report.Section{
 		Title:   "Rehearsal",
-		Columns: []report.Column{{Title: "tenant"}, {Title: "file"}, {Title: "why"}},
+		Note:    note,
+		Columns: []report.Column{{Title: ""}, {Title: "count", Numeric: true}},
+		Rows: [][]string{
+			{"would fail", strconv.Itoa(len(failing))},
+			{"rehearsed", strconv.Itoa(len(rehearsed))},
+			{"branches created", strconv.Itoa(int(r.created.Load()))},
+			{"branches deleted", strconv.Itoa(int(r.deleted.Load()))},
+			{"Neon API calls", strconv.FormatInt(r.client.Calls()-r.calls0, 10)},
+		},
 	}
-	verdict.Note = fmt.Sprintf("The migration would fail on %d of %d tenants (%d rehearsed on a throwaway branch; production was not touched).", len(failing), len(results), len(rehearsed))
-	if len(failing) == 0 {
-		verdict.Note = fmt.Sprintf("The migration would succeed on all %d tenants (rehearsed on a throwaway branch of each; production was not touched).", len(results))
+	if n := r.undeletedWithNoNet.Load(); n > 0 {
+		verdict.Rows = append(verdict.Rows, []string{"branches left without expires_at: delete them by hand (name " + r.name + ")", strconv.Itoa(int(n))})
+	}
+
+	failures := report.Section{
+		Title:   "Would fail",
+		Columns: []report.Column{{Title: "tenant"}, {Title: "file"}, {Title: "why"}},
 	}
 	for _, res := range failing[:min(len(failing), maxRehearsalRows)] {
 		file := "-"
@@ -379,10 +418,10 @@ func (r *Rehearsal) Sections(results []fleet.Result) []report.Section {
 		if res.Err != nil {
 			why = res.Err.Error()
 		}
-		verdict.Rows = append(verdict.Rows, []string{res.Tenant.String(), file, firstLine(why, 300)})
+		failures.Rows = append(failures.Rows, []string{res.Tenant.String(), file, firstLine(why, 300)})
 	}
 	if len(failing) > maxRehearsalRows {
-		verdict.Rows = append(verdict.Rows, []string{fmt.Sprintf("… and %d more (see the report file)", len(failing)-maxRehearsalRows), "", ""})
+		failures.Rows = append(failures.Rows, []string{fmt.Sprintf("… and %d more (see the report file)", len(failing)-maxRehearsalRows), "", ""})
 	}
 
 	type slow struct {
@@ -398,15 +437,7 @@ func (r *Rehearsal) Sections(results []fleet.Result) []report.Section {
 			}
 		}
 	}
-	slices.SortStableFunc(slows, func(a, b slow) int {
-		switch {
-		case a.f.Seconds > b.f.Seconds:
-			return -1
-		case a.f.Seconds < b.f.Seconds:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(slows, func(a, b slow) int { return cmp.Compare(b.f.Seconds, a.f.Seconds) })
 	slowest := report.Section{
 		Title:   "Slowest files",
 		Note:    "How long each file ran on the tenant's data: about how long a production run would hold its locks.",
@@ -415,29 +446,7 @@ func (r *Rehearsal) Sections(results []fleet.Result) []report.Section {
 	for _, s := range slows[:min(len(slows), maxRehearsalRows)] {
 		slowest.Rows = append(slowest.Rows, []string{s.tenant, s.f.File, seconds(s.f.Seconds)})
 	}
-
-	net := fmt.Sprintf("every branch had expires_at (now + %s)", r.ttl)
-	if r.expiryRefused.Load() {
-		net = "Neon refused expires_at (early access): no expiry net was set; the run deleted its branches itself"
-	}
-	totals := report.Section{
-		Title:   "Rehearsal totals",
-		Note:    net + ".",
-		Columns: []report.Column{{Title: ""}, {Title: "count", Numeric: true}},
-		Rows: [][]string{
-			{"branches created", strconv.Itoa(int(r.created.Load()))},
-			{"branches deleted", strconv.Itoa(int(r.deleted.Load()))},
-			{"Neon API calls", strconv.FormatInt(r.client.Calls()-r.calls0, 10)},
-		},
-	}
-	if n := r.undeletedWithNoNet.Load(); n > 0 {
-		totals.Rows = append(totals.Rows, []string{"branches left without expires_at: delete them by hand (name " + r.name + ")", strconv.Itoa(int(n))})
-	}
-	out := []report.Section{verdict}
-	if len(slowest.Rows) > 0 {
-		out = append(out, slowest)
-	}
-	return append(out, totals)
+	return []report.Section{verdict, failures, slowest}
 }
 
 // Outputs: would-fail, the number of tenants the migration would fail on.
@@ -460,4 +469,115 @@ func firstLine(s string, n int) string {
 		s = s[:n] + "…"
 	}
 	return s
+}
+
+// sampling is rehearse-sample: the n tenants with the most storage (where
+// migrations run longest) plus n chosen at random (what nobody thought
+// of), canaries always included. It must see every selected tenant before
+// it picks, so it lists the whole fleet first.
+type sampling struct {
+	n           int
+	canaryCount int
+	canaryGlobs []string
+	from        tenant.Source
+
+	mu       sync.Mutex
+	selected int
+	why      map[string]string // tenant id -> why it was rehearsed
+	counts   map[string]int    // why -> tenants
+}
+
+func (s *sampling) Tenants(ctx context.Context, yield func(tenant.Tenant) bool) error {
+	var all []tenant.Tenant
+	if err := s.from.Tenants(ctx, func(t tenant.Tenant) bool {
+		all = append(all, t)
+		return true
+	}); err != nil {
+		return err
+	}
+	picked := pickSample(all, s.n, s.canaryCount, s.canaryGlobs)
+	s.mu.Lock()
+	s.selected = len(all)
+	s.why = map[string]string{}
+	s.counts = map[string]int{}
+	for _, p := range picked {
+		s.why[p.t.ID] = p.why
+		s.counts[p.why]++
+	}
+	s.mu.Unlock()
+	for _, p := range picked {
+		if !yield(p.t) {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// note says which tenants were rehearsed and why; "" without sampling.
+func (s *sampling) note() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.why == nil {
+		return ""
+	}
+	var parts []string
+	if n := s.counts["canary"]; n > 0 {
+		parts = append(parts, report.Plural(n, "canary", "canaries"))
+	}
+	if n := s.counts["largest"]; n > 0 {
+		parts = append(parts, fmt.Sprintf("%d with the most storage", n))
+	}
+	if n := s.counts["random"]; n > 0 {
+		parts = append(parts, fmt.Sprintf("%d at random", n))
+	}
+	return fmt.Sprintf("Sampled (rehearse-sample: %d): %d of the %d selected tenants: %s.", s.n, len(s.why), s.selected, strings.Join(parts, ", "))
+}
+
+type pick struct {
+	t   tenant.Tenant
+	why string
+}
+
+// pickSample chooses from all (in listing order): canaries first (the
+// first canaryCount listed, or those matching canaryGlobs), so the runner
+// still starts with them, then the n largest by StorageBytes, then n of
+// the rest at random.
+func pickSample(all []tenant.Tenant, n, canaryCount int, canaryGlobs []string) []pick {
+	var out []pick
+	taken := map[string]bool{}
+	take := func(t tenant.Tenant, why string) {
+		if !taken[t.ID] {
+			taken[t.ID] = true
+			out = append(out, pick{t, why})
+		}
+	}
+	for i, t := range all {
+		if (len(canaryGlobs) > 0 && tenant.MatchAny(canaryGlobs, t.ID, t.Name)) || (len(canaryGlobs) == 0 && i < canaryCount) {
+			take(t, "canary")
+		}
+	}
+	bySize := slices.Clone(all)
+	slices.SortStableFunc(bySize, func(a, b tenant.Tenant) int { return cmp.Compare(b.StorageBytes, a.StorageBytes) })
+	for _, t := range bySize[:min(n, len(bySize))] {
+		take(t, "largest")
+	}
+	var rest []tenant.Tenant
+	for _, t := range all {
+		if !taken[t.ID] {
+			rest = append(rest, t)
+		}
+	}
+	rand.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+	for _, t := range rest[:min(n, len(rest))] {
+		take(t, "random")
+	}
+	return out
+}
+
+// sampledAs is why a tenant was rehearsed under rehearse-sample; "" when
+// every tenant is.
+func (s *sampling) sampledAs(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.why[id]
 }

@@ -115,6 +115,10 @@ type Project struct {
 	// projects whose details it could not fetch in time. GET
 	// /projects/{project_id} still answers.
 	Unavailable bool
+
+	// SyntheticStorageSize is the project's synthetic_storage_size in
+	// bytes; default 31 MiB.
+	SyntheticStorageSize int64
 }
 
 // Branch is one branch of a project.
