@@ -181,6 +181,7 @@ type Server struct {
 	writeTimes  []time.Time // admitted writes, for EnforceWriteLimits
 	inflight    int         // writes being answered now
 	maxInflight int
+	comments    map[string][]*issueComment // by lower-cased "owner/name#number" (comments.go)
 }
 
 // scope is one holder of secrets and variables.
