@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgfleet/pgfleet/internal/testenv"
+	"github.com/pgfleet/pgfleet/internal/testenv/githubapi"
 	"github.com/pgfleet/pgfleet/internal/testenv/neonapi"
 )
 
@@ -409,5 +412,36 @@ func TestRehearsalSample(t *testing.T) {
 	}
 	if n := createdBranches(f); n != 5 {
 		t.Errorf("%d branches created, want 5", n)
+	}
+}
+
+// With github-token on a pull request event, the verdict is one comment on
+// the pull request: created by the first run, updated by the second.
+func TestRehearsalPullRequestComment(t *testing.T) {
+	f := migratedFleet(t, 4, neonapi.Config{})
+	gh := githubapi.Start(githubapi.Config{Token: "ghs_rehearsal_token_0123456789"})
+	t.Cleanup(gh.Close)
+	gh.AddRepository("acme", "app")
+	event := filepath.Join(t.TempDir(), "event.json")
+	if err := os.WriteFile(event, []byte(`{"number": 7, "pull_request": {"number": 7}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := rehearseInputs(f, migrationsCopy(t, rehearsalMigrations))
+	in["github-token"] = "ghs_rehearsal_token_0123456789"
+	env := []string{"GITHUB_EVENT_NAME=pull_request", "GITHUB_EVENT_PATH=" + event, "GITHUB_REPOSITORY=acme/app",
+		"GITHUB_API_URL=" + gh.URL(), "GITHUB_SERVER_URL=https://github.example"}
+	for run, id := range []string{"1001", "1002"} {
+		r := runPgfleet(t, in, append(env, "GITHUB_RUN_ID="+id)...)
+		mustCode(t, r, 1) // tenant 3 holds duplicate names
+		assertNoLeak(t, r, append(secrets(f), "ghs_rehearsal_token_0123456789")...)
+		comments := gh.Comments("acme", "app", 7)
+		if len(comments) != 1 {
+			t.Fatalf("run %d: %d comments, want 1", run+1, len(comments))
+		}
+		c := comments[0]
+		t.Logf("run %d: comment:\n%s", run+1, c)
+		if !strings.Contains(c, "would fail on 1 of 4 tenants") || !strings.Contains(c, "could not create unique index") || !strings.Contains(c, "/actions/runs/"+id) {
+			t.Errorf("run %d: comment:\n%s", run+1, c)
+		}
 	}
 }

@@ -170,6 +170,7 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 			Getenv:    getenv,
 			Version:   Version,
 			Secret:    out.secrets.Add,
+			Scrub:     out.secrets.Scrub,
 			Warn:      out.warnf,
 			Source:    sourceFor,
 			Neon:      neonClient,

@@ -79,16 +79,20 @@ func prepareRehearsal(env mode.Env, job *Job) mode.Job {
 		getenv = func(string) string { return "" }
 	}
 	return &Rehearsal{
-		Job:      job,
-		client:   env.Neon(),
-		source:   env.Source,
-		secret:   env.Secret,
-		branch:   env.Config.Neon.Branch,
-		database: env.Config.Neon.Database,
-		role:     env.Config.Neon.Role,
-		ttl:      ttl,
-		name:     rehearsalBranchName(getenv),
-		calls0:   env.Neon().Calls(),
+		Job:         job,
+		client:      env.Neon(),
+		source:      env.Source,
+		secret:      env.Secret,
+		branch:      env.Config.Neon.Branch,
+		database:    env.Config.Neon.Database,
+		role:        env.Config.Neon.Role,
+		ttl:         ttl,
+		name:        rehearsalBranchName(getenv),
+		calls0:      env.Neon().Calls(),
+		githubToken: in.Raw("github-token"),
+		getenv:      getenv,
+		scrub:       scrubOrKeep(env.Scrub),
+		warn:        env.Warn,
 		sample: sampling{
 			n:           sample,
 			canaryCount: env.Config.CanaryCount,
@@ -129,11 +133,17 @@ type Rehearsal struct {
 	expiryRefused      atomic.Bool
 	undeletedWithNoNet atomic.Int32
 	sample             sampling
+	// The pull request comment (rehearse_comment.go).
+	githubToken string
+	getenv      func(string) string
+	scrub       func(string) string
+	warn        func(string, ...any)
 }
 
 var (
 	_ mode.Job            = (*Rehearsal)(nil)
 	_ mode.SourceOverride = (*Rehearsal)(nil)
+	_ mode.Finisher       = (*Rehearsal)(nil)
 )
 
 // Source hands the runner the selected tenants without their connection
@@ -424,20 +434,16 @@ func (r *Rehearsal) Sections(results []fleet.Result) []report.Section {
 		failures.Rows = append(failures.Rows, []string{fmt.Sprintf("… and %d more (see the report file)", len(failing)-maxRehearsalRows), "", ""})
 	}
 
-	type slow struct {
-		tenant string
-		f      FileTiming
-	}
-	var slows []slow
+	var slows []slowFile
 	for _, res := range rehearsed {
 		d := res.Detail.(*RehearsalDetail)
 		for _, f := range d.Files {
 			if f.OK {
-				slows = append(slows, slow{res.Tenant.String(), f})
+				slows = append(slows, slowFile{res.Tenant.String(), f})
 			}
 		}
 	}
-	slices.SortStableFunc(slows, func(a, b slow) int { return cmp.Compare(b.f.Seconds, a.f.Seconds) })
+	sortSlowest(slows)
 	slowest := report.Section{
 		Title:   "Slowest files",
 		Note:    "How long each file ran on the tenant's data: about how long a production run would hold its locks.",
@@ -580,4 +586,22 @@ func (s *sampling) sampledAs(id string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.why[id]
+}
+
+func scrubOrKeep(f func(string) string) func(string) string {
+	if f == nil {
+		return func(s string) string { return s }
+	}
+	return f
+}
+
+// slowFile is one file's time on one tenant.
+type slowFile struct {
+	tenant string
+	f      FileTiming
+}
+
+// sortSlowest orders files slowest first.
+func sortSlowest(s []slowFile) {
+	slices.SortStableFunc(s, func(a, b slowFile) int { return cmp.Compare(b.f.Seconds, a.f.Seconds) })
 }

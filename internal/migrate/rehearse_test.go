@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgfleet/pgfleet/internal/fleet"
+	"github.com/pgfleet/pgfleet/internal/github"
+	"github.com/pgfleet/pgfleet/internal/neon"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
 
@@ -62,5 +65,36 @@ func TestFileTimings(t *testing.T) {
 	rd := &RehearsalDetail{Detail: d, Files: got, WouldFail: true}
 	if c := strings.Join(rd.Cells(), " | "); c != "would fail at 3_c.sql | 2_b.sql 1.2s | 2 of 3" {
 		t.Errorf("cells %q", c)
+	}
+}
+
+func TestRehearsalCommentStaysUnderGitHubsLimit(t *testing.T) {
+	r := &Rehearsal{
+		Job:    &Job{Migrator: New(&Set{Dir: "db/migrations"}, Options{})},
+		client: neon.New(neon.Options{}),
+		getenv: func(string) string { return "" },
+		scrub:  func(s string) string { return strings.ReplaceAll(s, "hunter2", "***") },
+	}
+	var results []fleet.Result
+	for i := range 1000 {
+		d := &RehearsalDetail{Detail: &Detail{FailedFile: "20250101000000_" + strings.Repeat("long_name_", 20) + ".sql"}, BranchID: "br-x",
+			Files: []FileTiming{{File: strings.Repeat("f", 300), OK: true, Seconds: float64(i)}}, WouldFail: i%2 == 0}
+		res := fleet.Result{Tenant: tenant.Tenant{ID: fmt.Sprintf("p-%04d", i), Name: strings.Repeat("|name<b>", 40)}, Status: fleet.Succeeded, Detail: d}
+		if d.WouldFail {
+			res.Status, res.Err = fleet.Failed, fmt.Errorf("ERROR: hunter2 %s", strings.Repeat("very long error ", 300))
+		}
+		results = append(results, res)
+	}
+	body := r.comment(results)
+	if n := len([]rune(body)); n >= github.MaxCommentBody || n > 20000 {
+		t.Errorf("comment of %d characters for 1,000 tenants", n)
+	}
+	for _, want := range []string{rehearsalMarker, "would fail on 500 of 1000 tenants", "… and 485 more", "Slowest files"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("comment lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "hunter2") || strings.Contains(body, "<b>") {
+		t.Error("comment holds a credential or raw HTML")
 	}
 }

@@ -57,6 +57,9 @@ type Env struct {
 	// Secret registers a credential the mode learns (a token, a key), so
 	// nothing written can carry it.
 	Secret func(string)
+	// Scrub removes every registered credential from text a mode sends
+	// somewhere the run's own output does not go (a pull request comment).
+	Scrub func(string) string
 	// Warn prints a warning (an annotation in Actions).
 	Warn func(format string, a ...any)
 	// Source builds a source of the selected tenants; pooled asks Neon for
