@@ -376,19 +376,12 @@ const maxRehearsalRows = 20
 // Sections: the verdict and totals, the failing tenants with their errors,
 // and the slowest files.
 func (r *Rehearsal) Sections(results []fleet.Result) []report.Section {
-	var failing, rehearsed []fleet.Result
-	for _, res := range results {
-		d, _ := res.Detail.(*RehearsalDetail)
-		if res.Status == fleet.Failed || res.Status == fleet.Cancelled || (d != nil && d.WouldFail) {
-			failing = append(failing, res)
-		}
-		if d != nil && d.BranchID != "" {
-			rehearsed = append(rehearsed, res)
-		}
-	}
-	note := fmt.Sprintf("The migration would fail on %d of %d tenants.", len(failing), len(results))
+	failing, wouldFail, rehearsed := classify(results)
+	note := fmt.Sprintf("The migration would fail on %d of %d tenants.", wouldFail, len(results))
 	if len(failing) == 0 {
 		note = fmt.Sprintf("The migration would succeed on all %d tenants.", len(results))
+	} else if n := len(failing) - wouldFail; n > 0 {
+		note += fmt.Sprintf(" %s not be rehearsed (see why below).", report.Plural(n, "tenant could", "tenants could"))
 	}
 	note += " Each was rehearsed on a throwaway branch of its data; production was not touched."
 	if n := r.sample.note(); n != "" {
@@ -404,7 +397,8 @@ func (r *Rehearsal) Sections(results []fleet.Result) []report.Section {
 		Note:    note,
 		Columns: []report.Column{{Title: ""}, {Title: "count", Numeric: true}},
 		Rows: [][]string{
-			{"would fail", strconv.Itoa(len(failing))},
+			{"would fail", strconv.Itoa(wouldFail)},
+			{"not rehearsed (failed before or without a branch)", strconv.Itoa(len(failing) - wouldFail)},
 			{"rehearsed", strconv.Itoa(len(rehearsed))},
 			{"branches created", strconv.Itoa(int(r.created.Load()))},
 			{"branches deleted", strconv.Itoa(int(r.deleted.Load()))},
@@ -420,14 +414,7 @@ func (r *Rehearsal) Sections(results []fleet.Result) []report.Section {
 		Columns: []report.Column{{Title: "tenant"}, {Title: "file"}, {Title: "why"}},
 	}
 	for _, res := range failing[:min(len(failing), maxRehearsalRows)] {
-		file := "-"
-		if d, _ := res.Detail.(*RehearsalDetail); d != nil && d.Detail != nil && d.FailedFile != "" {
-			file = d.FailedFile
-		}
-		why := res.Reason
-		if res.Err != nil {
-			why = res.Err.Error()
-		}
+		file, why := failureOf(res)
 		failures.Rows = append(failures.Rows, []string{res.Tenant.String(), file, firstLine(why, 300)})
 	}
 	if len(failing) > maxRehearsalRows {
@@ -457,13 +444,8 @@ func (r *Rehearsal) Sections(results []fleet.Result) []report.Section {
 
 // Outputs: would-fail, the number of tenants the migration would fail on.
 func (r *Rehearsal) Outputs(results []fleet.Result) map[string]string {
-	n := 0
-	for _, res := range results {
-		if d, _ := res.Detail.(*RehearsalDetail); res.Status == fleet.Failed || (d != nil && d.WouldFail) {
-			n++
-		}
-	}
-	return map[string]string{"would-fail": strconv.Itoa(n)}
+	_, wouldFail, _ := classify(results)
+	return map[string]string{"would-fail": strconv.Itoa(wouldFail)}
 }
 
 // ProgressNote: the files running longest on the branches.
@@ -604,4 +586,38 @@ type slowFile struct {
 // sortSlowest orders files slowest first.
 func sortSlowest(s []slowFile) {
 	slices.SortStableFunc(s, func(a, b slowFile) int { return cmp.Compare(b.f.Seconds, a.f.Seconds) })
+}
+
+// failureOf is the file a failed tenant stopped at ("-" when none was
+// reached) and why.
+func failureOf(res fleet.Result) (file, why string) {
+	file = "-"
+	if d, _ := res.Detail.(*RehearsalDetail); d != nil && d.Detail != nil && d.FailedFile != "" {
+		file = d.FailedFile
+	}
+	why = res.Reason
+	if res.Err != nil {
+		why = res.Err.Error()
+	}
+	return file, why
+}
+
+// classify sorts the results: failing are the tenants that did not pass
+// (the migration failed on the branch, or the rehearsal itself could not
+// be done: no branch, a cancelled run), wouldFail counts the first kind,
+// rehearsed are those that got a branch.
+func classify(results []fleet.Result) (failing []fleet.Result, wouldFail int, rehearsed []fleet.Result) {
+	for _, res := range results {
+		d, _ := res.Detail.(*RehearsalDetail)
+		if d != nil && d.WouldFail {
+			wouldFail++
+		}
+		if res.Status == fleet.Failed || res.Status == fleet.Cancelled || (d != nil && d.WouldFail) {
+			failing = append(failing, res)
+		}
+		if d != nil && d.BranchID != "" {
+			rehearsed = append(rehearsed, res)
+		}
+	}
+	return failing, wouldFail, rehearsed
 }

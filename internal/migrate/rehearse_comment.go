@@ -94,26 +94,21 @@ func (r *Rehearsal) Finish(ctx context.Context, results []fleet.Result) error {
 // with their errors, the slowest files, the totals. Every cell is cut, so
 // its size is bounded whatever the fleet.
 func (r *Rehearsal) comment(results []fleet.Result) string {
-	var failing []fleet.Result
+	failing, wouldFail, rehearsedResults := classify(results)
+	rehearsed := len(rehearsedResults)
 	var slows []slowFile
-	rehearsed := 0
-	for _, res := range results {
-		d, _ := res.Detail.(*RehearsalDetail)
-		if res.Status == fleet.Failed || res.Status == fleet.Cancelled || (d != nil && d.WouldFail) {
-			failing = append(failing, res)
-		}
-		if d == nil || d.BranchID == "" {
-			continue
-		}
-		rehearsed++
-		if f, ok := d.slowest(); ok {
+	for _, res := range rehearsedResults {
+		if f, ok := res.Detail.(*RehearsalDetail).slowest(); ok {
 			slows = append(slows, slowFile{res.Tenant.String(), f})
 		}
 	}
 	var b strings.Builder
 	b.WriteString(rehearsalMarker + "\n")
 	if len(failing) > 0 {
-		fmt.Fprintf(&b, "### ❌ Migration rehearsal: would fail on %d of %d tenants\n\n", len(failing), len(results))
+		fmt.Fprintf(&b, "### ❌ Migration rehearsal: would fail on %d of %d tenants\n\n", wouldFail, len(results))
+		if n := len(failing) - wouldFail; n > 0 {
+			fmt.Fprintf(&b, "%s not be rehearsed (see why below).\n\n", report.Plural(n, "tenant could", "tenants could"))
+		}
 	} else {
 		fmt.Fprintf(&b, "### ✅ Migration rehearsal: would succeed on all %d tenants\n\n", len(results))
 	}
@@ -126,14 +121,7 @@ func (r *Rehearsal) comment(results []fleet.Result) string {
 	if len(failing) > 0 {
 		b.WriteString("| tenant | file | error |\n|---|---|---|\n")
 		for _, res := range failing[:min(len(failing), maxCommentRows)] {
-			file := "-"
-			if d, _ := res.Detail.(*RehearsalDetail); d != nil && d.Detail != nil && d.FailedFile != "" {
-				file = d.FailedFile
-			}
-			why := res.Reason
-			if res.Err != nil {
-				why = res.Err.Error()
-			}
+			file, why := failureOf(res)
 			fmt.Fprintf(&b, "| %s | %s | %s |\n", cell(res.Tenant.String(), 120), cell(file, 120), cell(r.scrub(why), 400))
 		}
 		if len(failing) > maxCommentRows {
