@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/url"
 	"strings"
 	"time"
@@ -41,16 +42,17 @@ const copyTries = 5
 // branchCopier returns the emulator's CopyDatabase and DropDatabase for
 // cluster.
 func branchCopier(c *pgcluster.Cluster) (copyDB func(context.Context, neonapi.Database, string, string) (neonapi.Database, error), dropDB func(context.Context, neonapi.Database) error) {
-	copyDB = func(ctx context.Context, parent neonapi.Database, branchID, _ string) (neonapi.Database, error) {
+	copyDB = func(ctx context.Context, parent neonapi.Database, branchID, databaseName string) (neonapi.Database, error) {
 		u, err := url.Parse(parent.URI)
 		if err != nil {
 			return neonapi.Database{}, err
 		}
 		template := strings.TrimPrefix(u.Path, "/")
-		name := template + "_" + strings.NewReplacer("-", "_").Replace(branchID)
-		if len(name) > 63 {
-			name = name[len(name)-63:]
-		}
+		// One copy per (branch, database): a hash of both keeps the name
+		// unique and within Postgres's 63 bytes.
+		h := fnv.New32a()
+		h.Write([]byte(branchID + "/" + databaseName))
+		name := fmt.Sprintf("%s_br%08x", template[:min(len(template), 50)], h.Sum32())
 		owner := parent.Role
 		if owner == "" {
 			owner = u.User.Username()

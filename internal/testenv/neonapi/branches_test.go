@@ -145,3 +145,15 @@ func TestCreateBranchRefusals(t *testing.T) {
 		t.Errorf("delete the default branch: %d, want 422", status)
 	}
 }
+
+// A request body the spec would reject is reported, as for GETs.
+func TestCreateBranchBodyCheckedAgainstSpec(t *testing.T) {
+	s := New(Config{APIKey: testKey, Spec: loadSpec(t)})
+	defer s.Close()
+	s.AddProject(Project{ID: "one-db"})
+	call(t, s, "POST", "/projects/one-db/branches", map[string]any{"branch": map[string]any{"name": 5, "parent_id": "Not An Id!"}})
+	v := s.SpecViolations()
+	if len(v) == 0 || v[0].Kind != "request" {
+		t.Fatalf("violations %v, want the request's body", v)
+	}
+}
