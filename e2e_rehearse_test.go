@@ -445,3 +445,35 @@ func TestRehearsalPullRequestComment(t *testing.T) {
 		}
 	}
 }
+
+// A parent with several databases and roles: Neon sends no
+// connection_uris with the branch, so its URI is asked for by branch_id.
+func TestRehearsalBranchOfSeveralDatabases(t *testing.T) {
+	f := migratedFleet(t, 2, neonapi.Config{})
+	tn := f.Tenants[0]
+	f.Neon.AddProject(neonapi.Project{ID: tn.ProjectID, Name: tn.Name, Databases: map[string]neonapi.Database{
+		"neondb":    {URI: tn.DB.URL, Role: "neondb_owner"},
+		"analytics": {URI: tn.DB.URL, Role: "analytics_owner"},
+	}})
+	before := tenantFingerprints(t, f)
+	sessionsBefore := tenantSessions(t, f)
+	setup := len(f.Neon.Requests()) // the real migrate run that made the fleet
+	r := runPgfleet(t, rehearseInputs(f, "testdata/migrations"))
+	productionUntouched(t, f, sessionsBefore, before)
+	mustCode(t, r, 0)
+	asked := 0
+	for _, q := range f.Neon.Requests()[setup:] {
+		if q.Route == "GET /projects/{project_id}/connection_uri" {
+			if q.Query.Get("branch_id") == "" || q.Query.Get("database_name") != "neondb" {
+				t.Errorf("connection_uri asked without the branch: %v", q.Query)
+			}
+			asked++
+		}
+	}
+	if asked != 1 {
+		t.Errorf("connection_uri asked %d times, want once (the tenant with two databases)", asked)
+	}
+	if left := f.Neon.CreatedBranches(); len(left) != 0 {
+		t.Errorf("%d branches left", len(left))
+	}
+}
