@@ -136,7 +136,7 @@ func (c *Client) DeleteBranch(ctx context.Context, projectID, branchID string, p
 	}
 	// The answer (200 with the deletion's operations, or 204 for a branch
 	// already gone) is not needed.
-	return c.change(ctx, r, nil, nil, func(ctx context.Context) error {
+	return c.change(ctx, r, nil, nil, func(ctx context.Context) (bool, error) {
 		return c.waitOperations(ctx, projectID, pending)
 	})
 }
@@ -161,7 +161,8 @@ var operationPolls = []time.Duration{time.Second, 2 * time.Second, 4 * time.Seco
 // waitOperations waits until the operations in ops are done. It asks only
 // about the last one not known to be done: a creation's start_compute
 // follows its create_branch, so when the last is done so are the others.
-func (c *Client) waitOperations(ctx context.Context, projectID string, ops []Operation) error {
+// waited is false when there was nothing to wait for.
+func (c *Client) waitOperations(ctx context.Context, projectID string, ops []Operation) (waited bool, err error) {
 	last := -1
 	for i, op := range ops {
 		if !op.done() {
@@ -169,23 +170,23 @@ func (c *Client) waitOperations(ctx context.Context, projectID string, ops []Ope
 		}
 	}
 	if last < 0 {
-		return nil
+		return false, nil // none known to wait for: the caller backs off instead
 	}
 	op := ops[last]
 	for n := 0; !op.done(); n++ {
 		if err := retry.Sleep(ctx, operationPolls[min(n, len(operationPolls)-1)]); err != nil {
-			return err
+			return true, err
 		}
 		got, err := c.Operation(ctx, projectID, op.ID)
 		if err != nil {
-			return err
+			return true, err
 		}
 		op = got
 	}
 	for i := range ops[:last+1] {
 		ops[i].Status = op.Status
 	}
-	return nil
+	return true, nil
 }
 
 // maxLockedWaits bounds how often a change waits out a 423 before it fails:
@@ -198,7 +199,7 @@ const maxLockedWaits = 20
 // answer is retried only when lostAnswer says the change was not made (a
 // DELETE, harmless to repeat, passes nil: always retried); lostAnswer
 // returning true ends the change as done.
-func (c *Client) change(ctx context.Context, r request, out any, lostAnswer func(context.Context) (bool, error), onLocked func(context.Context) error) error {
+func (c *Client) change(ctx context.Context, r request, out any, lostAnswer func(context.Context) (bool, error), onLocked func(context.Context) (waited bool, err error)) error {
 	routeKey := r.method + " " + r.route
 	u := c.base + r.path
 	locked, other := 0, 0
@@ -226,10 +227,13 @@ func (c *Client) change(ctx context.Context, r request, out any, lostAnswer func
 				c.onRetry(routeKey, attempt, 0, err)
 			}
 			if onLocked != nil && locked == 1 {
-				if werr := onLocked(ctx); werr != nil {
+				waited, werr := onLocked(ctx)
+				if werr != nil {
 					return fmt.Errorf("%w (waiting for the project's operations: %v)", err, werr)
 				}
-				continue
+				if waited {
+					continue
+				}
 			}
 			if serr := retry.Sleep(ctx, c.backoff(min(locked, 5))+retryAfter); serr != nil {
 				return serr
