@@ -60,8 +60,8 @@ func prepareRehearsal(env mode.Env, job *Job) mode.Job {
 	if !in.Bool("rehearse") {
 		return job
 	}
-	ttl := in.Duration("rehearse-ttl")
-	if ttl < time.Minute || ttl > maxRehearseTTL {
+	// Duration has already said what is wrong with an unreadable value (0).
+	if ttl := in.Duration("rehearse-ttl"); ttl != 0 && (ttl < time.Minute || ttl > maxRehearseTTL) {
 		in.Bad("rehearse-ttl", "want a duration from 1m to 720h (Neon accepts expires_at at most 30 days ahead), got %q", in.String("rehearse-ttl"))
 	}
 	sample := in.Int("rehearse-sample", 0, 1_000_000, "tenants rehearsed by size and at random")
@@ -86,7 +86,7 @@ func prepareRehearsal(env mode.Env, job *Job) mode.Job {
 		branch:      env.Config.Neon.Branch,
 		database:    env.Config.Neon.Database,
 		role:        env.Config.Neon.Role,
-		ttl:         ttl,
+		ttl:         in.Duration("rehearse-ttl"),
 		name:        rehearsalBranchName(getenv),
 		calls0:      env.Neon().Calls(),
 		githubToken: in.Raw("github-token"),
