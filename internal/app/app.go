@@ -195,6 +195,15 @@ func prepare(ctx context.Context, flags map[string]string, getenv func(string) s
 		}
 		return buildSource(p.cfg, client, out, pooled)
 	}
+	var neonClient func() *neon.Client
+	if len(p.cfg.DatabaseURLs) == 0 {
+		neonClient = func() *neon.Client {
+			if client == nil {
+				client = newNeonClient(p.cfg, out)
+			}
+			return client
+		}
+	}
 	var err error
 	if m != nil {
 		p.job, err = m.Prepare(ctx, mode.Env{
@@ -204,8 +213,10 @@ func prepare(ctx context.Context, flags map[string]string, getenv func(string) s
 			Getenv:    getenv,
 			Version:   Version,
 			Secret:    out.secrets.Add,
+			Scrub:     out.secrets.Scrub,
 			Warn:      out.warnf,
 			Source:    sourceFor,
+			Neon:      neonClient,
 		})
 	}
 	p.reportPath, p.reportOutput = reportLocation(getenv, workspace, p.name, p.cfg.ReportFile)

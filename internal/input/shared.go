@@ -35,6 +35,11 @@ var (
 // its Inputs); it is not a shared input.
 var DryRun = &Input{Name: "dry-run", Default: "false", Bool: true, Description: "Report what would be done; change nothing."}
 
+// GitHubToken is declared here because two modes read it: sync-secrets
+// writes secrets with it, and migrate's rehearsal comments on the pull
+// request.
+var GitHubToken = &Input{Name: "github-token", Secret: true, Env: "GITHUB_TOKEN", Description: "Required for sync-secrets: a token that can write Actions secrets (the workflow's own GITHUB_TOKEN cannot): a fine-grained token or GitHub App installation token with Secrets and Variables read and write (environment target: Environments read and write, and Administration write to create environments; organization target: the organization's Secrets and Variables). migrate with rehearse: the workflow's GITHUB_TOKEN with pull-requests: write, to post the verdict on the pull request. CLI: also GITHUB_TOKEN."}
+
 // Shared are the inputs every mode reads: where tenants come from, which
 // are selected, how the run goes, and where the report is written.
 var Shared = []*Input{

@@ -40,14 +40,17 @@ var (
 	InputRunLockWait     = &input.Input{Name: "run-lock-wait", Default: "1m", Description: "How long a tenant waits for another pgfleet run's migration lock (an advisory lock, not a table's; Go duration)."}
 )
 
-func (Mode) Inputs() []*input.Input { return sessionInputs() }
+func (Mode) Inputs() []*input.Input { return append(sessionInputs(), rehearseInputs()...) }
 
 func sessionInputs() []*input.Input {
 	return []*input.Input{InputMigrationsDir, InputMigrationsTable, input.DryRun, InputLockTimeout, InputLockRetries, InputRunLockWait}
 }
 
 func (Mode) Outputs() []input.Output {
-	return []input.Output{{Name: "pending", Description: "Dry run only: tenants with pending migrations."}}
+	return []input.Output{
+		{Name: "pending", Description: "Dry run only: tenants with pending migrations."},
+		{Name: "would-fail", Description: "Rehearsal only: tenants on whose data the pending migrations would fail."},
+	}
 }
 
 var tableNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`)
@@ -59,7 +62,7 @@ func (Mode) Prepare(_ context.Context, env mode.Env) (mode.Job, error) {
 	if err != nil {
 		return nil, err // not a nil *Job inside a non-nil mode.Job
 	}
-	return job, nil
+	return prepareRehearsal(env, job), nil
 }
 
 // prepareSession reads the inputs both directions share and loads the files.

@@ -342,10 +342,10 @@ func TestModeDeclarations(t *testing.T) {
 			t.Errorf("input %s has no description", in.Name)
 		}
 	}
-	if strings.Join(names, ",") != "migrations-dir,migrations-table,dry-run,lock-timeout,lock-retries,run-lock-wait" {
+	if strings.Join(names, ",") != "migrations-dir,migrations-table,dry-run,lock-timeout,lock-retries,run-lock-wait,rehearse,rehearse-ttl,rehearse-sample,github-token" {
 		t.Errorf("inputs %v", names)
 	}
-	if outs := m.Outputs(); len(outs) != 1 || outs[0].Name != "pending" {
+	if outs := m.Outputs(); len(outs) != 2 || outs[0].Name != "pending" || outs[1].Name != "would-fail" {
 		t.Errorf("outputs %v", outs)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/config"
 	"github.com/pgfleet/pgfleet/internal/fleet"
 	"github.com/pgfleet/pgfleet/internal/input"
+	"github.com/pgfleet/pgfleet/internal/neon"
 	"github.com/pgfleet/pgfleet/internal/report"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
@@ -60,12 +61,19 @@ type Env struct {
 	// Secret registers a credential the mode learns (a token, a key), so
 	// nothing written can carry it.
 	Secret func(string)
+	// Scrub removes every registered credential from text a mode sends
+	// somewhere the run's own output does not go (a pull request comment).
+	Scrub func(string) string
 	// Warn prints a warning (an annotation in Actions).
 	Warn func(format string, a ...any)
 	// Source builds a source of the selected tenants; pooled asks Neon for
 	// pooled connection strings. The run uses Source(false) unless the job
 	// is a SourceOverride.
 	Source func(pooled bool) tenant.Source
+	// Neon is the run's one Neon API client (one rate limiter for every
+	// request), for a mode that calls the API itself (migrate's rehearse
+	// makes branches). nil when tenants come from database-urls.
+	Neon func() *neon.Client
 }
 
 // SourceOverride is a Job that chose the tenants the runner works on: a

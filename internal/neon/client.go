@@ -8,6 +8,7 @@
 package neon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -101,6 +103,7 @@ type Client struct {
 	onRetry     func(string, int, time.Duration, error)
 
 	account  *rate.Limiter
+	calls    atomic.Int64 // requests sent, retries included
 	routeRPS float64
 	mu       sync.Mutex
 	routes   map[string]*rate.Limiter
@@ -219,6 +222,8 @@ type request struct {
 	// notFound, if set, explains a 404 in the caller's terms (which project,
 	// database, role or branch).
 	notFound string
+	// body, if set, is sent as JSON (POST).
+	body []byte
 }
 
 // get performs r and decodes a 2xx JSON body into out. It waits on both
@@ -293,14 +298,22 @@ func (c *Client) wait(ctx context.Context, route string) error {
 // attempt sends one request. On failure it returns how long the server
 // asked to wait (Retry-After), or 0.
 func (c *Client) attempt(ctx context.Context, r request, u string, attempt int, out any) (time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, r.method, u, nil)
+	var reqBody io.Reader
+	if r.body != nil {
+		reqBody = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, u, reqBody)
 	if err != nil {
 		return 0, fmt.Errorf("neon %s %s: %w", r.method, r.path, err)
+	}
+	if r.body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+c.key)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
 
+	c.calls.Add(1)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, newTransportError(r.method, r.path, err, c.scrub)

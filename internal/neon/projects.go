@@ -27,6 +27,9 @@ type Project struct {
 	ProxyHost  string
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+	// SyntheticStorageSize is Neon's measure of the project's storage
+	// (bytes): where migrations run longest.
+	SyntheticStorageSize int64
 }
 
 type projectJSON struct {
@@ -39,6 +42,8 @@ type projectJSON struct {
 	ProxyHost  string `json:"proxy_host"`
 	CreatedAt  string `json:"created_at"`
 	UpdatedAt  string `json:"updated_at"`
+
+	SyntheticStorageSize int64 `json:"synthetic_storage_size"`
 }
 
 // project converts; timestamps are informational, so one Neon formats
@@ -56,6 +61,8 @@ func (p projectJSON) project() Project {
 		ProxyHost:  p.ProxyHost,
 		CreatedAt:  created,
 		UpdatedAt:  updated,
+
+		SyntheticStorageSize: p.SyntheticStorageSize,
 	}
 }
 

@@ -45,7 +45,7 @@ func (s *Neon) Tenants(ctx context.Context, yield func(tenant.Tenant) bool) erro
 				continue
 			}
 			seen[p.ID] = true
-			if !yield(tenant.Tenant{ID: p.ID, Name: p.Name, Resolve: s.resolver(p.ID)}) {
+			if !yield(tenant.Tenant{ID: p.ID, Name: p.Name, Resolve: s.resolver(p.ID), StorageBytes: p.SyntheticStorageSize}) {
 				return errStopListing
 			}
 		}

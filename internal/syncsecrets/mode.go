@@ -50,7 +50,6 @@ const (
 
 // The mode's own inputs, each declared once and read by its value.
 var (
-	InputGithubToken      = &input.Input{Name: "github-token", Secret: true, Env: "GITHUB_TOKEN", Description: "Required: a token that can write Actions secrets (the workflow's own GITHUB_TOKEN cannot): a fine-grained token or GitHub App installation token with Secrets and Variables read and write (environment target: Environments read and write, and Administration write to create environments; organization target: the organization's Secrets and Variables). CLI: also GITHUB_TOKEN."}
 	InputGithubAPIURL     = &input.Input{Name: "github-api-url", Env: "GITHUB_API_URL", Description: "GitHub REST API root (GitHub Enterprise Server: https://HOST/api/v3). Default: GITHUB_API_URL, which the runner sets, else https://api.github.com."}
 	InputRepository       = &input.Input{Name: "repository", Env: "GITHUB_REPOSITORY", Description: "owner/name of the repository whose secrets or environments are written (organization target: its owner is the organization, and selected visibility selects it). Default: GITHUB_REPOSITORY."}
 	InputSecretTarget     = &input.Input{Name: "secret-target", Default: "repository", Description: "Where each tenant's secret goes: repository (at most 100 secrets, counting those already there), environment (one environment per tenant, created if missing, 100 secrets each: the way past 100 tenants) or organization (1,000, but a repository sees only 100 organization secrets)."}
@@ -65,7 +64,7 @@ var (
 
 func (Mode) Inputs() []*input.Input {
 	return []*input.Input{
-		InputGithubToken,
+		input.GitHubToken,
 		InputGithubAPIURL,
 		InputRepository,
 		InputSecretTarget,
@@ -111,7 +110,7 @@ type options struct {
 func readOptions(env mode.Env) options {
 	in := env.Inputs
 	o := options{
-		token:       in.String(InputGithubToken),
+		token:       in.String(input.GitHubToken),
 		apiURL:      in.String(InputGithubAPIURL),
 		pooled:      in.Bool(InputPooled),
 		prune:       in.Bool(InputPrune),
@@ -122,7 +121,7 @@ func readOptions(env mode.Env) options {
 	env.Secret(o.token)
 	env.Secret(o.fpKey)
 	if o.token == "" {
-		in.Bad(InputGithubToken, "required: a token that can write Actions secrets and variables (a fine-grained token or GitHub App token; the workflow's own GITHUB_TOKEN cannot)")
+		in.Bad(input.GitHubToken, "required: a token that can write Actions secrets and variables (a fine-grained token or GitHub App token; the workflow's own GITHUB_TOKEN cannot)")
 	}
 	if o.apiURL == "" {
 		o.apiURL = defaultGitHubAPIURL

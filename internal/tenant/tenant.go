@@ -26,6 +26,10 @@ type Tenant struct {
 	// them this way, so tenants that never start (canary failed, max-failures,
 	// filtered out) cost nothing.
 	Resolve func(ctx context.Context) (string, error) `json:"-"`
+
+	// StorageBytes is the size of the tenant's data as its source knows it
+	// (Neon's synthetic_storage_size); 0 when unknown.
+	StorageBytes int64 `json:"-"`
 }
 
 // String names the tenant for humans without any credential:

@@ -66,7 +66,7 @@ func StartFleet(ctx context.Context, o FleetOptions) (f *Fleet, err error) {
 		cfg.APIKey = "neon-test-key-" + strings.ToLower(o.Prefix)
 	}
 	f.APIKey = cfg.APIKey
-	f.Neon = neonapi.New(cfg)
+	f.Neon = neonapi.New(WithBranchCopies(cfg, f.Cluster))
 	for i, db := range dbs {
 		id := strings.ReplaceAll(strings.ToLower(o.Prefix), "_", "-") + fmt.Sprintf("-%04d", i+1)
 		name := fmt.Sprintf("customer-%04d", i+1)

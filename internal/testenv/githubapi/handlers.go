@@ -321,6 +321,7 @@ func (s *Server) routes() *http.ServeMux {
 	s.handle(mux, "GET /repos/{owner}/{repo}/environments/{env}", s.getEnvironment)
 	s.handle(mux, "PUT /repos/{owner}/{repo}/environments/{env}", s.putEnvironment)
 	s.handle(mux, "DELETE /repos/{owner}/{repo}/environments/{env}", s.deleteEnvironment)
+	s.commentRoutes(mux)
 
 	for _, b := range []struct {
 		prefix  string

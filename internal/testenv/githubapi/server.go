@@ -189,6 +189,7 @@ type Server struct {
 	lastWrite   time.Time   // the last admitted write, for MinWriteInterval
 	inflight    int         // writes being answered now
 	maxInflight int
+	comments    map[string][]*issueComment // by lower-cased "owner/name#number" (comments.go)
 }
 
 // scope is one holder of secrets and variables.

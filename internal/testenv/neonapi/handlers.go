@@ -114,7 +114,7 @@ func (s *Server) fields(p *project) projectFields {
 		OwnerID:                     "0c6a1f3e-5b4d-4e2a-9f7c-2d8e6b1a4c90",
 		OrgID:                       s.orgOf(p),
 		HistoryRetentionSeconds:     86400,
-		SyntheticStorageSize:        31 << 20,
+		SyntheticStorageSize:        cmp.Or(p.SyntheticStorageSize, 31<<20),
 	}
 }
 

@@ -16,6 +16,9 @@
 //	GET /projects/{project_id}
 //	GET /projects/{project_id}/branches
 //	GET /projects/{project_id}/connection_uri
+//	POST /projects/{project_id}/branches
+//	DELETE /projects/{project_id}/branches/{branch_id}
+//	GET /projects/{project_id}/operations/{operation_id}
 package neonapi
 
 import (
@@ -24,6 +27,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -83,6 +87,10 @@ type Config struct {
 	// receives and every response it sends; see SpecViolations. Load it
 	// with LoadSpec.
 	Spec *openapi3.T
+
+	// Branching says how branch creation and deletion behave (see
+	// branches.go).
+	Branching BranchConfig
 }
 
 // Project is one Neon project as the emulator knows it.
@@ -107,6 +115,10 @@ type Project struct {
 	// projects whose details it could not fetch in time. GET
 	// /projects/{project_id} still answers.
 	Unavailable bool
+
+	// SyntheticStorageSize is the project's synthetic_storage_size in
+	// bytes; default 31 MiB.
+	SyntheticStorageSize int64
 }
 
 // Branch is one branch of a project.
@@ -162,13 +174,18 @@ type Server struct {
 
 type project struct {
 	Project
-	createdAt time.Time
-	branches  []*branch
+	createdAt  time.Time
+	branches   []*branch
+	operations []*operation
 }
 
 type branch struct {
 	Branch
-	createdAt time.Time
+	createdAt  time.Time
+	parentID   string // set for branches created through the API
+	expiresAt  string
+	endpointID string
+	created    bool // made by POST /projects/{id}/branches
 }
 
 // New starts an emulator listening on cfg.Addr (default a free port on
@@ -351,8 +368,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	rec := &recorder{header: http.Header{}}
 	rec.header.Set("X-Request-Id", requestID)
 
+	// The body is read once, for the handler and for the spec check.
+	body, _ := io.ReadAll(io.LimitReader(req.Body, 1<<20))
 	route, params := match(req.Method, req.URL.Path)
-	limited := s.serve(rec, req, route, params, requestID, arrived)
+	limited := s.serve(rec, req, body, route, params, requestID, arrived)
 	if rec.status == 0 {
 		rec.status = http.StatusOK
 	}
@@ -368,7 +387,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 	var violations []SpecViolation
 	if s.spec != nil {
-		violations = s.spec.check(req, rec.status, rec.header, rec.body.Bytes())
+		violations = s.spec.check(req, body, rec.status, rec.header, rec.body.Bytes())
 	}
 	s.mu.Lock()
 	s.total++
@@ -395,7 +414,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 // serve writes the answer to req into w; it reports whether the request was
 // refused by the emulated rate limits (as opposed to an injected 429).
-func (s *Server) serve(w *recorder, req *http.Request, route string, params map[string]string, requestID string, now time.Time) (rateLimited bool) {
+func (s *Server) serve(w *recorder, req *http.Request, body []byte, route string, params map[string]string, requestID string, now time.Time) (rateLimited bool) {
 	if s.cfg.APIKey != "" && req.Header.Get("Authorization") != "Bearer "+s.cfg.APIKey {
 		writeError(w, http.StatusUnauthorized, authFailedMessage, requestID)
 		return false
@@ -432,6 +451,12 @@ func (s *Server) serve(w *recorder, req *http.Request, route string, params map[
 		s.listBranches(w, params["project_id"], q, requestID)
 	case routeConnectionURI:
 		s.connectionURI(w, params["project_id"], q, requestID)
+	case routeCreateBranch:
+		s.createBranch(w, req, params["project_id"], body, requestID)
+	case routeDeleteBranch:
+		s.deleteBranch(w, req, params["project_id"], params["branch_id"], requestID)
+	case routeGetOperation:
+		s.getOperation(w, params["project_id"], params["operation_id"], requestID)
 	}
 	return false
 }
@@ -492,7 +517,7 @@ const (
 // match maps a request to one of the served routes, or "".
 func match(method, path string) (string, map[string]string) {
 	if method != http.MethodGet {
-		return "", nil
+		return matchBranchChange(method, path)
 	}
 	rest, ok := strings.CutPrefix(path, PathPrefix)
 	if !ok {
@@ -513,6 +538,10 @@ func match(method, path string) (string, map[string]string) {
 			return routeListBranches, map[string]string{"project_id": parts[1]}
 		case "connection_uri":
 			return routeConnectionURI, map[string]string{"project_id": parts[1]}
+		}
+	case 4:
+		if parts[2] == "operations" {
+			return routeGetOperation, map[string]string{"project_id": parts[1], "operation_id": parts[3]}
 		}
 	}
 	return "", nil

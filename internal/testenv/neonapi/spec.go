@@ -130,12 +130,15 @@ func newSpecChecker(spec *openapi3.T) (*specChecker, error) {
 }
 
 // check validates one exchange and returns what does not conform.
-func (c *specChecker) check(req *http.Request, status int, header http.Header, body []byte) []SpecViolation {
+func (c *specChecker) check(req *http.Request, reqBody []byte, status int, header http.Header, body []byte) []SpecViolation {
 	r := req.Clone(context.Background())
 	r.URL.Scheme = "http"
 	r.URL.Host = "neonapi.invalid"
 	r.Host = "neonapi.invalid"
 	r.Body = http.NoBody
+	if len(reqBody) > 0 {
+		r.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
 	at := func(kind string, err error) SpecViolation {
 		return SpecViolation{Kind: kind, Method: req.Method, Path: req.URL.RequestURI(), Status: status, Err: err.Error()}
 	}
