@@ -179,6 +179,9 @@ func prepare(ctx context.Context, flags map[string]string, getenv func(string) s
 		values.Bad(input.Mode, "unknown mode %q: want one of %s", p.name, strings.Join(modeNames(), ", "))
 	}
 	workspace := workspaceDir(getenv)
+	if inContainerAction(getenv) {
+		checkContainerPaths(values, table, p.name, workspace)
+	}
 	p.cfg = config.Load(values, config.Files{Workspace: workspace, Stdin: stdin})
 	for _, u := range p.cfg.DatabaseURLs {
 		registerURLPassword(out.secrets, u.URL)
