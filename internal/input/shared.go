@@ -66,5 +66,6 @@ var SharedOutputs = []Output{
 	{Name: "failed", Description: "Tenants that failed (each with its reason in the summary and report)."},
 	{Name: "skipped", Description: "Tenants never started: canary failed, max-failures reached, or the run was cancelled."},
 	{Name: "cancelled", Description: "Tenants interrupted by a cancelled run."},
+	{Name: "failed-projects", Description: "The failed tenants' project ids (database-urls: their names), one per line: give it to projects to retry just those."},
 	{Name: "report-file", Description: "Path of the JSON report, one record per tenant (relative to the workspace in Actions)."},
 }

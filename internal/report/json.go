@@ -18,6 +18,7 @@ type jsonReport struct {
 	Cancelled   bool       `json:"cancelled"`
 	Stopped     string     `json:"stopped"`
 	SourceError string     `json:"source_error"`
+	Error       string     `json:"error"` // why the run never started
 	Counts      jsonCounts `json:"counts"`
 	// "tenants" is streamed after these fields.
 }
@@ -63,6 +64,9 @@ func WriteJSON(w io.Writer, r Run) error {
 	}
 	if r.SourceErr != nil {
 		head.SourceError = r.scrub(r.SourceErr.Error())
+	}
+	if r.PrepareErr != nil {
+		head.Error = r.scrub(r.PrepareErr.Error())
 	}
 	b, err := json.Marshal(head)
 	if err != nil {
