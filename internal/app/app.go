@@ -77,9 +77,12 @@ func modeNames() []string {
 	return names
 }
 
-// errInvalidInput marks what prepare refused as bad input: it is printed
+// invalidInput is what prepare refused as bad input: it is printed
 // already, and the run exits 2.
-var errInvalidInput = errors.New("invalid input")
+type invalidInput struct{ err error }
+
+func (e *invalidInput) Error() string { return e.err.Error() }
+func (e *invalidInput) Unwrap() error { return e.err }
 
 // MainWithStdin runs pgfleet: parse, prepare, run, publish, in that order,
 // and returns the exit status. ctx is cancelled on SIGINT/SIGTERM; stdin is
@@ -94,15 +97,18 @@ func MainWithStdin(ctx context.Context, args []string, getenv func(string) strin
 		return status
 	}
 	p, err := prepare(ctx, flags, getenv, stdin, out)
-	switch {
-	case errors.Is(err, errInvalidInput):
-		return ExitInvalidInput
-	case err != nil:
-		// Not the input: a mode that reads the fleet or an API while it
-		// prepares met an outage. Nothing was touched, but no fix of the
-		// input would help: exit 1, like any failed run.
-		out.errorf("%s: preparing the run failed, nothing was touched: %v", p.name, err)
-		return ExitFailed
+	if err != nil {
+		var bad *invalidInput
+		status := ExitInvalidInput
+		if !errors.As(err, &bad) {
+			// Not the input: a mode that reads the fleet or an API while
+			// it prepares met an outage. Nothing was touched, but no fix of
+			// the input would help: exit 1, like any failed run.
+			out.errorf("%s: preparing the run failed, nothing was touched: %v", p.name, err)
+			status = ExitFailed
+		}
+		publishNotRun(p, err, out)
+		return status
 	}
 	f := run(ctx, p, getenv, out)
 	f.publishErr = publish(p, f, out)
@@ -183,6 +189,9 @@ func prepare(ctx context.Context, flags map[string]string, getenv func(string) s
 		values.Bad(input.Mode, "unknown mode %q: want one of %s", p.name, strings.Join(modeNames(), ", "))
 	}
 	workspace := workspaceDir(getenv)
+	if inContainerAction(getenv) {
+		checkContainerPaths(values, table, p.name, workspace)
+	}
 	p.cfg = config.Load(values, config.Files{Workspace: workspace, Stdin: stdin})
 	for _, u := range p.cfg.DatabaseURLs {
 		registerURLPassword(out.secrets, u.URL)
@@ -219,7 +228,11 @@ func prepare(ctx context.Context, flags map[string]string, getenv func(string) s
 			Neon:      neonClient,
 		})
 	}
-	p.reportPath, p.reportOutput = reportLocation(getenv, workspace, p.name, p.cfg.ReportFile)
+	reportName := ""
+	if m != nil {
+		reportName = p.name
+	}
+	p.reportPath, p.reportOutput = reportLocation(getenv, workspace, reportName, p.cfg.ReportFile)
 	if err == nil && values.Err() == nil {
 		if werr := checkWritable(p.reportPath); werr != nil {
 			values.Bad(input.ReportFile, "cannot write the report to %s: %v", p.reportPath, werr)
@@ -230,7 +243,7 @@ func prepare(ctx context.Context, flags map[string]string, getenv func(string) s
 	}
 	if err := joinInputErrors(values.Err(), err); err != nil {
 		out.invalid(err)
-		return p, errInvalidInput
+		return p, &invalidInput{err}
 	}
 	p.src = sourceFor(false)
 	if o, ok := p.job.(mode.SourceOverride); ok {
@@ -309,6 +322,43 @@ func publish(p *prepared, f finished, out *console) error {
 	}
 	out.final(f.run)
 	return errors.Join(errs...)
+}
+
+// publishNotRun writes the report (with why the run never started) and the
+// outputs of a run that failed while preparing, so a workflow's next steps
+// (actions/upload-artifact, a retry reading the outputs) find them. A
+// report-file that was itself refused is not written. Failing to write
+// them changes no exit status: the run has failed already.
+func publishNotRun(p *prepared, err error, out *console) {
+	run := report.Run{Mode: p.name, PrepareErr: err, ReportFile: p.reportOutput, Scrub: out.secrets.Scrub}
+	if reportFileRefused(err) {
+		run.ReportFile = ""
+	} else if werr := writeReportDir(p.reportPath, run); werr != nil {
+		out.errorf("write report %s: %v", p.reportPath, werr)
+		run.ReportFile = ""
+	}
+	if perr := out.publish(run); perr != nil {
+		out.errorf("%v", perr)
+	}
+}
+
+// reportFileRefused reports that err holds a problem with report-file.
+func reportFileRefused(err error) bool {
+	for _, e := range input.Split(errors.Unwrap(err)) {
+		var ie *input.Error
+		if errors.As(e, &ie) && ie.Input == input.ReportFile.Name {
+			return true
+		}
+	}
+	return false
+}
+
+// writeReportDir writes the report, making its folder first.
+func writeReportDir(path string, run report.Run) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return writeReport(path, run)
 }
 
 // exitStatus is the one place a finished run becomes its exit status:
@@ -441,6 +491,9 @@ func workspaceDir(getenv func(string) string) string {
 func reportLocation(getenv func(string) string, workspace, mode, given string) (path, output string) {
 	inActions := getenv("GITHUB_ACTIONS") == "true"
 	name := "pgfleet-" + mode + "-report.json"
+	if mode == "" {
+		name = "pgfleet-report.json" // the mode was missing or unknown
+	}
 	switch {
 	case given != "" && !filepath.IsAbs(given) && inActions:
 		path = filepath.Join(workspace, given)

@@ -28,7 +28,7 @@ var (
 	MaxFailures   = &Input{Name: "max-failures", Default: "0", Description: "Stop starting tenants once this many have failed (0 = unlimited)."}
 	Canary        = &Input{Name: "canary", Description: "A number N (the first N tenants) or globs of project names/ids: these run first, and all must succeed before any other tenant is touched. A canary that selects no tenant fails the run."}
 
-	ReportFile = &Input{Name: "report-file", Description: "Where to write the JSON report. Default: pgfleet-<mode>-report.json in the workspace in Actions (the output is relative to it, for actions/upload-artifact), in the temp directory on the CLI."}
+	ReportFile = &Input{Name: "report-file", Description: "Where to write the JSON report. Default: pgfleet-<mode>-report.json in the workspace in Actions (the output is relative to it, for actions/upload-artifact), in the temp directory on the CLI. As the action, give a path relative to the workspace: one outside it is refused (the container's files vanish when the step ends)."}
 )
 
 // DryRun is declared here because several modes read it (each lists it in
@@ -71,5 +71,6 @@ var SharedOutputs = []Output{
 	{Name: "failed", Description: "Tenants that failed (each with its reason in the summary and report)."},
 	{Name: "skipped", Description: "Tenants never started: canary failed, max-failures reached, or the run was cancelled."},
 	{Name: "cancelled", Description: "Tenants interrupted by a cancelled run."},
+	{Name: "failed-projects", Description: "The failed tenants' project ids (database-urls: their names), one per line: give it to projects to retry just those."},
 	{Name: "report-file", Description: "Path of the JSON report, one record per tenant (relative to the workspace in Actions)."},
 }

@@ -18,6 +18,7 @@ type jsonReport struct {
 	Cancelled   bool       `json:"cancelled"`
 	Stopped     string     `json:"stopped"`
 	SourceError string     `json:"source_error"`
+	Error       string     `json:"error"` // why the run never started
 	Counts      jsonCounts `json:"counts"`
 	// "tenants" is streamed after these fields.
 }
@@ -62,6 +63,7 @@ func WriteJSON(w io.Writer, r Run) error {
 			Failed: counts.Failed, Skipped: counts.Skipped, Cancelled: counts.Cancelled,
 		},
 	}
+	head.Error = r.scrubErr(r.PrepareErr)
 	b, err := json.Marshal(head)
 	if err != nil {
 		return err

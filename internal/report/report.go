@@ -54,6 +54,9 @@ type Run struct {
 	// failure).
 	fleet.Outcome
 	DryRun bool
+	// PrepareErr is why the run never started: bad input, or an outage
+	// met while preparing. No tenant was touched; Results is empty.
+	PrepareErr error
 
 	ReportFile string // path of the JSON report, as the outputs give it
 
@@ -68,7 +71,7 @@ type Run struct {
 // stopped early. internal/app turns it, with what only app knows (writing
 // the report, a job's Finish), into the exit status.
 func (r Run) OK() bool {
-	if r.SourceErr != nil || r.Cancelled || r.Stopped != nil {
+	if r.PrepareErr != nil || r.SourceErr != nil || r.Cancelled || r.Stopped != nil {
 		return false
 	}
 	for _, res := range r.Results {
@@ -91,6 +94,8 @@ func Outputs(r Run) map[string]string {
 		"skipped":     strconv.Itoa(c.Skipped),
 		"cancelled":   strconv.Itoa(c.Cancelled),
 		"report-file": r.scrub(r.ReportFile),
+		// One per line, so a retry can pass it to projects as it is.
+		"failed-projects": r.scrub(strings.Join(failedProjects(r.Results), "\n")),
 	}
 	if r.View != nil {
 		for k, v := range r.View.Outputs(r.Results) {
@@ -108,6 +113,23 @@ func (r Run) scrubErr(err error) string {
 		return ""
 	}
 	return r.scrub(err.Error())
+}
+
+// failedProjects are the failed tenants' project ids (database-urls: their
+// names, which are their ids there), in the order of results.
+func failedProjects(results []fleet.Result) []string {
+	var ids []string
+	for _, res := range results {
+		if res.Status != fleet.Failed {
+			continue
+		}
+		id := res.Tenant.ID
+		if id == "" {
+			id = res.Tenant.Name
+		}
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 func (r Run) scrub(s string) string {

@@ -789,7 +789,7 @@ func TestOutputs(t *testing.T) {
 	// The mode's own output is merged; its "failed" and "report-file" do
 	// not override the shared ones.
 	want := map[string]string{"total": "5", "succeeded": "3", "up-to-date": "1", "failed": "1", "skipped": "0", "cancelled": "0",
-		"report-file": "pgfleet-report.json", "levels": "2"}
+		"report-file": "pgfleet-report.json", "levels": "2", "failed-projects": "proj-c"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("outputs\n got %v\nwant %v", got, want)
 	}

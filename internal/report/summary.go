@@ -135,6 +135,10 @@ func header(r Run, counts fleet.Counts) string {
 		fmt.Fprintf(&b, "> ⚠️ **Stopped early: %s.** %s not started.\n\n",
 			mdCut(r.scrubErr(r.Stopped), maxErrorRunes), Plural(counts.Skipped, "tenant was", "tenants were"))
 	}
+	if r.PrepareErr != nil {
+		fmt.Fprintf(&b, "> ❌ **Nothing was run:** %s. No tenant was touched.\n\n",
+			mdCut(r.scrub(strings.ReplaceAll(r.PrepareErr.Error(), "\n", "; ")), maxErrorRunes))
+	}
 	if r.SourceErr != nil {
 		fmt.Fprintf(&b, "> ❌ **Listing tenants failed part-way:** %s. Tenants not listed were not touched: this run did not cover the whole fleet.\n\n",
 			mdCut(r.scrub(r.SourceErr.Error()), maxErrorRunes))
@@ -157,6 +161,9 @@ func verdict(r Run, c fleet.Counts) (emoji, text string) {
 		return "✅", fmt.Sprintf("%s, all succeeded or up to date", Plural(c.Total, "tenant", "tenants"))
 	}
 
+	if r.PrepareErr != nil {
+		return "❌", "not run"
+	}
 	var parts []string
 	if r.SourceErr != nil {
 		parts = append(parts, "listing tenants failed")
