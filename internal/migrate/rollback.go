@@ -46,7 +46,7 @@ func (RollbackMode) Prepare(_ context.Context, env mode.Env) (mode.Job, error) {
 	}
 	if strings.Trim(target, "0") == "" {
 		target = "" // 0: no version at all
-	} else if !job.set.has(target) {
+	} else if !job.set.Has(target) {
 		in.Bad("rollback-to", "%s is not the version of any file in %s (versions from %s to %s), and not 0", target, job.set.Dir, job.set.Files[0].Version, job.set.Latest())
 		return job, nil
 	}
