@@ -11,6 +11,7 @@ import (
 
 	"github.com/pgfleet/pgfleet/internal/fleet"
 	"github.com/pgfleet/pgfleet/internal/input"
+	"github.com/pgfleet/pgfleet/internal/migrations"
 	"github.com/pgfleet/pgfleet/internal/mode"
 	"github.com/pgfleet/pgfleet/internal/report"
 )
@@ -35,8 +36,8 @@ func (Mode) Inputs() []input.Input { return sessionInputs() }
 // table, and how a tenant's session waits for locks.
 func sessionInputs() []input.Input {
 	return []input.Input{
-		{Name: "migrations-dir", Default: "db/migrations", Description: "Directory of dbmate migrations (relative to the workspace); validated once, before any tenant is touched."},
-		{Name: "migrations-table", Default: "schema_migrations", Description: "dbmate's table recording applied migrations (may be schema.table)."},
+		migrations.InputDir,
+		migrations.InputTable,
 		{Name: "dry-run", Default: "false", Bool: true, Description: "Report what would be done; change nothing."},
 		{Name: "lock-timeout", Default: "3s", Description: "Postgres lock_timeout for the migrations' statements (Go duration, at most 5s; 0 = none): a statement waiting longer for a table's lock gives up, so the tenant's own queries never queue behind it for longer, and is retried after a pause (lock-retries)."},
 		{Name: "lock-retries", Default: "10", Description: "How many times a file (or a transaction:false statement) that could not get its lock within lock-timeout is retried, after a backoff with jitter of 0.5s doubling to 8s, within tenant-timeout."},
@@ -45,7 +46,7 @@ func sessionInputs() []input.Input {
 }
 
 func (Mode) Outputs() []input.Output {
-	return []input.Output{{Name: "pending", Description: "Dry run only: tenants with pending migrations."}}
+	return []input.Output{migrations.OutputPending}
 }
 
 var tableNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`)
