@@ -19,3 +19,7 @@ func Load(dir string) (*Set, error) { return migrations.Load(dir) }
 func versionLess(a, b string) bool { return migrations.VersionLess(a, b) }
 
 func highest(applied map[string]bool) string { return migrations.Highest(applied) }
+
+func versionCell(v string) string { return migrations.VersionCell(v) }
+
+func filesCell(files []string) string { return migrations.FilesCell(files) }

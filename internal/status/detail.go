@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgfleet/pgfleet/internal/archive"
 	"github.com/pgfleet/pgfleet/internal/fleet"
+	"github.com/pgfleet/pgfleet/internal/migrations"
 	"github.com/pgfleet/pgfleet/internal/report"
 )
 
@@ -99,23 +100,9 @@ func countsCell(b *BackupState) string {
 	return s
 }
 
-func versionCell(v string) string {
-	if v == "" {
-		return "none"
-	}
-	return v
-}
+func versionCell(v string) string { return migrations.VersionCell(v) }
 
-// filesCell is the number of files, and their names when there are at most 3.
-func filesCell(files []string) string {
-	switch {
-	case len(files) == 0:
-		return "0"
-	case len(files) > 3:
-		return strconv.Itoa(len(files))
-	}
-	return fmt.Sprintf("%d: %s", len(files), strings.Join(files, ", "))
-}
+func filesCell(files []string) string { return migrations.FilesCell(files) }
 
 // LogLines implements fleet.Logged: the drift, under a tenant failed by it.
 func (d *Detail) LogLines() []string { return d.Drift }
