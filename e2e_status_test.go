@@ -175,6 +175,68 @@ func TestStatusVersionsAndDrift(t *testing.T) {
 
 	in["canary"] = "1"
 	mustCode(t, runPgfleet(t, in), 2)
+
+	// Backups only, through Neon: the tenants' folders are found by their
+	// project names and ids, and no connection string is asked for (that
+	// costs an API call per tenant and is never used).
+	d := fileDest(t)
+	first := f.Tenants[0]
+	putBackup(t, d, archive.Folder(first.Name, first.ProjectID), time.Now().Add(-time.Hour), true)
+	urisBefore := connectionURIRequests(f.Neon.Requests())
+	bin := with(d.in, inputs{"mode": "status", "neon-api-key": f.APIKey, "neon-api-url": f.Neon.URL(), "migrations-dir": "none", "max-backup-age": "26h"})
+	r = runPgfleet(t, bin)
+	mustCode(t, r, 1)
+	if r.outputs["stale-backups"] != "29" || r.outputs["up-to-date"] != "1" || r.outputs["failed"] != "29" {
+		t.Fatalf("outputs %v\n%s", r.outputs, tail(r.stdout, 20))
+	}
+	if n := connectionURIRequests(f.Neon.Requests()) - urisBefore; n != 0 {
+		t.Fatalf("a backups-only status run asked Neon for %d connection strings", n)
+	}
+	for _, tn := range f.Tenants {
+		if after := tenantState(t, tn.DB.URL); after != before[tn.ProjectID] {
+			t.Fatalf("%s changed: %s -> %s", tn.ProjectID, before[tn.ProjectID], after)
+		}
+	}
+}
+
+func connectionURIRequests(reqs []neonapi.RequestRecord) int {
+	n := 0
+	for _, req := range reqs {
+		if strings.HasSuffix(req.Path, "/connection_uri") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestStatusUnreachable: a tenant that cannot be connected to is reported
+// and counted; with fail-on-unreachable it fails the run, the others not.
+func TestStatusUnreachable(t *testing.T) {
+	f := newFleet(t, 1, neonapi.Config{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := l.Addr().String()
+	l.Close() // nothing listens there: connections are refused
+	urls := "up=" + f.Tenants[0].DB.URL + "\ndown=postgres://app:unreachable-secret-77@" + closedAddr + "/down?sslmode=disable&connect_timeout=2"
+	mustCode(t, runPgfleet(t, neonInputs(f, "testdata/migrations")), 0)
+	in := inputs{"mode": "status", "database-urls": urls, "migrations-dir": "testdata/migrations"}
+	r := runPgfleet(t, in)
+	mustCode(t, r, 0)
+	if r.outputs["unreachable"] != "1" || r.outputs["up-to-date"] != "1" {
+		t.Fatalf("outputs %v", r.outputs)
+	}
+	in["fail-on-unreachable"] = "true"
+	r = runPgfleet(t, in)
+	mustCode(t, r, 1)
+	rep := readStatusReport(t, r)
+	for _, rec := range rep.Tenants {
+		if (rec.Status == "failed") != (rec.ID == "down") {
+			t.Fatalf("%s: %s %s", rec.ID, rec.Status, rec.Error)
+		}
+	}
+	assertNoLeak(t, r, append(f.Passwords(), "unreachable-secret-77")...)
 }
 
 // connectionCounter is a TCP listener standing in for every tenant's

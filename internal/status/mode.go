@@ -139,7 +139,9 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	if in.Err() != nil {
 		return nil, nil
 	}
-	return NewJob(o), nil
+	j := NewJob(o)
+	j.source = env.Source(false)
+	return j, nil
 }
 
 // parseAge reads a Go duration, or whole days as "2d".
@@ -162,6 +164,7 @@ type Job struct {
 	o      Options
 	now    time.Time // one clock for every tenant's backup age
 	bucket *bucket
+	source tenant.Source // the selected tenants (see Source)
 
 	analysis sync.Once
 	groups   []*schemaGroup
