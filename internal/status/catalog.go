@@ -120,3 +120,7 @@ func fingerprint(objs []Object) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
+
+// CatalogQuery is the one query that reads a tenant's schema, for the
+// benchmark's floor (internal/bench), which runs it in a bare pgx loop.
+func CatalogQuery() string { return catalogQuery }
