@@ -329,8 +329,17 @@ func TestStatusBackups(t *testing.T) {
 				t.Fatalf("%s: %s, want %s", id, got[id], w)
 			}
 		}
-		if !strings.Contains(r.summary, "departed") || !strings.Contains(r.summary, "not in this run") {
+		if !strings.Contains(r.summary, "departed") || !strings.Contains(r.summary, "not in the fleet") {
 			t.Fatalf("summary lacks the departed folder:\n%s", r.summary)
+		}
+
+		// Part of the fleet: every other folder would look departed, so
+		// none is listed.
+		part := with(in, inputs{"projects": "fresh"})
+		r = runPgfleet(t, part, d.env...)
+		mustCode(t, r, 0)
+		if strings.Contains(r.summary, "departed") || r.outputs["total"] != "1" {
+			t.Fatalf("a run over part of the fleet listed departed folders:\n%s", r.summary)
 		}
 
 		in["max-backup-age"] = "26h"

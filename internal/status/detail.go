@@ -131,11 +131,11 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 			}
 		}
 	}
-	if j.bucket != nil {
+	if j.bucket != nil && j.wholeFleet {
 		if dep := j.bucket.departed(); len(dep) > 0 {
 			sec := report.Section{
-				Title:   "Backup folders of tenants not in this run",
-				Note:    "No selected tenant owns these folders: a tenant that left the fleet (or one outside this run's selection or shard).",
+				Title:   "Backup folders of tenants not in the fleet",
+				Note:    "No tenant of the fleet owns these folders: tenants that left it (shown only when the run selects the whole fleet).",
 				Columns: []report.Column{{Title: "folder"}, {Title: "good backups", Numeric: true}, {Title: "newest"}},
 			}
 			for _, f := range dep {

@@ -141,6 +141,10 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	}
 	j := NewJob(o)
 	j.source = env.Source(false)
+	sel := env.Config.Selector
+	// With part of the fleet selected, every other tenant's folder would
+	// look departed.
+	j.wholeFleet = len(sel.Include) == 0 && len(sel.Exclude) == 0 && sel.Shard.Count <= 1
 	return j, nil
 }
 
@@ -165,6 +169,9 @@ type Job struct {
 	now    time.Time // one clock for every tenant's backup age
 	bucket *bucket
 	source tenant.Source // the selected tenants (see Source)
+	// wholeFleet: no projects, exclude-projects or shard, so a folder no
+	// tenant claims belongs to a tenant that left.
+	wholeFleet bool
 
 	analysis sync.Once
 	groups   []*schemaGroup
