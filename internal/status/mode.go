@@ -163,6 +163,21 @@ func parseAge(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// ageLimit is max-backup-age as people write it: 2d, 26h, 90m.
+func ageLimit(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	s := d.String() // 26h0m0s, 1h30m0s, 45s
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 // Job reports on tenants with one validated set of options.
 type Job struct {
 	o      Options
@@ -238,9 +253,9 @@ func (j *Job) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fleet.De
 		d.Backups = st
 		if j.o.MaxBackupAge > 0 && st.Stale {
 			if st.Newest == "" {
-				problems = append(problems, fmt.Sprintf("no good backup (max-backup-age %s)", j.o.MaxBackupAge))
+				problems = append(problems, fmt.Sprintf("no good backup (max-backup-age %s)", ageLimit(j.o.MaxBackupAge)))
 			} else {
-				problems = append(problems, fmt.Sprintf("newest good backup is %s old, older than max-backup-age %s", humanAge(time.Duration(st.AgeSeconds)*time.Second), j.o.MaxBackupAge))
+				problems = append(problems, fmt.Sprintf("newest good backup is %s old, older than max-backup-age %s", humanAge(time.Duration(st.AgeSeconds)*time.Second), ageLimit(j.o.MaxBackupAge)))
 			}
 		}
 	}

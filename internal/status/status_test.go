@@ -139,3 +139,11 @@ func writeFile(t *testing.T, path, body string) {
 		t.Fatal(err)
 	}
 }
+
+func TestAgeLimitReadsAsWritten(t *testing.T) {
+	for d, want := range map[time.Duration]string{26 * time.Hour: "26h", 48 * time.Hour: "2d", 90 * time.Minute: "1h30m", 45 * time.Second: "45s"} {
+		if got := ageLimit(d); got != want {
+			t.Errorf("ageLimit(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
