@@ -28,6 +28,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/restore"
 	"github.com/pgfleet/pgfleet/internal/source"
 	"github.com/pgfleet/pgfleet/internal/syncsecrets"
+	"github.com/pgfleet/pgfleet/internal/status"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
 
@@ -38,6 +39,7 @@ var modes = []mode.Mode{
 	backup.Mode{},
 	restore.Mode{},
 	syncsecrets.Mode{},
+	status.Mode{},
 }
 
 // Exit statuses.

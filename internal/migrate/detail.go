@@ -2,7 +2,6 @@ package migrate
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/pgfleet/pgfleet/internal/report"
@@ -78,24 +77,6 @@ func (d *Detail) afterIfApplied() string {
 		}
 	}
 	return v
-}
-
-func versionCell(v string) string {
-	if v == "" {
-		return "none"
-	}
-	return v
-}
-
-// filesCell is the number of files, and their names when there are at most 3.
-func filesCell(files []string) string {
-	switch {
-	case len(files) == 0:
-		return "0"
-	case len(files) > 3:
-		return strconv.Itoa(len(files))
-	}
-	return fmt.Sprintf("%d: %s", len(files), strings.Join(files, ", "))
 }
 
 // versionOf is the version of a migration file name: its leading digits.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pgfleet/pgfleet/internal/fleet"
 	"github.com/pgfleet/pgfleet/internal/input"
+	"github.com/pgfleet/pgfleet/internal/migrations"
 	"github.com/pgfleet/pgfleet/internal/mode"
 	"github.com/pgfleet/pgfleet/internal/report"
 )
@@ -33,22 +34,20 @@ func (Mode) Synopsis() string {
 // its value: the files, the table, and how a tenant's session waits for
 // locks.
 var (
-	InputMigrationsDir   = &input.Input{Name: "migrations-dir", Default: "db/migrations", Description: "Directory of dbmate migrations (relative to the workspace); validated once, before any tenant is touched."}
-	InputMigrationsTable = &input.Input{Name: "migrations-table", Default: "schema_migrations", Description: "dbmate's table recording applied migrations (may be schema.table)."}
-	InputLockTimeout     = &input.Input{Name: "lock-timeout", Default: "3s", Description: "Postgres lock_timeout for the migrations' statements (Go duration, at most 5s; 0 = none): a statement waiting longer for a table's lock gives up, so the tenant's own queries never queue behind it for longer, and is retried after a pause (lock-retries)."}
-	InputLockRetries     = &input.Input{Name: "lock-retries", Default: "10", Description: "How many times a file (or a transaction:false statement) that could not get its lock within lock-timeout is retried, after a backoff with jitter of 0.5s doubling to 8s, within tenant-timeout."}
-	InputRunLockWait     = &input.Input{Name: "run-lock-wait", Default: "1m", Description: "How long a tenant waits for another pgfleet run's migration lock (an advisory lock, not a table's; Go duration)."}
+	InputLockTimeout = &input.Input{Name: "lock-timeout", Default: "3s", Description: "Postgres lock_timeout for the migrations' statements (Go duration, at most 5s; 0 = none): a statement waiting longer for a table's lock gives up, so the tenant's own queries never queue behind it for longer, and is retried after a pause (lock-retries)."}
+	InputLockRetries = &input.Input{Name: "lock-retries", Default: "10", Description: "How many times a file (or a transaction:false statement) that could not get its lock within lock-timeout is retried, after a backoff with jitter of 0.5s doubling to 8s, within tenant-timeout."}
+	InputRunLockWait = &input.Input{Name: "run-lock-wait", Default: "1m", Description: "How long a tenant waits for another pgfleet run's migration lock (an advisory lock, not a table's; Go duration)."}
 )
 
 func (Mode) Inputs() []*input.Input { return append(sessionInputs(), rehearseInputs()...) }
 
 func sessionInputs() []*input.Input {
-	return []*input.Input{InputMigrationsDir, InputMigrationsTable, input.DryRun, InputLockTimeout, InputLockRetries, InputRunLockWait}
+	return []*input.Input{migrations.InputDir, migrations.InputTable, input.DryRun, InputLockTimeout, InputLockRetries, InputRunLockWait}
 }
 
 func (Mode) Outputs() []input.Output {
 	return []input.Output{
-		{Name: "pending", Description: "Dry run only: tenants with pending migrations."},
+		migrations.OutputPending,
 		{Name: "would-fail", Description: "Rehearsal only: tenants on whose data the pending migrations would fail."},
 	}
 }
@@ -69,23 +68,23 @@ func (Mode) Prepare(_ context.Context, env mode.Env) (mode.Job, error) {
 func prepareSession(env mode.Env) (*Job, error) {
 	in := env.Inputs
 	o := Options{
-		Table:                in.String(InputMigrationsTable),
+		Table:                in.String(migrations.InputTable),
 		RunLockWait:          in.Duration(InputRunLockWait),
 		StatementLockTimeout: statementLockTimeout(in),
 		LockRetries:          in.Int(InputLockRetries, 0, 100, "retries of a file that could not get its lock"),
 		DryRun:               in.Bool(input.DryRun),
 	}
 	if !tableNamePattern.MatchString(o.Table) {
-		in.Bad(InputMigrationsTable, "want a table name like schema_migrations or myschema.schema_migrations, got %q", o.Table)
+		in.Bad(migrations.InputTable, "want a table name like schema_migrations or myschema.schema_migrations, got %q", o.Table)
 	}
-	dir := in.String(InputMigrationsDir)
+	dir := in.String(migrations.InputDir)
 	path := dir
 	if !filepath.IsAbs(path) && env.Workspace != "" {
 		path = filepath.Join(env.Workspace, path)
 	}
 	set, err := Load(path)
 	if err != nil {
-		in.BadErr(InputMigrationsDir, err)
+		in.BadErr(migrations.InputDir, err)
 	}
 	if err := in.Err(); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pgfleet/pgfleet/internal/input"
+	"github.com/pgfleet/pgfleet/internal/migrations"
 	"github.com/pgfleet/pgfleet/internal/mode"
 )
 
@@ -30,7 +31,7 @@ var InputRollbackTo = &input.Input{Name: "rollback-to",
 
 func (RollbackMode) Inputs() []*input.Input { return append(sessionInputs(), InputRollbackTo) }
 
-func (RollbackMode) Outputs() []input.Output { return Mode{}.Outputs() }
+func (RollbackMode) Outputs() []input.Output { return []input.Output{migrations.OutputPending} }
 
 // Prepare checks, before any tenant is touched, that the target is a
 // version of the files and that every file above it can be undone.
@@ -38,7 +39,7 @@ func (RollbackMode) Prepare(_ context.Context, env mode.Env) (mode.Job, error) {
 	in := env.Inputs
 	target := in.String(InputRollbackTo)
 	if target == "" {
-		in.Bad(InputRollbackTo, "required: the version to roll back to (one of the files in %s, or 0 for none)", in.String(InputMigrationsDir))
+		in.Bad(InputRollbackTo, "required: the version to roll back to (one of the files in %s, or 0 for none)", in.String(migrations.InputDir))
 	}
 	job, err := prepareSession(env)
 	if err != nil {
@@ -46,7 +47,7 @@ func (RollbackMode) Prepare(_ context.Context, env mode.Env) (mode.Job, error) {
 	}
 	if strings.Trim(target, "0") == "" {
 		target = "" // 0: no version at all
-	} else if !job.set.has(target) {
+	} else if !job.set.Has(target) {
 		in.Bad(InputRollbackTo, "%s is not the version of any file in %s (versions from %s to %s), and not 0", target, job.set.Dir, job.set.Files[0].Version, job.set.Latest())
 		return nil, in.Err()
 	}

@@ -75,8 +75,8 @@ func (r *applyRun) applyPending(files []File) error {
 }
 
 func (r *applyRun) applyFile(f File) error {
-	contents := string(r.m.set.fsys[f.Name].Data)
-	mig := dbmate.Migration{FileName: f.Name, FilePath: f.Name, FS: r.m.set.fsys, Version: f.Version}
+	contents := string(r.m.set.FS()[f.Name].Data)
+	mig := dbmate.Migration{FileName: f.Name, FilePath: f.Name, FS: r.m.set.FS(), Version: f.Version}
 	sections, err := mig.Parse()
 	if err != nil {
 		return err

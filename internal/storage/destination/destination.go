@@ -20,7 +20,7 @@ import (
 // Inputs both backup and restore read, declared once here so the two
 // declarations are identical (the input table merges them).
 var (
-	InputDestination = &input.Input{Name: "destination", Description: "Required for backup and restore: where backups live: s3://bucket/prefix, or a local folder: file:backups, relative to the workspace (as the action, a folder outside the workspace is refused: the container's files vanish when the step ends), or file:///path on the CLI. " +
+	InputDestination = &input.Input{Name: "destination", Description: "Required for backup and restore (status: the backups to report on): where backups live: s3://bucket/prefix, or a local folder: file:backups, relative to the workspace (as the action, a folder outside the workspace is refused: the container's files vanish when the step ends), or file:///path on the CLI. " +
 		"Each tenant's backups go to <prefix>/<project name slug>-<project id>/<UTC time>.dump.zst, each with a <UTC time>.manifest.json beside it."}
 	InputAWSRegion        = &input.Input{Name: "aws-region", Description: "Region of the S3 bucket. Default: AWS_REGION, or us-east-1 with s3-endpoint."}
 	InputS3Endpoint       = &input.Input{Name: "s3-endpoint", Description: "Endpoint of an S3-compatible store (Cloudflare R2, MinIO, GCS interoperability), e.g. https://<account>.r2.cloudflarestorage.com. Default: AWS."}

@@ -1,8 +1,8 @@
-// Package migrate applies dbmate-format migrations to one tenant database at
-// a time, safely: files are read and validated once before any tenant is
-// touched, and each tenant is migrated under a Postgres advisory lock so two
-// runs at once apply every migration exactly once.
-package migrate
+// Package migrations reads a directory of dbmate migrations: every file
+// validated once, held in memory, and the order of versions. It is shared by
+// the modes that read migrations (migrate, rollback, status) so no mode
+// imports another.
+package migrations
 
 import (
 	"bytes"
@@ -167,7 +167,7 @@ func validate(path, name, version, body string) (File, error) {
 func (s *Set) Latest() string {
 	latest := ""
 	for _, f := range s.Files {
-		if versionLess(latest, f.Version) {
+		if VersionLess(latest, f.Version) {
 			latest = f.Version
 		}
 	}
@@ -185,7 +185,11 @@ func (s *Set) Pending(applied map[string]bool) []File {
 	return out
 }
 
-func (s *Set) has(version string) bool {
+// FS holds the validated files' bytes, by file name, for dbmate.
+func (s *Set) FS() fstest.MapFS { return s.fsys }
+
+// Has reports whether a file of the set has version.
+func (s *Set) Has(version string) bool {
 	return slices.ContainsFunc(s.Files, func(f File) bool { return f.Version == version })
 }
 
@@ -196,13 +200,13 @@ func (s *Set) Above(applied map[string]bool, target string) (undo []File, missin
 	known := map[string]bool{}
 	for _, f := range s.Files {
 		known[f.Version] = true
-		if applied[f.Version] && versionLess(target, f.Version) {
+		if applied[f.Version] && VersionLess(target, f.Version) {
 			undo = append(undo, f)
 		}
 	}
 	slices.Reverse(undo)
 	for v := range applied {
-		if !known[v] && versionLess(target, v) {
+		if !known[v] && VersionLess(target, v) {
 			missing = append(missing, v)
 		}
 	}
@@ -210,9 +214,9 @@ func (s *Set) Above(applied map[string]bool, target string) (undo []File, missin
 	return undo, missing
 }
 
-// versionLess orders dbmate versions numerically (they are digit strings of
+// VersionLess orders dbmate versions numerically (they are digit strings of
 // any length; a missing version sorts first).
-func versionLess(a, b string) bool {
+func VersionLess(a, b string) bool {
 	a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
 	if len(a) != len(b) {
 		return len(a) < len(b)
@@ -220,11 +224,11 @@ func versionLess(a, b string) bool {
 	return a < b
 }
 
-// highest returns the highest applied version, "" for none.
-func highest(applied map[string]bool) string {
+// Highest returns the highest applied version, "" for none.
+func Highest(applied map[string]bool) string {
 	best := ""
 	for v := range applied {
-		if best == "" || versionLess(best, v) {
+		if best == "" || VersionLess(best, v) {
 			best = v
 		}
 	}

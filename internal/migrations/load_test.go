@@ -1,4 +1,4 @@
-package migrate
+package migrations
 
 import (
 	"errors"
@@ -260,8 +260,8 @@ func TestVersionLess(t *testing.T) {
 		{"", "", false},
 	}
 	for _, tt := range tests {
-		if got := versionLess(tt.a, tt.b); got != tt.want {
-			t.Errorf("versionLess(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		if got := VersionLess(tt.a, tt.b); got != tt.want {
+			t.Errorf("VersionLess(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
 		}
 	}
 }
@@ -284,8 +284,8 @@ func TestHighest(t *testing.T) {
 		}
 		// Map order is random: repeat so an order-dependent bug shows.
 		for range 20 {
-			if got := highest(m); got != tt.want {
-				t.Fatalf("highest(%v) = %q, want %q", tt.applied, got, tt.want)
+			if got := Highest(m); got != tt.want {
+				t.Fatalf("Highest(%v) = %q, want %q", tt.applied, got, tt.want)
 			}
 		}
 	}
