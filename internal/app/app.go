@@ -27,8 +27,8 @@ import (
 	"github.com/pgfleet/pgfleet/internal/report"
 	"github.com/pgfleet/pgfleet/internal/restore"
 	"github.com/pgfleet/pgfleet/internal/source"
-	"github.com/pgfleet/pgfleet/internal/syncsecrets"
 	"github.com/pgfleet/pgfleet/internal/status"
+	"github.com/pgfleet/pgfleet/internal/syncsecrets"
 	"github.com/pgfleet/pgfleet/internal/tenant"
 )
 
