@@ -152,10 +152,10 @@ func (m *Migrator) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fle
 // file's transaction committed, so the lines of files the database does not
 // hold are dropped: no log line claims a file that was rolled back.
 func (m *Migrator) detail(before, after map[string]bool, log string) *Detail {
+	d := &Detail{DryRun: m.o.DryRun, Rollback: m.o.Rollback, Target: m.o.RollbackTo, Applied: []string{}, Pending: []string{}}
 	if m.o.Rollback {
-		return m.rollbackDetail(before, after, log)
+		d.RolledBack = []string{}
 	}
-	d := &Detail{DryRun: m.o.DryRun, Applied: []string{}, Pending: []string{}}
 	if before == nil {
 		d.Log = log
 		return d
@@ -166,15 +166,7 @@ func (m *Migrator) detail(before, after map[string]bool, log string) *Detail {
 		after = before // unknown: claim nothing beyond what was there
 	}
 	d.To = highest(after)
-	for _, f := range m.set.Files {
-		switch {
-		case !after[f.Version]:
-			d.Pending = append(d.Pending, f.Name)
-			log = dropLine(log, "Applied: "+f.Name+" ")
-		case !before[f.Version]:
-			d.Applied = append(d.Applied, f.Name)
-		}
-	}
+	log = m.sortFiles(d, before, after, log)
 	if !m.o.DryRun && len(d.Pending) > 0 {
 		d.FailedFile = d.Pending[0]
 	}
@@ -184,6 +176,34 @@ func (m *Migrator) detail(before, after map[string]bool, log string) *Detail {
 	}
 	d.Log = log
 	return d
+}
+
+// sortFiles puts each file the run was about into d's lists: done by this
+// run (Applied, or RolledBack newest first) or still to do (Pending). The
+// log lines of files the database does not show done are dropped.
+func (m *Migrator) sortFiles(d *Detail, before, after map[string]bool, log string) string {
+	if m.o.Rollback {
+		undo, _ := m.set.Above(before, m.o.RollbackTo)
+		for _, f := range undo {
+			if after[f.Version] {
+				d.Pending = append(d.Pending, f.Name)
+				log = dropLine(log, "Rolled back: "+f.Name+" ")
+			} else {
+				d.RolledBack = append(d.RolledBack, f.Name)
+			}
+		}
+		return log
+	}
+	for _, f := range m.set.Files {
+		switch {
+		case !after[f.Version]:
+			d.Pending = append(d.Pending, f.Name)
+			log = dropLine(log, "Applied: "+f.Name+" ")
+		case !before[f.Version]:
+			d.Applied = append(d.Applied, f.Name)
+		}
+	}
+	return log
 }
 
 // migrateOnce runs one session: lock, versions, dbmate, versions.

@@ -87,38 +87,3 @@ func versionOf(file string) string {
 	}
 	return file[:n]
 }
-
-// rollbackDetail describes a rolled-back tenant: the files above the
-// target it undid, and those still applied above it (a dry run's plan, or
-// what a failure left).
-func (m *Migrator) rollbackDetail(before, after map[string]bool, log string) *Detail {
-	d := &Detail{DryRun: m.o.DryRun, Rollback: true, Target: m.o.RollbackTo, Applied: []string{}, Pending: []string{}, RolledBack: []string{}}
-	if before == nil {
-		d.Log = log
-		return d
-	}
-	d.From = highest(before)
-	known := after != nil
-	if !known {
-		after = before
-	}
-	d.To = highest(after)
-	undo, _ := m.set.Above(before, m.o.RollbackTo)
-	for _, f := range undo {
-		if after[f.Version] {
-			d.Pending = append(d.Pending, f.Name)
-			log = dropLine(log, "Rolled back: "+f.Name+" ")
-		} else {
-			d.RolledBack = append(d.RolledBack, f.Name)
-		}
-	}
-	if !m.o.DryRun && len(d.Pending) > 0 {
-		d.FailedFile = d.Pending[0]
-	}
-	if !known {
-		d.To = ""
-		log += "version after the run unknown: the database could not be read\n"
-	}
-	d.Log = log
-	return d
-}
