@@ -44,12 +44,12 @@ func (d *Detail) Cells() []string {
 	return []string{versionCell(d.From), versionCell(to), applied}
 }
 
-// LogLines implements fleet.Logged: dbmate's output for a failed tenant.
+// LogLines implements fleet.Logged: the apply loop's log for a failed tenant.
 func (d *Detail) LogLines() []string {
 	var out []string
 	for _, l := range strings.Split(strings.TrimSpace(d.Log), "\n") {
 		if l != "" {
-			out = append(out, "dbmate: "+l)
+			out = append(out, "log: "+l)
 		}
 	}
 	if len(d.Pending) > 0 && !d.DryRun {

@@ -68,10 +68,10 @@ func TestDetailLogLines(t *testing.T) {
 	}
 	want := []string{
 		"left at version 2, 2 still pending (first: 3_b.sql)",
-		"dbmate: Applying: 2_a.sql",
-		"dbmate: Applied: 2_a.sql in 1ms",
-		"dbmate: Applying: 3_b.sql",
-		"dbmate: Error: boom",
+		"log: Applying: 2_a.sql",
+		"log: Applied: 2_a.sql in 1ms",
+		"log: Applying: 3_b.sql",
+		"log: Error: boom",
 	}
 	if got := d.LogLines(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("LogLines\n got %q\nwant %q", got, want)
