@@ -34,12 +34,7 @@ const (
 func BenchmarkMigrate200Tenants(b *testing.B) {
 	ctx := context.Background()
 	root := repoRoot(b)
-	bin := filepath.Join(b.TempDir(), "pgfleet")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildPgfleet(b, root)
 	migrations := filepath.Join(root, "testdata", "migrations")
 	set, err := migrate.Load(migrations)
 	if err != nil {
@@ -230,6 +225,17 @@ func median(ds []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
+}
+
+// buildPgfleet builds the binary every benchmark runs, into a temp folder.
+func buildPgfleet(b *testing.B, root string) string {
+	bin := filepath.Join(b.TempDir(), "pgfleet")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 func repoRoot(b *testing.B) string {

@@ -25,12 +25,7 @@ import (
 func BenchmarkRehearse200Tenants(b *testing.B) {
 	ctx := context.Background()
 	root := repoRoot(b)
-	bin := filepath.Join(b.TempDir(), "pgfleet")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildPgfleet(b, root)
 	cluster := pgcluster.StartForTest(b)
 	f, err := testenv.StartFleet(ctx, testenv.FleetOptions{Tenants: tenants, Prefix: "rh", Cluster: cluster, Neon: neonapi.Config{
 		RequestsPerMinute: 700,

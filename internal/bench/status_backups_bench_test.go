@@ -31,12 +31,7 @@ func BenchmarkStatusBackups1000Tenants(b *testing.B) {
 	const tenants, perTenant = 1000, 14
 	ctx := context.Background()
 	root := repoRoot(b)
-	bin := filepath.Join(b.TempDir(), "pgfleet")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildPgfleet(b, root)
 	srv := minio.StartForTest(b)
 	store, err := s3.New(ctx, s3.Options{Bucket: srv.Bucket, Prefix: "status-bench", Endpoint: srv.Endpoint, ForcePathStyle: true,
 		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey})

@@ -25,12 +25,7 @@ func BenchmarkStatus500Tenants(b *testing.B) {
 	const n, conc = 500, 16
 	ctx := context.Background()
 	root := repoRoot(b)
-	bin := filepath.Join(b.TempDir(), "pgfleet")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildPgfleet(b, root)
 	migrations := filepath.Join(root, "testdata", "migrations")
 	set, err := migrate.Load(migrations)
 	if err != nil {
