@@ -43,34 +43,25 @@ func pooledURL(raw string) string {
 	return u.String()
 }
 
-// fakeSource lists projects, resolving each one's URL lazily as Neon does.
-type fakeSource struct {
-	projects []project
-	pooled   bool
-	resolved *int
-	mu       *sync.Mutex
-}
-
-func (s fakeSource) Tenants(ctx context.Context, yield func(tenant.Tenant) bool) error {
-	for _, p := range s.projects {
-		p := p
-		t := tenant.Tenant{ID: p.id, Name: p.name, Resolve: func(context.Context) (string, error) {
-			s.mu.Lock()
-			*s.resolved++
-			s.mu.Unlock()
+// fakeSource lists projects, resolving each one's URL lazily as Neon does,
+// and counts the resolutions in *resolved.
+func fakeSource(projects []project, pooled bool, resolved *int, mu *sync.Mutex) tenant.Source {
+	tenants := make(tenant.Static, len(projects))
+	for i, p := range projects {
+		tenants[i] = tenant.Tenant{ID: p.id, Name: p.name, Resolve: func(context.Context) (string, error) {
+			mu.Lock()
+			*resolved++
+			mu.Unlock()
 			if p.resolveErr != nil {
 				return "", p.resolveErr
 			}
-			if s.pooled {
+			if pooled {
 				return pooledURL(p.url), nil
 			}
 			return p.url, nil
 		}}
-		if !yield(t) {
-			return ctx.Err()
-		}
 	}
-	return nil
+	return tenants
 }
 
 // rig is one GitHub emulator with a repository o/r, and what a run saw.
@@ -147,7 +138,7 @@ func (r *rig) run(ps []project, inputs map[string]string, cfg ...func(*config.Co
 			r.mu.Unlock()
 		},
 		Source: func(pooled bool) tenant.Source {
-			return fakeSource{projects: ps, pooled: pooled, resolved: &r.resolved, mu: &r.mu}
+			return fakeSource(ps, pooled, &r.resolved, &r.mu)
 		},
 	}
 	before := len(r.gh.Writes())
