@@ -204,15 +204,9 @@ func (c *Client) change(ctx context.Context, r request, out any, lostAnswer func
 	u := c.base + r.path
 	locked, other := 0, 0
 	for attempt := 1; ; attempt++ {
-		if err := c.wait(ctx, routeKey); err != nil {
+		retryAfter, err := c.send(ctx, routeKey, r, u, attempt, out)
+		if err == nil || ctx.Err() != nil {
 			return err
-		}
-		retryAfter, err := c.attempt(ctx, r, u, attempt, out)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
 		}
 		var apiErr *APIError
 		isAPI := errors.As(err, &apiErr)

@@ -239,15 +239,9 @@ func (c *Client) get(ctx context.Context, r request, out any) error {
 
 	var lastErr error
 	for attempt := 1; ; attempt++ {
-		if err := c.wait(ctx, routeKey); err != nil {
+		retryAfter, err := c.send(ctx, routeKey, r, u, attempt, out)
+		if err == nil || ctx.Err() != nil {
 			return err
-		}
-		retryAfter, err := c.attempt(ctx, r, u, attempt, out)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
 		}
 		lastErr = err
 		if !c.retryable(r.method, err) {
@@ -276,6 +270,19 @@ func (c *Client) get(ctx context.Context, r request, out any) error {
 		}
 	}
 	return lastErr
+}
+
+// send makes one attempt of r through the rate limiter. Once ctx is over,
+// the error is ctx's: the caller stops retrying.
+func (c *Client) send(ctx context.Context, routeKey string, r request, u string, attempt int, out any) (retryAfter time.Duration, err error) {
+	if err := c.wait(ctx, routeKey); err != nil {
+		return 0, err
+	}
+	retryAfter, err = c.attempt(ctx, r, u, attempt, out)
+	if err != nil && ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	return retryAfter, err
 }
 
 // wait takes a token from the route's limiter, then from the account's, so
