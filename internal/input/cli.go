@@ -83,6 +83,9 @@ func (t *Table) Help(mode string, synopsis map[string]string) string {
 		for _, m := range t.Modes {
 			fmt.Fprintf(&b, "  %-13s %s\n", m, synopsis[m])
 		}
+		// Not a mode (no inputs, no fleet), but a command a workflow's last
+		// job runs; listed so --help shows everything the binary does.
+		b.WriteString("\nCommands:\n  report merge  Merge the JSON reports of a workflow's jobs into one job summary (pgfleet report merge --help).\n")
 	} else {
 		fmt.Fprintf(&b, "Usage:\n  pgfleet %s [--input=value ...]\n\n%s\n", mode, synopsis[mode])
 	}

@@ -95,6 +95,12 @@ func TestHelpListsAModesInputsWithDefaults(t *testing.T) {
 	if strings.Contains(h, "--token") {
 		t.Errorf("migrate's help lists sync's input")
 	}
+	if strings.Contains(h, "report merge") {
+		t.Errorf("one mode's help lists the report command")
+	}
+	if all := testTable().Help("", nil); !strings.Contains(all, "report merge") {
+		t.Errorf("the top-level help lacks the report command:\n%s", all)
+	}
 }
 
 func TestValues(t *testing.T) {
