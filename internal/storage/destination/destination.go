@@ -43,7 +43,7 @@ func Inputs() []*input.Input {
 // WriteInputs are the inputs a mode that writes objects declares besides
 // Inputs; their values go in WriteOptions.
 func WriteInputs() []*input.Input {
-	return []*input.Input{InputS3SSE, InputS3KMSKeyID, InputS3StorageClass}
+	return []*input.Input{InputS3SSE, InputS3KMSKeyID, InputS3StorageClass, InputObjectLockMode, InputObjectLockDays}
 }
 
 // WriteOptions are the settings of new objects (WriteInputs' values), ""
@@ -51,6 +51,7 @@ func WriteInputs() []*input.Input {
 // destination, one that is set is a bad input.
 type WriteOptions struct {
 	SSE, KMSKeyID, StorageClass string
+	Lock                        storage.Lock // ReadLock's; check it with CheckLock before writing
 }
 
 // Env is what opening a store needs from the run.
@@ -69,6 +70,7 @@ var s3OptionInputs = map[string]*input.Input{
 	"RoleARN":  InputAWSRoleARN,
 	"SSE":      InputS3SSE,
 	"KMSKeyID": InputS3KMSKeyID,
+	"Lock":     InputObjectLockMode,
 }
 
 // Open opens the destination input's store. Problems are recorded in
@@ -130,6 +132,9 @@ func openFolder(env Env, dest string, w WriteOptions) storage.Store {
 			in.Bad(set.input, "only for an s3:// destination")
 		}
 	}
+	if w.Lock.On() {
+		in.Bad(InputObjectLockMode, "a local folder cannot lock what it writes: Object Lock needs an s3:// destination in a bucket created with Object Lock")
+	}
 	return s
 }
 
@@ -152,6 +157,7 @@ func openS3(ctx context.Context, env Env, dest string, w WriteOptions) storage.S
 		SSE:            w.SSE,
 		KMSKeyID:       w.KMSKeyID,
 		StorageClass:   w.StorageClass,
+		Lock:           w.Lock,
 		Getenv:         env.Getenv,
 	})
 	var bad *s3.OptionError
