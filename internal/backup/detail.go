@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/archive"
-
 	"github.com/pgfleet/pgfleet/internal/fleet"
 	"github.com/pgfleet/pgfleet/internal/report"
 )
@@ -15,21 +14,23 @@ import (
 // Detail is what backup reports about one tenant. Its JSON tags are the
 // tenant's backup fields in the JSON report.
 type Detail struct {
-	Object        string         `json:"object,omitempty"`   // the dump's key (written, or that was being written)
-	Manifest      string         `json:"manifest,omitempty"` // set once the backup is complete
-	Bytes         int64          `json:"bytes"`              // stored
-	DumpBytes     int64          `json:"dump_bytes"`         // pg_dump's output
-	SHA256        string         `json:"sha256,omitempty"`
-	ServerVersion string         `json:"server_version,omitempty"`
-	PgDumpVersion string         `json:"pg_dump_version,omitempty"`
-	Tables        int            `json:"tables_counted"`
-	Rows          int64          `json:"rows"`
-	Seconds       float64        `json:"dump_seconds"`
-	Pruned        []string       `json:"pruned"`          // stamps of the good backups retention removed
-	Debris        []string       `json:"debris_removed"`  // keys of incomplete backups removed
-	Aborted       []string       `json:"uploads_aborted"` // keys of stale pending uploads aborted
-	Locked        []LockedBackup `json:"locked"`          // past retention, kept while their lock holds
-	RetentionNote string         `json:"retention_note,omitempty"`
+	Object        string   `json:"object,omitempty"`   // the dump's key (written, or that was being written)
+	Manifest      string   `json:"manifest,omitempty"` // set once the backup is complete
+	Bytes         int64    `json:"bytes"`              // stored
+	DumpBytes     int64    `json:"dump_bytes"`         // pg_dump's output
+	SHA256        string   `json:"sha256,omitempty"`
+	ServerVersion string   `json:"server_version,omitempty"`
+	PgDumpVersion string   `json:"pg_dump_version,omitempty"`
+	Tables        int      `json:"tables_counted"`
+	Rows          int64    `json:"rows"`
+	Seconds       float64  `json:"dump_seconds"`
+	Pruned        []string `json:"pruned"`          // stamps of the good backups retention removed
+	Debris        []string `json:"debris_removed"`  // keys of incomplete backups removed
+	Aborted       []string `json:"uploads_aborted"` // keys of stale pending uploads aborted
+	RetentionNote string   `json:"retention_note,omitempty"`
+
+	// Locked are the backups past retention kept while their lock holds.
+	Locked []LockedBackup `json:"locked"`
 
 	complete bool
 }
