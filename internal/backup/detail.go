@@ -116,7 +116,7 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 		"a tenant's folder is pruned only after its new backup and manifest were written, and incomplete backups are removed after a day.",
 		backedUp, archive.HumanBytes(total), archive.HumanBytes(dumped), ratio, j.o.KeepLast, j.o.RetentionDays)
 	if j.o.Lock.On() {
-		sec.Note += fmt.Sprintf(" New dumps and manifests are locked (%s) for %d days: a backup past retention whose lock has not passed is kept until it has.", j.o.Lock.Mode, j.o.Lock.Days)
+		sec.Note += fmt.Sprintf(" New dumps and manifests are locked (%s) for %s: a backup past retention whose lock has not passed is kept until it has.", j.o.Lock.Mode, report.Plural(j.o.Lock.Days, "day", "days"))
 	}
 	if len(sec.Rows) == 0 {
 		sec.Rows = append(sec.Rows, []string{"every tenant", "none", "none", "none"})

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/archive"
+	"github.com/pgfleet/pgfleet/internal/report"
 	"github.com/pgfleet/pgfleet/internal/storage"
 )
 
@@ -58,5 +59,5 @@ func describeLock(l storage.Lock) string {
 	if !l.On() {
 		return ""
 	}
-	return fmt.Sprintf(", each dump and manifest locked (%s) for %d days", l.Mode, l.Days)
+	return fmt.Sprintf(", each dump and manifest locked (%s) for %s", l.Mode, report.Plural(l.Days, "day", "days"))
 }
