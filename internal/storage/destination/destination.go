@@ -33,6 +33,11 @@ var (
 	InputS3SSE          = &input.Input{Name: "s3-sse", Description: "S3 server-side encryption of new objects, AES256 or aws:kms. Default: the bucket's."}
 	InputS3KMSKeyID     = &input.Input{Name: "s3-kms-key-id", Description: "The KMS key for s3-sse aws:kms. Default: the AWS managed key."}
 	InputS3StorageClass = &input.Input{Name: "s3-storage-class", Description: "Storage class of new objects, e.g. STANDARD_IA. Default: the bucket's."}
+	// Object Lock: only an S3 bucket created with it can honour these
+	// (CheckLock asks it).
+	InputObjectLockMode = &input.Input{Name: "object-lock-mode", Description: "S3 Object Lock on every dump and manifest backup writes: governance (whoever holds s3:BypassGovernanceRetention can still lift it) or compliance (no one can, root included, until it passes). " +
+		"Needs object-lock-days, and a bucket created with Object Lock (checked before any tenant is touched). A locked backup survives whoever steals the job's credentials: a delete only hides it behind a delete marker (restore it with restore-include-deleted), and retention keeps it until its lock has passed. Not for a folder destination."}
+	InputObjectLockDays = &input.Input{Name: "object-lock-days", Description: "With object-lock-mode: how many days each new dump and manifest stays locked from its upload (1 to 36500). A retention-days shorter than this is warned about: backups past retention-days stay, reported as locked, until their lock passes."}
 )
 
 // Inputs are the destination inputs both modes declare.

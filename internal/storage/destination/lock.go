@@ -10,14 +10,6 @@ import (
 	"github.com/pgfleet/pgfleet/internal/storage/s3"
 )
 
-// The Object Lock inputs, writer settings like s3-sse: only backup reads
-// them, only an S3 bucket created with Object Lock can honour them.
-var (
-	InputObjectLockMode = &input.Input{Name: "object-lock-mode", Description: "S3 Object Lock on every dump and manifest backup writes: governance (whoever holds s3:BypassGovernanceRetention can still lift it) or compliance (no one can, root included, until it passes). " +
-		"Needs object-lock-days, and a bucket created with Object Lock (checked before any tenant is touched). A locked backup survives whoever steals the job's credentials: a delete only hides it behind a delete marker (restore it with restore-include-deleted), and retention keeps it until its lock has passed. Not for a folder destination."}
-	InputObjectLockDays = &input.Input{Name: "object-lock-days", Description: "With object-lock-mode: how many days each new dump and manifest stays locked from its upload (1 to 36500). A retention-days shorter than this is warned about: backups past retention-days stay, reported as locked, until their lock passes."}
-)
-
 // ReadLock reads the Object Lock inputs: both or neither. Problems are
 // recorded in in.
 func ReadLock(in *input.Values) storage.Lock {

@@ -76,19 +76,15 @@ func (l *headerLog) kinds() []string {
 	return ks
 }
 
-// lockStore opens a store with lock on bucket.
+// lockStore opens a store with lock on bucket, its requests logged in log
+// when given.
 func lockStore(t *testing.T, srv *minio.Server, bucket string, lock storage.Lock, log *headerLog) *Store {
 	t.Helper()
-	o := Options{Bucket: bucket, Prefix: testPrefix(t), Endpoint: srv.Endpoint, ForcePathStyle: true,
-		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey, PartSize: testPartSize, Lock: lock}
+	o := Options{Bucket: bucket, Prefix: testPrefix(t), PartSize: testPartSize, Lock: lock}
 	if log != nil {
 		o.HTTPClient = &http.Client{Transport: log}
 	}
-	s, err := New(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return newStore(t, srv, nil, o)
 }
 
 // Every write into a locked bucket carries the retention (on PutObject and
