@@ -75,13 +75,16 @@ func fileDest(t *testing.T) dest {
 	return dest{name: "file", in: inputs{"destination": "file://" + strings.ReplaceAll(root, " ", "%20")}, store: s}
 }
 
-func s3Dest(t *testing.T, srv *minio.Server) dest {
+func s3Dest(t *testing.T, srv *minio.Server) dest { return s3DestIn(t, srv, srv.Bucket) }
+
+// s3DestIn is a fresh prefix of bucket on srv.
+func s3DestIn(t *testing.T, srv *minio.Server, bucket string) dest {
 	t.Helper()
 	b := make([]byte, 4)
 	rand.Read(b)
 	prefix := "tenants-" + hex.EncodeToString(b)
 	s, err := s3.New(context.Background(), s3.Options{
-		Bucket: srv.Bucket, Prefix: prefix, Endpoint: srv.Endpoint, ForcePathStyle: true,
+		Bucket: bucket, Prefix: prefix, Endpoint: srv.Endpoint, ForcePathStyle: true,
 		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey,
 	})
 	if err != nil {
@@ -90,7 +93,7 @@ func s3Dest(t *testing.T, srv *minio.Server) dest {
 	return dest{
 		name: "s3",
 		in: inputs{
-			"destination":         "s3://" + srv.Bucket + "/" + prefix + "/",
+			"destination":         "s3://" + bucket + "/" + prefix + "/",
 			"s3-endpoint":         srv.Endpoint,
 			"s3-force-path-style": "true",
 			"aws-region":          minio.Region,

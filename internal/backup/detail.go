@@ -2,10 +2,11 @@ package backup
 
 import (
 	"fmt"
-	"github.com/pgfleet/pgfleet/internal/archive"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/pgfleet/pgfleet/internal/archive"
 	"github.com/pgfleet/pgfleet/internal/fleet"
 	"github.com/pgfleet/pgfleet/internal/report"
 )
@@ -27,6 +28,9 @@ type Detail struct {
 	Debris        []string `json:"debris_removed"`  // keys of incomplete backups removed
 	Aborted       []string `json:"uploads_aborted"` // keys of stale pending uploads aborted
 	RetentionNote string   `json:"retention_note,omitempty"`
+
+	// Locked are the backups past retention kept while their lock holds.
+	Locked []LockedBackup `json:"locked"`
 
 	complete bool
 }
@@ -52,6 +56,15 @@ func (d *Detail) Cells() []string {
 		if n := len(d.Debris) + len(d.Aborted); n > 0 {
 			pruned += fmt.Sprintf(" + %d debris", n)
 		}
+		if n := len(d.Locked); n > 0 {
+			var last time.Time
+			for _, l := range d.Locked {
+				if l.Until.After(last) {
+					last = l.Until
+				}
+			}
+			pruned += fmt.Sprintf(", %d kept: locked until %s", n, last.UTC().Format(time.RFC3339))
+		}
 	}
 	if d.Seconds > 0 && d.DumpBytes > 0 {
 		rate = archive.HumanBytes(int64(d.Throughput())) + "/s"
@@ -69,7 +82,7 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 	backedUp := 0
 	sec := report.Section{
 		Title:   "Retention",
-		Columns: []report.Column{{Title: "tenant"}, {Title: "pruned backups"}, {Title: "incomplete backups removed"}},
+		Columns: []report.Column{{Title: "tenant"}, {Title: "pruned backups"}, {Title: "incomplete backups removed"}, {Title: "kept while locked"}},
 	}
 	for _, r := range results {
 		d, _ := r.Detail.(*Detail)
@@ -79,7 +92,7 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 		backedUp++
 		total += d.Bytes
 		dumped += d.DumpBytes
-		if len(d.Pruned)+len(d.Debris)+len(d.Aborted) == 0 {
+		if len(d.Pruned)+len(d.Debris)+len(d.Aborted)+len(d.Locked) == 0 {
 			continue
 		}
 		var debris []string
@@ -89,7 +102,11 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 		for _, k := range d.Aborted {
 			debris = append(debris, fileName(k)+" (upload aborted)")
 		}
-		sec.Rows = append(sec.Rows, []string{r.Tenant.String(), list(d.Pruned), list(debris)})
+		var locked []string
+		for _, l := range d.Locked {
+			locked = append(locked, l.String())
+		}
+		sec.Rows = append(sec.Rows, []string{r.Tenant.String(), list(d.Pruned), list(debris), list(locked)})
 	}
 	ratio := ""
 	if total > 0 {
@@ -98,8 +115,11 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 	sec.Note = fmt.Sprintf("%d new backups, %s stored from %s of dumps%s. Each tenant keeps its newest %d good backups and those of the last %d days; "+
 		"a tenant's folder is pruned only after its new backup and manifest were written, and incomplete backups are removed after a day.",
 		backedUp, archive.HumanBytes(total), archive.HumanBytes(dumped), ratio, j.o.KeepLast, j.o.RetentionDays)
+	if j.o.Lock.On() {
+		sec.Note += fmt.Sprintf(" New dumps and manifests are locked (%s) for %s: a backup past retention whose lock has not passed is kept until it has.", j.o.Lock.Mode, report.Plural(j.o.Lock.Days, "day", "days"))
+	}
 	if len(sec.Rows) == 0 {
-		sec.Rows = append(sec.Rows, []string{"every tenant", "none", "none"})
+		sec.Rows = append(sec.Rows, []string{"every tenant", "none", "none", "none"})
 	}
 	return []report.Section{sec}
 }

@@ -81,12 +81,14 @@ type Options struct {
 	PgDumpArgs    []string
 	RetentionDays int
 	KeepLast      int
+	Lock          storage.Lock // every object the store writes is locked so (the store was checked)
 	// Now is the clock (for tests); default time.Now.
 	Now func() time.Time
 }
 
-// Prepare validates every input, opens the store (no request yet) and asks
-// pg_dump its version, before any tenant is touched.
+// Prepare validates every input, opens the store (no request yet, unless
+// object lock is asked for: then the bucket is checked) and asks pg_dump
+// its version, before any tenant is touched.
 func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	in := env.Inputs
 	o := Options{
@@ -134,8 +136,9 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 		in.Bad(destination.InputS3SSE, "want AES256 or aws:kms, got %q", sse)
 		sse = ""
 	}
-	o.Store = destination.Open(ctx, destination.Env{Inputs: in, Workspace: env.Workspace, Getenv: env.Getenv, Secret: env.Secret},
-		destination.WriteOptions{SSE: sse, KMSKeyID: in.String(destination.InputS3KMSKeyID), StorageClass: in.String(destination.InputS3StorageClass)})
+	w := destination.WriteOptions{SSE: sse, KMSKeyID: in.String(destination.InputS3KMSKeyID), StorageClass: in.String(destination.InputS3StorageClass),
+		Lock: destination.ReadLock(in)}
+	o.Store = destination.Open(ctx, destination.Env{Inputs: in, Workspace: env.Workspace, Getenv: env.Getenv, Secret: env.Secret}, w)
 	tool, err := pgtools.FindTool(ctx, in.String(pgtools.InputPgDumpPath))
 	if err != nil {
 		in.Bad(pgtools.InputPgDumpPath, "%v", err)
@@ -143,6 +146,15 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	o.PgDump = tool
 	if err := in.Err(); err != nil {
 		return nil, err
+	}
+	// The one request before any tenant: a lock the bucket cannot keep
+	// is refused, never silently dropped.
+	if err := destination.CheckLock(ctx, o.Store, w); err != nil {
+		return nil, err
+	}
+	o.Lock = w.Lock
+	if msg := lockWarning(o); msg != "" {
+		env.Warn("%s", msg)
 	}
 	return NewJob(o), nil
 }
@@ -184,8 +196,8 @@ func (j *Job) Describe() string {
 	if len(j.o.Recipients) > 0 {
 		enc = ", encrypted for " + report.Plural(len(j.o.Recipients), "age recipient", "age recipients")
 	}
-	return fmt.Sprintf("to %s (%s format, %s%s) with pg_dump %s (%s); keep %d days, at least the last %d per tenant",
-		j.o.Store, j.o.Format, comp, enc, j.o.PgDump.Version, j.o.PgDump.Path, j.o.RetentionDays, j.o.KeepLast)
+	return fmt.Sprintf("to %s (%s format, %s%s%s) with pg_dump %s (%s); keep %d days, at least the last %d per tenant",
+		j.o.Store, j.o.Format, comp, enc, describeLock(j.o.Lock), j.o.PgDump.Version, j.o.PgDump.Path, j.o.RetentionDays, j.o.KeepLast)
 }
 
 func (j *Job) DryRun() bool { return false }

@@ -90,8 +90,18 @@ func (j *Job) prune(ctx context.Context, folder, current string, d *Detail) erro
 		d.RetentionNote = "skipped: the new backup was not listed yet"
 		return nil
 	}
-	pr := Plan(j.o.Now(), Policy{Days: j.o.RetentionDays, KeepLast: j.o.KeepLast}, folder, backups, uploads, current)
+	now := j.o.Now()
+	pr := Plan(now, Policy{Days: j.o.RetentionDays, KeepLast: j.o.KeepLast}, folder, backups, uploads, current)
 	for _, b := range pr.Backups {
+		// A locked backup is kept: deleting it would only hide it.
+		until, err := j.lockedUntil(ctx, b, now)
+		if err != nil {
+			return err
+		}
+		if !until.IsZero() {
+			d.Locked = append(d.Locked, LockedBackup{Stamp: b.Stamp, Until: until})
+			continue
+		}
 		for _, k := range b.Keys() {
 			if err := j.o.Store.Delete(ctx, k); err != nil {
 				return err

@@ -60,6 +60,7 @@ func (Mode) Inputs() []*input.Input {
 		InputRestoreTargetURL,
 		InputRestoreClean,
 		InputEncryptionIdentity,
+		InputRestoreIncludeDeleted,
 	)
 }
 
@@ -112,6 +113,9 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 		o.Identities = ids
 	}
 	o.Store = destination.Open(ctx, destination.Env{Inputs: in, Workspace: env.Workspace, Getenv: env.Getenv, Secret: env.Secret}, destination.WriteOptions{})
+	if in.Bool(InputRestoreIncludeDeleted) && o.Store != nil {
+		o.Store = includingDeleted(in, o.Store)
+	}
 	pgDump, err := pgtools.FindTool(ctx, in.String(pgtools.InputPgDumpPath))
 	if err != nil {
 		in.Bad(pgtools.InputPgDumpPath, "%v", err)
@@ -137,11 +141,15 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 	}
 	good := archive.GoodBackups(archive.Scan(folder, objs))
 	if gone && len(good) == 0 {
-		return nil, &input.Error{Input: "restore-project", Problem: fmt.Sprintf("no selected tenant has the id or name %q, and %s holds no backup of a project with that id", project, o.Store)}
+		return nil, &input.Error{Input: "restore-project", Problem: fmt.Sprintf("no selected tenant has the id or name %q, and %s holds no backup of a project with that id%s", project, o.Store, deletedHint(ctx, o.Store, t))}
 	}
 	o.Backup, err = archive.Choose(good, spec)
 	if err != nil {
-		return nil, &input.Error{Input: "restore-backup", Problem: fmt.Sprintf("%s: %v%s", t, err, available(good)), Err: err}
+		hint := ""
+		if len(good) == 0 {
+			hint = deletedHint(ctx, o.Store, t)
+		}
+		return nil, &input.Error{Input: "restore-backup", Problem: fmt.Sprintf("%s: %v%s%s", t, err, available(good), hint), Err: err}
 	}
 	o.Manifest, err = archive.ReadManifest(ctx, o.Store, o.Backup.Manifest.Key)
 	if err != nil {

@@ -33,6 +33,11 @@ var (
 	InputS3SSE          = &input.Input{Name: "s3-sse", Description: "S3 server-side encryption of new objects, AES256 or aws:kms. Default: the bucket's."}
 	InputS3KMSKeyID     = &input.Input{Name: "s3-kms-key-id", Description: "The KMS key for s3-sse aws:kms. Default: the AWS managed key."}
 	InputS3StorageClass = &input.Input{Name: "s3-storage-class", Description: "Storage class of new objects, e.g. STANDARD_IA. Default: the bucket's."}
+	// Object Lock: only an S3 bucket created with it can honour these
+	// (CheckLock asks it).
+	InputObjectLockMode = &input.Input{Name: "object-lock-mode", Description: "S3 Object Lock on every dump and manifest backup writes: governance (whoever holds s3:BypassGovernanceRetention can still lift it) or compliance (no one can, root included, until it passes). " +
+		"Needs object-lock-days, and a bucket created with Object Lock (checked before any tenant is touched). A locked backup survives whoever steals the job's credentials: a delete only hides it behind a delete marker (restore it with restore-include-deleted), and retention keeps it until its lock has passed. Not for a folder destination."}
+	InputObjectLockDays = &input.Input{Name: "object-lock-days", Description: "With object-lock-mode: how many days each new dump and manifest stays locked from its upload (1 to 36500). A retention-days shorter than this is warned about: backups past retention-days stay, reported as locked, until their lock passes."}
 )
 
 // Inputs are the destination inputs both modes declare.
@@ -43,7 +48,7 @@ func Inputs() []*input.Input {
 // WriteInputs are the inputs a mode that writes objects declares besides
 // Inputs; their values go in WriteOptions.
 func WriteInputs() []*input.Input {
-	return []*input.Input{InputS3SSE, InputS3KMSKeyID, InputS3StorageClass}
+	return []*input.Input{InputS3SSE, InputS3KMSKeyID, InputS3StorageClass, InputObjectLockMode, InputObjectLockDays}
 }
 
 // WriteOptions are the settings of new objects (WriteInputs' values), ""
@@ -51,6 +56,7 @@ func WriteInputs() []*input.Input {
 // destination, one that is set is a bad input.
 type WriteOptions struct {
 	SSE, KMSKeyID, StorageClass string
+	Lock                        storage.Lock // ReadLock's; check it with CheckLock before writing
 }
 
 // Env is what opening a store needs from the run.
@@ -69,6 +75,7 @@ var s3OptionInputs = map[string]*input.Input{
 	"RoleARN":  InputAWSRoleARN,
 	"SSE":      InputS3SSE,
 	"KMSKeyID": InputS3KMSKeyID,
+	"Lock":     InputObjectLockMode,
 }
 
 // Open opens the destination input's store. Problems are recorded in
@@ -130,6 +137,9 @@ func openFolder(env Env, dest string, w WriteOptions) storage.Store {
 			in.Bad(set.input, "only for an s3:// destination")
 		}
 	}
+	if w.Lock.On() {
+		in.Bad(InputObjectLockMode, "a local folder cannot lock what it writes: Object Lock needs an s3:// destination in a bucket created with Object Lock")
+	}
 	return s
 }
 
@@ -152,6 +162,7 @@ func openS3(ctx context.Context, env Env, dest string, w WriteOptions) storage.S
 		SSE:            w.SSE,
 		KMSKeyID:       w.KMSKeyID,
 		StorageClass:   w.StorageClass,
+		Lock:           w.Lock,
 		Getenv:         env.Getenv,
 	})
 	var bad *s3.OptionError

@@ -111,10 +111,12 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader) (int64, error)
 	}
 	if eof {
 		defer u.release(first)
+		lockMode, lockUntil := s.lockHeaders()
 		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: &s.bucket, Key: &key,
-			Body: first.reader(), ContentLength: aws.Int64(first.n),
+			Body: first.reader(), ContentLength: aws.Int64(first.n), ContentMD5: s.contentMD5(first),
 			ServerSideEncryption: s.sse, SSEKMSKeyId: s.kmsKey(), StorageClass: s.storageClass,
+			ObjectLockMode: lockMode, ObjectLockRetainUntilDate: lockUntil,
 		})
 		if err != nil {
 			return 0, err
@@ -204,9 +206,12 @@ func (u *upload) release(p part) {
 
 func (u *upload) multipart(ctx context.Context, first part) (int64, error) {
 	s := u.s
+	// The lock goes on the upload; each part carries its Content-MD5.
+	lockMode, lockUntil := s.lockHeaders()
 	out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: &s.bucket, Key: &u.key,
 		ServerSideEncryption: s.sse, SSEKMSKeyId: s.kmsKey(), StorageClass: s.storageClass,
+		ObjectLockMode: lockMode, ObjectLockRetainUntilDate: lockUntil,
 	})
 	if err != nil {
 		u.release(first)
@@ -300,7 +305,7 @@ func (u *upload) uploadPart(ctx context.Context, num int32, p part, weight int, 
 	}()
 	out, err := u.s.client.UploadPart(ctx, &s3.UploadPartInput{
 		Bucket: &u.s.bucket, Key: &u.key, UploadId: &u.id,
-		PartNumber: aws.Int32(num), Body: p.reader(), ContentLength: aws.Int64(p.n),
+		PartNumber: aws.Int32(num), Body: p.reader(), ContentLength: aws.Int64(p.n), ContentMD5: u.s.contentMD5(p),
 	})
 	u.release(p)
 	u.mu.Lock()

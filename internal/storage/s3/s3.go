@@ -72,6 +72,10 @@ type Options struct {
 	// StorageClass of new objects, e.g. "STANDARD_IA"; "" for the bucket's
 	// default.
 	StorageClass string
+	// Lock, when on, puts an Object Lock retention on every object Put
+	// writes (the bucket must have Object Lock: see CheckLock), and sends
+	// each write with the Content-MD5 S3 requires for it.
+	Lock storage.Lock
 
 	// RoleARN, when set, is assumed with GitHub Actions' OIDC token (web
 	// identity); the job needs `permissions: id-token: write`. Without it,
@@ -116,6 +120,7 @@ type Store struct {
 	sse          types.ServerSideEncryption
 	kmsKeyID     string
 	storageClass types.StorageClass
+	lock         storage.Lock
 	sched        partSchedule
 	concurrency  int
 	serialAbove  int64 // parts larger than this upload one at a time (memory)
@@ -195,7 +200,7 @@ func normPrefix(p string) (string, error) {
 // message, and Err says why. The value is not repeated beyond what Err
 // says: an endpoint may hold a credential by mistake.
 type OptionError struct {
-	Option string // the Options field: "Bucket", "Prefix", "Region", "Endpoint", "SSE", "KMSKeyID", "RoleARN", "AccessKeyID", "PartSize" or "Concurrency"
+	Option string // the Options field: "Bucket", "Prefix", "Region", "Endpoint", "SSE", "KMSKeyID", "Lock", "RoleARN", "AccessKeyID", "PartSize" or "Concurrency"
 	Err    error
 }
 
@@ -219,6 +224,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		prefix:       prefix,
 		kmsKeyID:     o.KMSKeyID,
 		storageClass: types.StorageClass(o.StorageClass),
+		lock:         o.Lock,
 		sched:        partSchedule{first: o.PartSize, every: partsPerDoubling},
 		concurrency:  o.Concurrency,
 		abortTimeout: o.AbortTimeout,
@@ -237,6 +243,9 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		s.sse = types.ServerSideEncryptionAwsKms
 	default:
 		return nil, &OptionError{"SSE", fmt.Errorf(`SSE %q: want "AES256" or "aws:kms"`, o.SSE)}
+	}
+	if err := checkLock(o.Lock); err != nil {
+		return nil, &OptionError{"Lock", err}
 	}
 	if s.sched.first == 0 {
 		s.sched.first = DefaultPartSize
@@ -485,7 +494,8 @@ func hint(err error) string {
 	switch ae.ErrorCode() {
 	case "AccessDenied", "AllAccessDisabled":
 		return "the credentials may not do this on the bucket: the role or user needs s3:PutObject, s3:GetObject, s3:ListBucket, " +
-			"s3:DeleteObject, s3:AbortMultipartUpload and s3:ListBucketMultipartUploads on it (and kms:GenerateDataKey, kms:Decrypt with SSE-KMS)"
+			"s3:DeleteObject, s3:AbortMultipartUpload and s3:ListBucketMultipartUploads on it (and kms:GenerateDataKey, kms:Decrypt with SSE-KMS; " +
+			"s3:PutObjectRetention and s3:GetObjectRetention with object lock; s3:ListBucketVersions and s3:GetObjectVersion to restore deleted versions)"
 	case "NoSuchBucket":
 		return "no such bucket: check the bucket name, and the endpoint for an S3-compatible store"
 	case "InvalidAccessKeyId", "SignatureDoesNotMatch":

@@ -58,7 +58,9 @@ const testPartSize = MinPartSize
 // newStore opens a store on srv with a recorder in the way.
 func newStore(t *testing.T, srv *minio.Server, rec *recorder, o Options) *Store {
 	t.Helper()
-	o.Bucket = srv.Bucket
+	if o.Bucket == "" {
+		o.Bucket = srv.Bucket
+	}
 	o.Endpoint = srv.Endpoint
 	o.ForcePathStyle = true
 	o.AccessKeyID, o.SecretAccessKey = srv.AccessKey, srv.SecretKey

@@ -214,6 +214,20 @@ func Start(ctx context.Context, o Options) (s *Server, err error) {
 	return s, nil
 }
 
+// CreateBucket creates another bucket on the server. With objectLock it
+// is created with Object Lock enabled, which also turns versioning on (S3
+// allows that only when a bucket is created).
+func (s *Server) CreateBucket(ctx context.Context, name string, objectLock bool) error {
+	in := &s3.CreateBucketInput{Bucket: aws.String(name)}
+	if objectLock {
+		in.ObjectLockEnabledForBucket = aws.Bool(true)
+	}
+	if _, err := s.Client().CreateBucket(ctx, in); err != nil {
+		return fmt.Errorf("minio: create bucket %s: %w", name, err)
+	}
+	return nil
+}
+
 // StartForTest starts a server for tb and closes it in tb.Cleanup. It fails
 // tb (never skips) when the server cannot be built or started.
 func StartForTest(tb testing.TB) *Server {
