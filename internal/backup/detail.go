@@ -27,6 +27,7 @@ type Detail struct {
 	Debris        []string `json:"debris_removed"`  // keys of incomplete backups removed
 	Aborted       []string `json:"uploads_aborted"` // keys of stale pending uploads aborted
 	RetentionNote string   `json:"retention_note,omitempty"`
+	Drill         *Drill   `json:"drill,omitempty"` // this backup's restore drill, when it was drilled
 
 	complete bool
 }
@@ -101,7 +102,11 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 	if len(sec.Rows) == 0 {
 		sec.Rows = append(sec.Rows, []string{"every tenant", "none", "none"})
 	}
-	return []report.Section{sec}
+	secs := []report.Section{sec}
+	if dsec, ok := j.drillSection(results); ok {
+		secs = append(secs, dsec)
+	}
+	return secs
 }
 
 // Outputs: bytes stored by this run.
@@ -112,7 +117,9 @@ func (j *Job) Outputs(results []fleet.Result) map[string]string {
 			total += d.Bytes
 		}
 	}
-	return map[string]string{"bytes": strconv.FormatInt(total, 10)}
+	out := j.drillOutputs()
+	out["bytes"] = strconv.FormatInt(total, 10)
+	return out
 }
 
 func list(items []string) string {
