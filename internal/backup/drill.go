@@ -53,6 +53,7 @@ type drill struct {
 	targetMajor int
 	targetVer   string
 	timeout     time.Duration // each drill's, tenant-timeout
+	log         func(format string, a ...any)
 
 	ran     bool     // Finish ran (every tenant was reached)
 	drilled []string // ids of the tenants drilled, in drill order
@@ -90,7 +91,10 @@ func prepareDrill(ctx context.Context, env mode.Env, o *Options) error {
 		}
 		return nil
 	}
-	d := &drill{targetURL: targetURL, target: tenant.HostDB(targetURL), count: 1, timeout: env.Config.TenantTimeout}
+	d := &drill{targetURL: targetURL, target: tenant.HostDB(targetURL), count: 1, timeout: env.Config.TenantTimeout, log: env.Log}
+	if d.log == nil {
+		d.log = func(string, ...any) {}
+	}
 	if in.IsSet(InputDrillCount) {
 		d.count = in.Int(InputDrillCount, 1, 100000, "tenants")
 	}
@@ -176,9 +180,9 @@ func (d *drill) probe(ctx context.Context) error {
 
 // Finish runs the restore drill once every tenant is backed up: count of
 // this run's new backups, chosen at random, are restored one after the
-// other into the scratch database. A drill that fails fails its tenant:
-// the backup made is not proven restorable, and failed-projects then
-// names it for a retry.
+// other into the scratch database. A drill that fails fails its tenant
+// (the backup made is not proven restorable, and failed-projects then
+// names it for a retry) and the run: Finish's error names each.
 func (j *Job) Finish(ctx context.Context, results []fleet.Result) error {
 	d := j.o.Drill
 	if d == nil {
@@ -200,6 +204,14 @@ func (j *Job) Finish(ctx context.Context, results []fleet.Result) error {
 	d.offered = len(offered)
 	rand.Shuffle(len(offered), func(a, b int) { offered[a], offered[b] = offered[b], offered[a] })
 	chosen := offered[:min(d.count, len(offered))]
+	var names []string
+	for _, i := range chosen {
+		names = append(names, results[i].Tenant.String())
+	}
+	if len(chosen) > 0 {
+		d.log("restore drill: %s of the %s backed up, chosen at random, into %s: %s",
+			report.Plural(len(chosen), "backup", "backups"), report.Plural(d.offered, "tenant", "tenants"), d.target, strings.Join(names, ", "))
+	}
 
 	// Refusals that hold for every drill, checked before anything is
 	// written: the target is a tenant (Neon's URLs are known only now), or
@@ -217,6 +229,7 @@ func (j *Job) Finish(ctx context.Context, results []fleet.Result) error {
 		nd := results[newestAt].Detail.(*Detail)
 		refused = fmt.Errorf("not restored: the scratch database runs PostgreSQL %s, older than the newest server dumped in this run (%s, PostgreSQL %s): a dump restores into its server's major version or a newer one; give a drill-target-url of PostgreSQL %d or later", d.targetVer, results[newestAt].Tenant, nd.ServerVersion, newest)
 	}
+	var failures []string
 	for _, i := range chosen {
 		r := &results[i]
 		det := r.Detail.(*Detail)
@@ -232,9 +245,15 @@ func (j *Job) Finish(ctx context.Context, results []fleet.Result) error {
 			d.failed = append(d.failed, projectID(r.Tenant))
 			r.Status = fleet.Failed
 			r.Err = fmt.Errorf("restore drill: the backup %s could not be restored into the scratch database %s: %w", det.Object, d.target, err)
+			d.log("restore drill  failed     %s: %s: %v", r.Tenant, det.Object, err)
+			failures = append(failures, fmt.Sprintf("the backup %s of %s: %v", det.Object, r.Tenant, err))
 			continue
 		}
 		dr.OK = true
+		d.log("restore drill  matched    %s: %s: %d/%d tables, %s in %.1fs", r.Tenant, det.Object, dr.Matched(), len(dr.Tables), report.Plural(int(dr.RestoredRows), "row", "rows"), dr.Seconds)
+	}
+	if len(failures) > 0 {
+		return fmt.Errorf("restore drill: %d of %d backups could not be restored: %s", len(failures), len(chosen), strings.Join(failures, "; "))
 	}
 	return nil
 }
