@@ -21,6 +21,7 @@ import (
 
 	"github.com/pgfleet/pgfleet/internal/archive"
 	"github.com/pgfleet/pgfleet/internal/testenv"
+	"github.com/pgfleet/pgfleet/internal/testenv/neonapi"
 	"github.com/pgfleet/pgfleet/internal/testenv/pgcluster"
 )
 
@@ -294,4 +295,64 @@ func listSessions(t *testing.T, dbs []pgcluster.TenantDB) map[string]int64 {
 		f.Tenants = append(f.Tenants, testenv.Tenant{DB: db})
 	}
 	return tenantSessions(t, f)
+}
+
+// Tenants from the Neon API: their connection strings are known only as
+// each tenant starts, so a scratch target that is one of them passes
+// Prepare; the drill checks again before it writes and refuses: the run
+// fails naming drill-target-url and the tenant, and that tenant's database
+// is untouched (emptying it was never begun).
+func TestBackupDrillNeonTenantAsTarget(t *testing.T) {
+	f := newFleet(t, 2, neonapi.Config{})
+	for i, tn := range f.Tenants {
+		seed(t, tn.DB.URL, i)
+	}
+	victim := f.Tenants[1]
+	before := digests(t, victim.DB.URL)
+	d := fileDest(t)
+	in := with(inputs{"mode": "backup", "neon-api-key": f.APIKey, "neon-api-url": f.Neon.URL(), "drill-target-url": victim.DB.URL, "drill-count": "2"}, d.in)
+	r := runPgfleet(t, in)
+	mustCode(t, r, 1)
+	assertNoLeak(t, r, fleetSecrets(f)...)
+	recs := drillRecords(t, r)
+	for _, tn := range f.Tenants {
+		rec := recs[tn.ProjectID]
+		if rec.Status != "failed" || rec.Drill == nil || rec.Drill.OK ||
+			!strings.Contains(rec.Error, "drill-target-url is the database of tenant") || !strings.Contains(rec.Error, victim.ProjectID) {
+			t.Errorf("%s: status %s, error %q", tn.ProjectID, rec.Status, rec.Error)
+		}
+	}
+	if after := digests(t, victim.DB.URL); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the tenant given as drill target changed:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+// An encrypted backup is drilled with encryption-identity (the whole
+// age-keygen file); an identity of none of the recipients is refused
+// before anything (exit 2). The identity is never printed.
+func TestBackupDrillEncrypted(t *testing.T) {
+	dbs := newTenants(t, "drillenc", 1)
+	seed(t, dbs[0].URL, 2)
+	scratch := freshDB(t, dbName("drillencscratch"))
+	id, _ := age.GenerateX25519Identity()
+	other, _ := age.GenerateX25519Identity()
+	keyFile := "# created: 2026-11-22T03:00:00Z\n# public key: " + id.Recipient().String() + "\n" + id.String() + "\n"
+	d := fileDest(t)
+	r, _ := runBackup(t, d, tenantList(dbs), inputs{"drill-target-url": scratch.URL, "encryption-recipient": id.Recipient().String(), "encryption-identity": keyFile})
+	mustCode(t, r, 0)
+	assertNoLeak(t, r, id.String(), scratch.Password)
+	rec := drillRecords(t, r)[dbs[0].Name]
+	if rec.Drill == nil || !rec.Drill.OK || !strings.HasSuffix(rec.Drill.Object, ".age") || rec.Drill.RestoredRows != rec.Rows {
+		t.Errorf("drill of the encrypted backup: %+v", rec.Drill)
+	}
+	d = fileDest(t)
+	r, _ = runBackup(t, d, tenantList(dbs), inputs{"drill-target-url": scratch.URL, "encryption-recipient": id.Recipient().String(), "encryption-identity": other.String()})
+	mustCode(t, r, 2)
+	if !strings.Contains(r.stderr, "encryption-identity") || !strings.Contains(r.stderr, "none of encryption-recipient's keys") {
+		t.Errorf("stderr:\n%s", r.stderr)
+	}
+	if objs := objects(t, d, ""); len(objs) > 0 {
+		t.Errorf("objects written: %v", objs)
+	}
+	assertNoLeak(t, r, other.String(), scratch.Password)
 }
