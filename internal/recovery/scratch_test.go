@@ -2,9 +2,6 @@ package recovery
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,37 +10,14 @@ import (
 	"github.com/pgfleet/pgfleet/internal/testenv/pgcluster"
 )
 
-// EmptyScratch against a real PostgreSQL cluster.
+// EmptyScratch against a real PostgreSQL cluster (one test: it starts its
+// own).
 
-var shared struct {
-	once    sync.Once
-	cluster *pgcluster.Cluster
-	err     error
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared.cluster != nil {
-		if err := shared.cluster.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop test cluster:", err)
-		}
-	}
-	os.Exit(code)
-}
-
-func newDB(t *testing.T, name string) pgcluster.TenantDB {
+func newDB(t *testing.T, c *pgcluster.Cluster, name string) pgcluster.TenantDB {
 	t.Helper()
-	shared.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		shared.cluster, shared.err = pgcluster.Start(ctx, pgcluster.Options{})
-	})
-	if shared.err != nil {
-		t.Fatal(shared.err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := shared.cluster.CreateTenant(ctx, name)
+	db, err := c.CreateTenant(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,12 +59,13 @@ CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';
 SELECT lo_from_bytea(0, 'a large object');
 CREATE PUBLICATION pub FOR TABLE customers;
 `
+	cluster := pgcluster.StartForTest(t)
 	for _, as := range []string{"superuser", "owner"} {
 		t.Run(as, func(t *testing.T) {
-			db := newDB(t, "scratch_"+as)
+			db := newDB(t, cluster, "scratch_"+as)
 			url := db.URL
 			if as == "superuser" {
-				url = shared.cluster.AdminURL(db.Name)
+				url = cluster.AdminURL(db.Name)
 			}
 			conn := connect(t, url)
 			ctx := context.Background()
