@@ -86,8 +86,10 @@ func prepareDrill(ctx context.Context, env mode.Env, o *Options) error {
 		if in.IsSet(InputDrillCount) {
 			in.Bad(InputDrillCount, "set without drill-target-url: give the scratch database the drill restores into, or remove drill-count")
 		}
-		if in.IsSet(archive.InputEncryptionIdentity) {
-			in.Bad(archive.InputEncryptionIdentity, "backup reads it only for a restore drill: set drill-target-url, or remove encryption-identity (keep the secret key away from jobs that do not decrypt)")
+		if in.IsSet(archive.InputEncryptionIdentity) && env.Warn != nil {
+			// A warning, not a refusal: PGFLEET_ENCRYPTION_IDENTITY may be
+			// in a shell's environment for restores.
+			env.Warn("encryption-identity is set, but backup reads it only for a restore drill (drill-target-url): ignored; keep the secret key away from jobs that do not decrypt")
 		}
 		return nil
 	}
@@ -123,8 +125,8 @@ func prepareDrill(ctx context.Context, env mode.Env, o *Options) error {
 		} else {
 			d.identities = ids
 		}
-	} else if in.IsSet(archive.InputEncryptionIdentity) {
-		in.Bad(archive.InputEncryptionIdentity, "encryption-recipient is not set, so the backups are not encrypted: remove encryption-identity")
+	} else if in.IsSet(archive.InputEncryptionIdentity) && env.Warn != nil {
+		env.Warn("encryption-identity is set, but encryption-recipient is not, so the backups are not encrypted: the identity is ignored")
 	}
 	if o.PgDump.Path != "" {
 		tool, err := recovery.FindTool(ctx, o.PgDump, o.Format)
@@ -220,8 +222,15 @@ func (j *Job) Finish(ctx context.Context, results []fleet.Result) error {
 	// whether the drill can pass).
 	var refused error
 	for _, r := range results {
-		if r.Tenant.URL != "" && pgconnect.SameDatabase(d.targetURL, r.Tenant.URL) {
+		switch {
+		case r.Tenant.URL == "":
+			// Its connection string was never resolved (Neon answered
+			// with an error): the target cannot be shown not to be it.
+			refused = fmt.Errorf("not restored: tenant %s's connection string could not be resolved, so drill-target-url cannot be shown not to be its database; the drill empties its target and never risks a tenant's", r.Tenant)
+		case pgconnect.SameDatabase(d.targetURL, r.Tenant.URL):
 			refused = fmt.Errorf("not restored: drill-target-url is the database of tenant %s (%s); the drill empties its target, so it never writes into a tenant's database", r.Tenant, tenant.HostDB(r.Tenant.URL))
+		}
+		if refused != nil {
 			break
 		}
 	}
@@ -244,6 +253,9 @@ func (j *Job) Finish(ctx context.Context, results []fleet.Result) error {
 			dr.Error = err.Error()
 			d.failed = append(d.failed, projectID(r.Tenant))
 			r.Status = fleet.Failed
+			if ctx.Err() != nil {
+				r.Status = fleet.Cancelled // the run was stopped during its drill
+			}
 			r.Err = fmt.Errorf("restore drill: the backup %s could not be restored into the scratch database %s: %w", det.Object, d.target, err)
 			d.log("restore drill  failed     %s: %s: %v", r.Tenant, det.Object, err)
 			failures = append(failures, fmt.Sprintf("the backup %s of %s: %v", det.Object, r.Tenant, err))
