@@ -226,6 +226,7 @@ func prepare(ctx context.Context, flags map[string]string, getenv func(string) s
 			Secret:    out.secrets.Add,
 			Scrub:     out.secrets.Scrub,
 			Warn:      out.warnf,
+			Log:       func(format string, a ...any) { fmt.Fprintf(out.w, format+"\n", a...) },
 			Source:    sourceFor,
 			Neon:      neonClient,
 		})

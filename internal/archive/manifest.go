@@ -18,6 +18,11 @@ import (
 // OutputBytes is the output both modes set.
 var OutputBytes = input.Output{Name: "bytes", Description: "Bytes of backup objects (compressed and encrypted, as stored): written by backup, read by restore."}
 
+// InputEncryptionIdentity is declared here because two modes read it:
+// restore decrypts the backup it restores, and backup's restore drill the
+// backups it drills.
+var InputEncryptionIdentity = &input.Input{Name: "encryption-identity", Secret: true, Env: "PGFLEET_ENCRYPTION_IDENTITY", Description: "The age secret key that decrypts an encrypted backup (store it as a secret): the whole file age-keygen writes, comments and all, or its AGE-SECRET-KEY-1... line. Restore: required for an encrypted backup. Backup: required for a restore drill (drill-target-url) when encryption-recipient is set, and must match one of the recipients. CLI: also PGFLEET_ENCRYPTION_IDENTITY."}
+
 // ManifestVersion is the version of the manifest's layout.
 const ManifestVersion = 1
 

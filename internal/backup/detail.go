@@ -28,6 +28,7 @@ type Detail struct {
 	Debris        []string `json:"debris_removed"`  // keys of incomplete backups removed
 	Aborted       []string `json:"uploads_aborted"` // keys of stale pending uploads aborted
 	RetentionNote string   `json:"retention_note,omitempty"`
+	Drill         *Drill   `json:"drill,omitempty"` // this backup's restore drill, when it was drilled
 
 	// Locked are the backups past retention kept while their lock holds.
 	Locked []LockedBackup `json:"locked"`
@@ -121,7 +122,11 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 	if len(sec.Rows) == 0 {
 		sec.Rows = append(sec.Rows, []string{"every tenant", "none", "none", "none"})
 	}
-	return []report.Section{sec}
+	secs := []report.Section{sec}
+	if dsec, ok := j.drillSection(results); ok {
+		secs = append(secs, dsec)
+	}
+	return secs
 }
 
 // Outputs: bytes stored by this run.
@@ -132,7 +137,9 @@ func (j *Job) Outputs(results []fleet.Result) map[string]string {
 			total += d.Bytes
 		}
 	}
-	return map[string]string{"bytes": strconv.FormatInt(total, 10)}
+	out := j.drillOutputs()
+	out["bytes"] = strconv.FormatInt(total, 10)
+	return out
 }
 
 func list(items []string) string {

@@ -54,7 +54,7 @@ var (
 )
 
 func (Mode) Inputs() []*input.Input {
-	return append(append(destination.Inputs(), destination.WriteInputs()...),
+	return append(append(append(destination.Inputs(), destination.WriteInputs()...),
 		InputFormat,
 		InputCompression,
 		InputCompressionLevel,
@@ -63,10 +63,12 @@ func (Mode) Inputs() []*input.Input {
 		InputPgDumpArgs,
 		InputRetentionDays,
 		InputKeepLast,
-	)
+	), DrillInputs()...)
 }
 
-func (Mode) Outputs() []input.Output { return []input.Output{archive.OutputBytes} }
+func (Mode) Outputs() []input.Output {
+	return []input.Output{archive.OutputBytes, outputDrilled, outputDrillFailed}
+}
 
 // Options are a validated backup.
 type Options struct {
@@ -82,6 +84,7 @@ type Options struct {
 	RetentionDays int
 	KeepLast      int
 	Lock          storage.Lock // every object the store writes is locked so (the store was checked)
+	Drill         *drill // the restore drill; nil for none
 	// Now is the clock (for tests); default time.Now.
 	Now func() time.Time
 }
@@ -144,6 +147,9 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 		in.Bad(pgtools.InputPgDumpPath, "%v", err)
 	}
 	o.PgDump = tool
+	if err := prepareDrill(ctx, env, &o); err != nil {
+		return nil, err
+	}
 	if err := in.Err(); err != nil {
 		return nil, err
 	}
@@ -166,7 +172,10 @@ type Job struct {
 	dumped  atomic.Int64 // pg_dump output read so far, all tenants
 }
 
-var _ mode.Progresser = (*Job)(nil)
+var (
+	_ mode.Progresser = (*Job)(nil)
+	_ mode.Finisher   = (*Job)(nil)
+)
 
 // NewJob returns the job for o.
 func NewJob(o Options) *Job {

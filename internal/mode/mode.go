@@ -66,6 +66,10 @@ type Env struct {
 	Scrub func(string) string
 	// Warn prints a warning (an annotation in Actions).
 	Warn func(format string, a ...any)
+	// Log prints a line to the run's log (scrubbed), for work a job does
+	// outside a tenant's Work, where the runner prints nothing (backup's
+	// restore drill in Finish).
+	Log func(format string, a ...any)
 	// Source builds a source of the selected tenants; pooled asks Neon for
 	// pooled connection strings. The run uses Source(false) unless the job
 	// is a SourceOverride.

@@ -9,44 +9,19 @@ import (
 
 	"github.com/pgfleet/pgfleet/internal/archive"
 	"github.com/pgfleet/pgfleet/internal/fleet"
+	"github.com/pgfleet/pgfleet/internal/recovery"
 	"github.com/pgfleet/pgfleet/internal/report"
 )
 
 // Detail is what restore reports. Its JSON tags are the tenant's restore
 // fields in the JSON report.
 type Detail struct {
-	Object       string       `json:"object"`
-	Manifest     string       `json:"manifest"`
-	BackupTime   time.Time    `json:"backup_time"`
-	Bytes        int64        `json:"bytes"` // read from the store
-	SHA256       string       `json:"sha256,omitempty"`
-	Verified     bool         `json:"sha256_verified"`
-	Seconds      float64      `json:"restore_seconds"`
-	ExpectedRows int64        `json:"expected_rows"`
-	RestoredRows int64        `json:"restored_rows"`
-	Differing    int          `json:"tables_differing"`
-	Tables       []TableCheck `json:"tables"`
-
-	restored bool // the restore program committed
-	counted  bool // the rows were counted
-}
-
-// TableCheck is one table's rows, in the manifest and after the restore
-// (pgtools.MissingRows, -1, when the table is missing).
-type TableCheck struct {
-	Table    string `json:"table"`
-	Expected int64  `json:"expected"`
-	Restored int64  `json:"restored"`
-}
-
-// Match reports whether the table came back with its rows.
-func (c TableCheck) Match() bool { return c.Expected == c.Restored }
-
-func (c TableCheck) describe() string {
-	if c.Restored < 0 {
-		return fmt.Sprintf("%s is missing (expected %d rows)", c.Table, c.Expected)
-	}
-	return fmt.Sprintf("%s has %d rows, expected %d", c.Table, c.Restored, c.Expected)
+	Object     string    `json:"object"`
+	Manifest   string    `json:"manifest"`
+	BackupTime time.Time `json:"backup_time"`
+	// The restore's own fields (bytes read, sha256, rows expected and
+	// restored, every table), flattened into the tenant's record.
+	recovery.Result
 }
 
 // Cells: backup, size, tables, rows.
@@ -59,8 +34,8 @@ func (d *Detail) Cells() []string {
 			size += " (sha256 ok)"
 		}
 	}
-	if d.counted {
-		tables = fmt.Sprintf("%d of %d match", len(d.Tables)-d.Differing, len(d.Tables))
+	if d.Counted {
+		tables = fmt.Sprintf("%d of %d match", d.Matched(), len(d.Tables))
 		rows = fmt.Sprintf("%d of %d", d.RestoredRows, d.ExpectedRows)
 	}
 	return []string{backup, size, tables, rows}
@@ -75,11 +50,11 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 	var secs []report.Section
 	for _, r := range results {
 		d, _ := r.Detail.(*Detail)
-		if d == nil || !d.counted {
+		if d == nil || !d.Counted {
 			continue
 		}
 		checks := slices.Clone(d.Tables)
-		slices.SortStableFunc(checks, func(a, b TableCheck) int {
+		slices.SortStableFunc(checks, func(a, b recovery.TableCheck) int {
 			switch {
 			case a.Match() == b.Match():
 				return 0
@@ -92,7 +67,7 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 			Title:   "Tables",
 			Columns: []report.Column{{Title: "table"}, {Title: "rows expected", Numeric: true}, {Title: "rows restored", Numeric: true}, {Title: ""}},
 			Note: fmt.Sprintf("%s restored into %s: %d of %d tables have the rows the manifest counted in the dump's snapshot.",
-				path.Base(d.Object), r.Tenant.String(), len(d.Tables)-d.Differing, len(d.Tables)),
+				path.Base(d.Object), r.Tenant.String(), d.Matched(), len(d.Tables)),
 		}
 		for _, c := range checks {
 			restored, mark := strconv.FormatInt(c.Restored, 10), "✅"
@@ -115,7 +90,7 @@ func (j *Job) Outputs(results []fleet.Result) map[string]string {
 	for _, r := range results {
 		if d, _ := r.Detail.(*Detail); d != nil {
 			bytes += d.Bytes
-			if d.counted {
+			if d.Counted {
 				rows += d.RestoredRows
 			}
 		}

@@ -14,13 +14,13 @@ import (
 	"strings"
 
 	"filippo.io/age"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pgfleet/pgfleet/internal/archive"
 	"github.com/pgfleet/pgfleet/internal/input"
 	"github.com/pgfleet/pgfleet/internal/mode"
 	"github.com/pgfleet/pgfleet/internal/pgconnect"
 	"github.com/pgfleet/pgfleet/internal/pgtools"
+	"github.com/pgfleet/pgfleet/internal/recovery"
 	"github.com/pgfleet/pgfleet/internal/report"
 	"github.com/pgfleet/pgfleet/internal/storage"
 	"github.com/pgfleet/pgfleet/internal/storage/destination"
@@ -49,7 +49,7 @@ var (
 	InputRestoreBackup      = &input.Input{Name: "restore-backup", Default: "latest", Description: "Which backup: latest (the newest good one); an object key, in full or just its file name; or a UTC time, RFC 3339 or the keys' 20261122T030000Z form, meaning the newest good backup at or before it."}
 	InputRestoreTargetURL   = &input.Input{Name: "restore-target-url", Secret: true, Env: "PGFLEET_RESTORE_TARGET_URL", Description: "Required for restore: the database to restore into, postgres://user:password@host/db (store it as a secret; a direct host, not -pooler). Refused if it already has a table or view outside the system schemas, unless restore-clean. CLI: also PGFLEET_RESTORE_TARGET_URL, to keep it off the command line."}
 	InputRestoreClean       = &input.Input{Name: "restore-clean", Default: "false", Bool: true, Description: "Restore into a database that already has tables: pg_restore drops and recreates the backup's objects (--clean --if-exists) and leaves others alone, all in the restore's one transaction. Custom format only (a plain dump carries DROP statements only if made with --clean)."}
-	InputEncryptionIdentity = &input.Input{Name: "encryption-identity", Secret: true, Env: "PGFLEET_ENCRYPTION_IDENTITY", Description: "The age secret key that decrypts an encrypted backup (store it as a secret): the whole file age-keygen writes, comments and all, or its AGE-SECRET-KEY-1... line. CLI: also PGFLEET_ENCRYPTION_IDENTITY."}
+	InputEncryptionIdentity = archive.InputEncryptionIdentity // shared with backup's drill
 )
 
 func (Mode) Inputs() []*input.Input {
@@ -176,15 +176,11 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 		in.Bad(InputEncryptionIdentity, "the backup %s is encrypted (age, for %s): give the secret key of one of them", path.Base(o.DumpKey), report.Plural(len(m.Encryption.Recipients), "recipient", "recipients"))
 	}
 
-	toolName := "pg_restore"
-	if m.Format == archive.Plain {
-		toolName = "psql"
-	}
-	o.Tool, err = pgtools.FindTool(ctx, pgDump.Sibling(toolName))
+	o.Tool, err = recovery.FindTool(ctx, pgDump, m.Format)
 	if err != nil {
-		in.Bad(pgtools.InputPgDumpPath, "restore needs %s beside pg_dump: %v", toolName, err)
-	} else if dm := pgtools.ServerMajor(m.PgDumpVersion); m.Format == archive.Custom && o.Tool.Major < dm {
-		in.Bad(pgtools.InputPgDumpPath, "pg_restore %s cannot read an archive written by pg_dump %s: use pg_restore %d or later (pg-dump-path names the pg_dump beside it)", o.Tool.Version, m.PgDumpVersion, dm)
+		in.Bad(pgtools.InputPgDumpPath, "%v", err)
+	} else if err := recovery.CanRead(o.Tool, m); err != nil {
+		in.Bad(pgtools.InputPgDumpPath, "%v", err)
 	}
 	if o.Clean && m.Format == archive.Plain && !slices.ContainsFunc(m.PgDumpArgs, func(a string) bool { return a == "--clean" || a == "-c" }) {
 		in.Bad(InputRestoreClean, "the backup is a plain SQL dump made without --clean: it cannot drop what the target holds; restore it into an empty database")
@@ -251,21 +247,6 @@ func available(good []archive.Backup) string {
 	return fmt.Sprintf(" (good backups, newest first: %s)", strings.Join(stamps, ", "))
 }
 
-// targetObjectsQuery finds tables and views outside the system schemas that
-// no extension owns.
-const targetObjectsQuery = `
-SELECT n.nspname, c.relname
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
-  AND n.nspname <> 'information_schema'
-  AND n.nspname NOT LIKE 'pg\_%'
-  AND NOT EXISTS (
-    SELECT 1 FROM pg_catalog.pg_depend d
-    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-ORDER BY 1, 2
-LIMIT 6`
-
 // checkTarget connects to the target and refuses one that already holds
 // tables, unless clean.
 func checkTarget(ctx context.Context, targetURL string, clean bool) error {
@@ -274,14 +255,9 @@ func checkTarget(ctx context.Context, targetURL string, clean bool) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	rows, _ := conn.Query(ctx, targetObjectsQuery)
-	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
-		var s, n string
-		err := r.Scan(&s, &n)
-		return archive.QualifiedName(s, n), err
-	})
+	found, err := recovery.UserObjects(ctx, conn)
 	if err != nil {
-		return fmt.Errorf("look at the target's tables: %w", err)
+		return err
 	}
 	if len(found) > 0 && !clean {
 		more := ""

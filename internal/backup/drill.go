@@ -1,0 +1,390 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/pgfleet/pgfleet/internal/archive"
+	"github.com/pgfleet/pgfleet/internal/fleet"
+	"github.com/pgfleet/pgfleet/internal/input"
+	"github.com/pgfleet/pgfleet/internal/mode"
+	"github.com/pgfleet/pgfleet/internal/pgconnect"
+	"github.com/pgfleet/pgfleet/internal/pgtools"
+	"github.com/pgfleet/pgfleet/internal/recovery"
+	"github.com/pgfleet/pgfleet/internal/report"
+	"github.com/pgfleet/pgfleet/internal/tenant"
+)
+
+// The restore drill's inputs.
+var (
+	InputDrillTargetURL = &input.Input{Name: "drill-target-url", Secret: true, Env: "PGFLEET_DRILL_TARGET_URL", Description: "A scratch database (store it as a secret; e.g. a `services: postgres` container of the same job): after the backups, drill-count tenants backed up in this run, chosen at random, are each restored into it exactly as mode: restore does (checksum, one transaction, every table's rows compared with the manifest), the database emptied before each (every non-system schema dropped). A drill that fails fails the run. Refused if it is one of the fleet's databases, and the drill fails if its PostgreSQL is older than the newest server dumped. CLI: also PGFLEET_DRILL_TARGET_URL."}
+	InputDrillCount     = &input.Input{Name: "drill-count", Description: "How many of the tenants backed up in this run the drill restores (default 1 when drill-target-url is set; all of them when fewer were backed up)."}
+)
+
+// DrillInputs are the drill's inputs, for the mode's list.
+func DrillInputs() []*input.Input {
+	return []*input.Input{InputDrillTargetURL, InputDrillCount, archive.InputEncryptionIdentity}
+}
+
+// The drill's outputs.
+var (
+	outputDrilled     = input.Output{Name: "drilled", Description: "With drill-target-url: the project ids (database-urls: names) of the tenants whose new backup was restored into drill-target-url, one per line."}
+	outputDrillFailed = input.Output{Name: "drill-failed", Description: "With drill-target-url: the project ids (database-urls: names) whose drill failed, one per line; empty when every drilled backup came back with every table's rows (give it to projects to back those up again)."}
+)
+
+// drillAppName is the restore program's application_name in a drill.
+const drillAppName = "pgfleet-drill"
+
+// drill is a validated restore drill, and what it found.
+type drill struct {
+	targetURL   string
+	target      string // host/db, for people
+	count       int
+	identities  []age.Identity
+	tool        pgtools.Tool // pg_restore or psql, for the backup's format
+	targetMajor int
+	targetVer   string
+	timeout     time.Duration // each drill's, tenant-timeout
+	log         func(format string, a ...any)
+
+	ran     bool     // Finish ran (every tenant was reached)
+	drilled []string // ids of the tenants drilled, in drill order
+	failed  []string // ids whose drill failed
+	offered int      // tenants backed up in this run
+}
+
+// Drill is one drilled backup, the "drill" field of its tenant's record in
+// the JSON report.
+type Drill struct {
+	Target   string `json:"target"` // host/db of the scratch database
+	Object   string `json:"object"`
+	Manifest string `json:"manifest"`
+	OK       bool   `json:"ok"`
+	Error    string `json:"error,omitempty"`
+	recovery.Result
+}
+
+// prepareDrill reads the drill's inputs into o.Drill and checks the
+// scratch target: that it is none of the fleet's static tenants (before
+// any tenant is touched), that the backups can be decrypted, that the
+// restore program is there, and that the target answers. Bad input is
+// recorded in env.Inputs; the target's version is compared with the
+// tenants' servers after the backups, when they are known.
+func prepareDrill(ctx context.Context, env mode.Env, o *Options) error {
+	in := env.Inputs
+	targetURL := strings.TrimSpace(in.Raw(InputDrillTargetURL))
+	env.Secret(tenant.Password(targetURL))
+	if targetURL == "" {
+		if in.IsSet(InputDrillCount) {
+			in.Bad(InputDrillCount, "set without drill-target-url: give the scratch database the drill restores into, or remove drill-count")
+		}
+		if in.IsSet(archive.InputEncryptionIdentity) && env.Warn != nil {
+			// A warning, not a refusal: PGFLEET_ENCRYPTION_IDENTITY may be
+			// in a shell's environment for restores.
+			env.Warn("encryption-identity is set, but backup reads it only for a restore drill (drill-target-url): ignored; keep the secret key away from jobs that do not decrypt")
+		}
+		return nil
+	}
+	d := &drill{targetURL: targetURL, target: tenant.HostDB(targetURL), count: 1, timeout: env.Config.TenantTimeout, log: env.Log}
+	if d.log == nil {
+		d.log = func(string, ...any) {}
+	}
+	if in.IsSet(InputDrillCount) {
+		d.count = in.Int(InputDrillCount, 1, 100000, "tenants")
+	}
+	if _, err := pgconnect.ParseURL(targetURL); err != nil {
+		in.Bad(InputDrillTargetURL, "%v", err)
+		return nil
+	}
+	if p := pgtools.PoolerProblem(targetURL); p != "" {
+		in.Bad(InputDrillTargetURL, "%s", p)
+	}
+	// The drill empties its target: it must be no tenant's database. The
+	// static list is known now; Neon's connection strings only once each
+	// tenant starts, so Finish checks again before writing.
+	for _, u := range env.Config.DatabaseURLs {
+		if pgconnect.SameDatabase(targetURL, u.URL) {
+			in.Bad(InputDrillTargetURL, "is the database of tenant %s (%s): the drill empties the database it restores into, so it must be a scratch database, not one of the fleet's", u.Name, tenant.HostDB(u.URL))
+		}
+	}
+	if len(o.Recipients) > 0 {
+		if !in.IsSet(archive.InputEncryptionIdentity) {
+			in.Bad(archive.InputEncryptionIdentity, "required for a restore drill of encrypted backups (encryption-recipient is set): give the secret key of one of the recipients, or remove drill-target-url")
+		} else if ids, err := archive.ParseIdentities(in.Raw(archive.InputEncryptionIdentity)); err != nil {
+			in.Bad(archive.InputEncryptionIdentity, "%v", err)
+		} else if !decryptsFor(ids, o.RecipientKeys) {
+			in.Bad(archive.InputEncryptionIdentity, "is the secret key of none of encryption-recipient's keys: the drill could not decrypt the backups")
+		} else {
+			d.identities = ids
+		}
+	} else if in.IsSet(archive.InputEncryptionIdentity) && env.Warn != nil {
+		env.Warn("encryption-identity is set, but encryption-recipient is not, so the backups are not encrypted: the identity is ignored")
+	}
+	if o.PgDump.Path != "" {
+		tool, err := recovery.FindTool(ctx, o.PgDump, o.Format)
+		if err != nil {
+			in.Bad(pgtools.InputPgDumpPath, "the restore drill: %v", err)
+		}
+		d.tool = tool
+	}
+	o.Drill = d
+	if in.Err() != nil {
+		return nil // bad input already: no need to reach the target
+	}
+	if err := d.probe(ctx); err != nil {
+		return &input.Error{Input: InputDrillTargetURL.Name, Problem: err.Error(), Err: err}
+	}
+	return nil
+}
+
+// decryptsFor reports whether some identity is the secret key of one of
+// the recipients.
+func decryptsFor(ids []age.Identity, recipients []string) bool {
+	for _, id := range ids {
+		if x, ok := id.(*age.X25519Identity); ok {
+			for _, r := range recipients {
+				if x.Recipient().String() == r {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// probe connects to the target and reads its version; a standby, which
+// cannot be written, is refused.
+func (d *drill) probe(ctx context.Context) error {
+	conn, err := pgconnect.Connect(ctx, d.targetURL, pgconnect.Options{AppName: appName, Attempts: 2})
+	if err != nil {
+		return fmt.Errorf("the scratch database cannot be reached: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var num int
+	var standby bool
+	if err := conn.QueryRow(ctx, `SELECT current_setting('server_version_num')::int, pg_catalog.pg_is_in_recovery()`).Scan(&num, &standby); err != nil {
+		return fmt.Errorf("read the scratch database's version: %w", err)
+	}
+	if standby {
+		return errors.New("the scratch database is a standby (read-only): the drill must restore into it")
+	}
+	d.targetMajor, d.targetVer = num/10000, conn.PgConn().ParameterStatus("server_version")
+	return nil
+}
+
+// Finish runs the restore drill once every tenant is backed up: count of
+// this run's new backups, chosen at random, are restored one after the
+// other into the scratch database. A drill that fails fails its tenant
+// (the backup made is not proven restorable, and failed-projects then
+// names it for a retry) and the run: Finish's error names each.
+func (j *Job) Finish(ctx context.Context, results []fleet.Result) error {
+	d := j.o.Drill
+	if d == nil {
+		return nil
+	}
+	d.ran = true
+	var offered []int
+	newest, newestAt := 0, -1
+	for i, r := range results {
+		det, _ := r.Detail.(*Detail)
+		if r.Status != fleet.Succeeded || det == nil || !det.complete {
+			continue
+		}
+		offered = append(offered, i)
+		if m := pgtools.ServerMajor(det.ServerVersion); m > newest {
+			newest, newestAt = m, i
+		}
+	}
+	d.offered = len(offered)
+	rand.Shuffle(len(offered), func(a, b int) { offered[a], offered[b] = offered[b], offered[a] })
+	chosen := offered[:min(d.count, len(offered))]
+	var names []string
+	for _, i := range chosen {
+		names = append(names, results[i].Tenant.String())
+	}
+	if len(chosen) > 0 {
+		d.log("restore drill: %s of the %s backed up, chosen at random, into %s: %s",
+			report.Plural(len(chosen), "backup", "backups"), report.Plural(d.offered, "tenant", "tenants"), d.target, strings.Join(names, ", "))
+	}
+
+	// Refusals that hold for every drill, checked before anything is
+	// written: the target is a tenant (Neon's URLs are known only now), or
+	// older than a server dumped (a dump restores into its server's major
+	// version or a newer one; which tenants were chosen must not decide
+	// whether the drill can pass).
+	var refused error
+	for _, r := range results {
+		switch {
+		case r.Tenant.URL == "":
+			// Its connection string was never resolved (Neon answered
+			// with an error): the target cannot be shown not to be it.
+			refused = fmt.Errorf("not restored: tenant %s's connection string could not be resolved, so drill-target-url cannot be shown not to be its database; the drill empties its target and never risks a tenant's", r.Tenant)
+		case pgconnect.SameDatabase(d.targetURL, r.Tenant.URL):
+			refused = fmt.Errorf("not restored: drill-target-url is the database of tenant %s (%s); the drill empties its target, so it never writes into a tenant's database", r.Tenant, tenant.HostDB(r.Tenant.URL))
+		}
+		if refused != nil {
+			break
+		}
+	}
+	if refused == nil && newest > d.targetMajor {
+		nd := results[newestAt].Detail.(*Detail)
+		refused = fmt.Errorf("not restored: the scratch database runs PostgreSQL %s, older than the newest server dumped in this run (%s, PostgreSQL %s): a dump restores into its server's major version or a newer one; give a drill-target-url of PostgreSQL %d or later", d.targetVer, results[newestAt].Tenant, nd.ServerVersion, newest)
+	}
+	var failures []string
+	for _, i := range chosen {
+		r := &results[i]
+		det := r.Detail.(*Detail)
+		dr := &Drill{Target: d.target, Object: det.Object, Manifest: det.Manifest}
+		det.Drill = dr
+		err := refused
+		if err == nil {
+			err = j.drillOne(ctx, r.Tenant, dr)
+		}
+		d.drilled = append(d.drilled, projectID(r.Tenant))
+		if err != nil {
+			dr.Error = err.Error()
+			d.failed = append(d.failed, projectID(r.Tenant))
+			r.Status = fleet.Failed
+			if ctx.Err() != nil {
+				r.Status = fleet.Cancelled // the run was stopped during its drill
+			}
+			r.Err = fmt.Errorf("restore drill: the backup %s could not be restored into the scratch database %s: %w", det.Object, d.target, err)
+			d.log("restore drill  failed     %s: %s: %v", r.Tenant, det.Object, err)
+			failures = append(failures, fmt.Sprintf("the backup %s of %s: %v", det.Object, r.Tenant, err))
+			continue
+		}
+		dr.OK = true
+		d.log("restore drill  matched    %s: %s: %d/%d tables, %s in %.1fs", r.Tenant, det.Object, dr.Matched(), len(dr.Tables), report.Plural(int(dr.RestoredRows), "row", "rows"), dr.Seconds)
+	}
+	if len(failures) > 0 {
+		return fmt.Errorf("restore drill: %d of %d backups could not be restored: %s", len(failures), len(chosen), strings.Join(failures, "; "))
+	}
+	return nil
+}
+
+// drillOne restores one new backup into the emptied scratch database the
+// way mode: restore does: the manifest read back from the store, the dump
+// streamed and checked, one transaction, every table's rows compared.
+func (j *Job) drillOne(ctx context.Context, t tenant.Tenant, dr *Drill) error {
+	d := j.o.Drill
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	m, err := archive.ReadManifest(ctx, j.o.Store, dr.Manifest)
+	if err != nil {
+		return err
+	}
+	if m.ProjectID != t.ID || path.Base(m.Object) != path.Base(dr.Object) {
+		return fmt.Errorf("the manifest %s names project %q and dump %s, not %q and %s", dr.Manifest, m.ProjectID, path.Base(m.Object), t.ID, path.Base(dr.Object))
+	}
+	if err := recovery.CanRead(d.tool, m); err != nil {
+		return err
+	}
+	if err := emptyScratch(ctx, d.targetURL); err != nil {
+		return err
+	}
+	b := recovery.Backup{Store: j.o.Store, DumpKey: dr.Object, Manifest: m}
+	err = recovery.Restore(ctx, b, d.targetURL, recovery.Options{Tool: d.tool, Identities: d.identities, AppName: drillAppName}, &dr.Result)
+	if err != nil && ctx.Err() != nil && errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+		return fmt.Errorf("timed out after %s (tenant-timeout): %w", d.timeout, err)
+	}
+	return err
+}
+
+// emptyScratch empties the scratch database and checks nothing is left
+// that the restore could collide with.
+func emptyScratch(ctx context.Context, url string) error {
+	conn, err := pgconnect.Connect(ctx, url, pgconnect.Options{AppName: appName})
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := recovery.EmptyScratch(ctx, conn); err != nil {
+		return err
+	}
+	left, err := recovery.UserObjects(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("the scratch database still holds %s after it was emptied", strings.Join(left, ", "))
+	}
+	return nil
+}
+
+// projectID is a tenant's project id (database-urls: its name), as
+// failed-projects gives it.
+func projectID(t tenant.Tenant) string {
+	if t.ID != "" {
+		return t.ID
+	}
+	return t.Name
+}
+
+// drillSection is the summary's "Restore drill" section: one row per
+// drilled backup.
+func (j *Job) drillSection(results []fleet.Result) (report.Section, bool) {
+	d := j.o.Drill
+	if d == nil {
+		return report.Section{}, false
+	}
+	sec := report.Section{
+		Title:   "Restore drill",
+		Columns: []report.Column{{Title: "tenant"}, {Title: "backup"}, {Title: "tables"}, {Title: "rows", Numeric: true}, {Title: "restore time", Numeric: true}, {Title: ""}},
+	}
+	switch {
+	case !d.ran:
+		sec.Note = fmt.Sprintf("Not run: the run did not reach every tenant (cancelled, stopped early, or listing failed), so no backup was restored into %s.", d.target)
+		return sec, true
+	case d.offered == 0:
+		sec.Note = fmt.Sprintf("Not run: no tenant was backed up in this run, so nothing was restored into %s.", d.target)
+		return sec, true
+	}
+	sec.Note = fmt.Sprintf("%d of the %s backed up in this run, chosen at random, restored into the scratch database %s (emptied before each) as mode: restore does: SHA-256 checked, one transaction, every table's rows compared with the manifest. %d failed.",
+		len(d.drilled), report.Plural(d.offered, "tenant", "tenants"), d.target, len(d.failed))
+	for _, r := range results {
+		det, _ := r.Detail.(*Detail)
+		if det == nil || det.Drill == nil {
+			continue
+		}
+		dr := det.Drill
+		tables, rows, secs, mark := "—", "—", "—", "✅ all rows match"
+		if dr.Counted {
+			tables = fmt.Sprintf("%d/%d tables", dr.Matched(), len(dr.Tables))
+			rows = report.Plural(int(dr.RestoredRows), "row", "rows")
+		}
+		if dr.Seconds > 0 {
+			secs = strconv.FormatFloat(dr.Seconds, 'f', 1, 64) + "s"
+		}
+		if !dr.OK {
+			mark = "❌ " + oneLine(dr.Error, 300)
+		}
+		sec.Rows = append(sec.Rows, []string{r.Tenant.String(), path.Base(dr.Object), tables, rows, secs, mark})
+	}
+	return sec, true
+}
+
+// drillOutputs are drilled and drill-failed.
+func (j *Job) drillOutputs() map[string]string {
+	d := j.o.Drill
+	if d == nil {
+		return map[string]string{outputDrilled.Name: "", outputDrillFailed.Name: ""}
+	}
+	return map[string]string{outputDrilled.Name: strings.Join(d.drilled, "\n"), outputDrillFailed.Name: strings.Join(d.failed, "\n")}
+}
+
+// oneLine is s on one line, at most n bytes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = strings.ToValidUTF8(s[:n], "") + "…"
+	}
+	return s
+}

@@ -1,0 +1,117 @@
+package recovery
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgfleet/pgfleet/internal/testenv/pgcluster"
+)
+
+// EmptyScratch against a real PostgreSQL cluster (one test: it starts its
+// own).
+
+func newDB(t *testing.T, c *pgcluster.Cluster, name string) pgcluster.TenantDB {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := c.CreateTenant(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func connect(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func countOf(t *testing.T, conn *pgx.Conn, q string) (n int) {
+	t.Helper()
+	if err := conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// What a previous drill's restore leaves (tables, a quoted schema, a view,
+// a type, a function, a large object, a publication, an event trigger) is
+// all gone after EmptyScratch, as the bootstrap superuser (a `services:
+// postgres` container's user) and as the database's owner; an empty public
+// schema is there for the next restore, and the same dump restores again.
+func TestEmptyScratch(t *testing.T) {
+	const previous = `
+CREATE TABLE customers (id bigserial PRIMARY KEY, name text);
+INSERT INTO customers (name) SELECT 'c' || g FROM generate_series(1, 50) g;
+CREATE SCHEMA "Odd Schema";
+CREATE TABLE "Odd Schema"."T" (k int);
+CREATE VIEW v AS SELECT * FROM customers;
+CREATE TYPE mood AS ENUM ('ok', 'sad');
+CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';
+SELECT lo_from_bytea(0, 'a large object');
+CREATE PUBLICATION pub FOR TABLE customers;
+`
+	cluster := pgcluster.StartForTest(t)
+	for _, as := range []string{"superuser", "owner"} {
+		t.Run(as, func(t *testing.T) {
+			db := newDB(t, cluster, "scratch_"+as)
+			url := db.URL
+			if as == "superuser" {
+				url = cluster.AdminURL(db.Name)
+			}
+			conn := connect(t, url)
+			ctx := context.Background()
+			if _, err := conn.Exec(ctx, previous); err != nil {
+				t.Fatal(err)
+			}
+			if as == "superuser" {
+				if _, err := conn.Exec(ctx, `CREATE FUNCTION et() RETURNS event_trigger LANGUAGE plpgsql AS 'BEGIN END';
+CREATE EVENT TRIGGER et ON ddl_command_start EXECUTE FUNCTION et()`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if found, err := UserObjects(ctx, conn); err != nil || len(found) == 0 {
+				t.Fatalf("before: %v %v", found, err)
+			}
+			if err := EmptyScratch(ctx, conn); err != nil {
+				t.Fatal(err)
+			}
+			if found, err := UserObjects(ctx, conn); err != nil || len(found) != 0 {
+				t.Errorf("after: tables or views left: %v %v", found, err)
+			}
+			for what, q := range map[string]string{
+				"schemas besides public": `SELECT count(*) FROM pg_namespace WHERE nspname NOT LIKE 'pg\_%' AND nspname NOT IN ('information_schema', 'public')`,
+				"objects in public":      `SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace) + (SELECT count(*) FROM pg_type WHERE typnamespace = 'public'::regnamespace) + (SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace)`,
+				"large objects":          `SELECT count(*) FROM pg_largeobject_metadata`,
+				"publications":           `SELECT count(*) FROM pg_publication`,
+				"event triggers":         `SELECT count(*) FROM pg_event_trigger`,
+			} {
+				if n := countOf(t, conn, q); n != 0 {
+					t.Errorf("%d %s left", n, what)
+				}
+			}
+			if n := countOf(t, conn, `SELECT count(*) FROM pg_namespace WHERE nspname = 'public'`); n != 1 {
+				t.Errorf("public schema: %d", n)
+			}
+			// The next restore of the same objects goes in.
+			if _, err := conn.Exec(ctx, previous); err != nil {
+				t.Errorf("restoring the same objects again: %v", err)
+			}
+			// Empty twice in a row: nothing to drop is no error.
+			if err := EmptyScratch(ctx, conn); err != nil {
+				t.Fatal(err)
+			}
+			if err := EmptyScratch(ctx, conn); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
