@@ -84,7 +84,7 @@ type Options struct {
 	RetentionDays int
 	KeepLast      int
 	Lock          storage.Lock // every object the store writes is locked so (the store was checked)
-	Drill         *drill // the restore drill; nil for none
+	Drill         *drill       // the restore drill; nil for none
 	// Now is the clock (for tests); default time.Now.
 	Now func() time.Time
 }
