@@ -2,8 +2,9 @@
 // PostgreSQL cluster with 24 tenant databases, a Neon API emulator listing
 // them as projects, and the real pgfleet binary migrating them, then running
 // again with nothing to do, then applying one new migration with one tenant
-// that fails; then backing the fleet up to a local folder and restoring one
-// tenant into a fresh database. Run it from the repository root: make demo.
+// that fails; then backing the fleet up to a local folder (with a restore
+// drill of three tenants into a scratch database) and restoring one tenant
+// into a fresh database. Run it from the repository root: make demo.
 package main
 
 import (
@@ -119,10 +120,19 @@ INSERT INTO tasks (project_id, title, status) SELECT p.id, 'Task ' || g, (ARRAY[
 		}
 	}
 	backups := filepath.Join(work, "backups")
-	if err := pgfleet("4. pgfleet backup: every tenant dumped (zstd, in one stream) into a local folder, each with a checked manifest",
-		"backup", "--destination", "file://"+backups, "--concurrency", "8"); err != nil {
+	// A scratch database for the restore drill: three of the new backups,
+	// chosen at random, are restored into it and checked. Its URL, like any
+	// with a password, comes from the environment.
+	scratch, err := fleet.Cluster.CreateTenant(ctx, "demo_drill_scratch")
+	if err != nil {
 		return err
 	}
+	os.Setenv("PGFLEET_DRILL_TARGET_URL", scratch.URL)
+	if err := pgfleet("4. pgfleet backup: every tenant dumped (zstd, in one stream) into a local folder, each with a checked manifest; then a restore drill of 3 of them",
+		"backup", "--destination", "file://"+backups, "--concurrency", "8", "--drill-count", "3"); err != nil {
+		return err
+	}
+	os.Unsetenv("PGFLEET_DRILL_TARGET_URL")
 	t := fleet.Tenants[2]
 	fmt.Printf("\n  What one tenant's folder holds (%s):\n", t.Name)
 	filepath.WalkDir(backups, func(p string, d os.DirEntry, err error) error {
