@@ -10,9 +10,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -248,6 +250,22 @@ func finish(t *testing.T, cmd *exec.Cmd, stdout, stderr *bytes.Buffer, dir strin
 		r.reportOK = true
 	}
 	return r
+}
+
+// readReport decodes the JSON report the run wrote for mode
+// (pgfleet-<mode>-report.json, in the workspace) into a T; a run that wrote
+// none fails the test.
+func readReport[T any](t *testing.T, r run, mode string) T {
+	t.Helper()
+	var rep T
+	b, ok := r.files["pgfleet-"+mode+"-report.json"]
+	if !ok {
+		t.Fatalf("no %s report in the workspace; files %v\nstdout:\n%s\nstderr:\n%s", mode, slices.Sorted(maps.Keys(r.files)), tail(r.stdout, 3000), tail(r.stderr, 2000))
+	}
+	if err := json.Unmarshal([]byte(b), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, tail(b, 3000))
+	}
+	return rep
 }
 
 func runPgfleet(t *testing.T, in inputs, env ...string) run {

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"maps"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -15,17 +12,10 @@ func TestExitTwoWritesReportAndOutputs(t *testing.T) {
 	dbs := newTenants(t, "notrun", 1)
 	r := runPgfleet(t, inputs{"mode": "migrate", "database-urls": "only=" + dbs[0].URL, "migrations-dir": "testdata/migrations", "concurrency": "0"})
 	mustCode(t, r, 2)
-	b, ok := r.files["pgfleet-migrate-report.json"]
-	if !ok {
-		t.Fatalf("no report in the workspace; files %v", slices.Sorted(maps.Keys(r.files)))
-	}
-	var rep struct {
+	rep := readReport[struct {
 		Mode  string `json:"mode"`
 		Error string `json:"error"`
-	}
-	if err := json.Unmarshal([]byte(b), &rep); err != nil {
-		t.Fatal(err)
-	}
+	}](t, r, "migrate")
 	if rep.Mode != "migrate" || !strings.Contains(rep.Error, "input concurrency") {
 		t.Errorf("report mode %q error %q, want migrate and the bad input", rep.Mode, rep.Error)
 	}

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -121,15 +120,6 @@ type rehearsalReport struct {
 	} `json:"tenants"`
 }
 
-func readRehearsal(t *testing.T, r run) rehearsalReport {
-	t.Helper()
-	var rep rehearsalReport
-	if err := json.Unmarshal([]byte(r.files["pgfleet-migrate-report.json"]), &rep); err != nil {
-		t.Fatalf("report: %v\n%s", err, r.stdout)
-	}
-	return rep
-}
-
 func rehearseInputs(f *testenv.Fleet, dir string) inputs {
 	in := neonInputs(f, dir)
 	in["rehearse"] = "true"
@@ -192,7 +182,7 @@ func TestRehearsalFindsTheTenantsAMigrationWouldFailOn(t *testing.T) {
 	mustCode(t, r, 1)
 	assertNoLeak(t, r, secrets(f)...)
 
-	rep := readRehearsal(t, r)
+	rep := readReport[rehearsalReport](t, r, "migrate")
 	if len(rep.Tenants) != 20 {
 		t.Fatalf("%d tenants in the report", len(rep.Tenants))
 	}
@@ -278,7 +268,7 @@ func TestRehearsalSurvivesLockedRateLimitedAndFlakyNeon(t *testing.T) {
 	r := runPgfleet(t, rehearseInputs(f, dir))
 	productionUntouched(t, f, sessionsBefore, before)
 	mustCode(t, r, 1)
-	rep := readRehearsal(t, r)
+	rep := readReport[rehearsalReport](t, r, "migrate")
 	wantFail := map[string]bool{}
 	for _, b := range breakers {
 		if b.index < 12 {
@@ -365,7 +355,7 @@ func TestRehearsalWithoutExpiryAndAtTheBranchLimit(t *testing.T) {
 	check := "20250101000200_project_name_check.sql"
 	r := runPgfleet(t, rehearseInputs(f, migrationsCopy(t, map[string]string{check: rehearsalMigrations[check]})))
 	mustCode(t, r, 1)
-	rep := readRehearsal(t, r)
+	rep := readReport[rehearsalReport](t, r, "migrate")
 	for _, tn := range rep.Tenants {
 		switch {
 		case tn.ID == full:
@@ -399,7 +389,7 @@ func TestRehearsalSample(t *testing.T) {
 	in["canary"] = f.Tenants[0].Name
 	r := runPgfleet(t, in)
 	mustCode(t, r, 0)
-	rep := readRehearsal(t, r)
+	rep := readReport[rehearsalReport](t, r, "migrate")
 	why := map[string]string{}
 	for _, tn := range rep.Tenants {
 		why[tn.ID] = tn.SampledAs

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -40,19 +39,6 @@ type statusReport struct {
 			Stale      bool   `json:"stale"`
 		} `json:"backups"`
 	} `json:"tenants"`
-}
-
-func readStatusReport(t *testing.T, r run) statusReport {
-	t.Helper()
-	var rep statusReport
-	b, ok := r.files["pgfleet-status-report.json"]
-	if !ok {
-		t.Fatalf("no status report; stdout:\n%s\nstderr:\n%s", tail(r.stdout, 40), r.stderr)
-	}
-	if err := json.Unmarshal([]byte(b), &rep); err != nil {
-		t.Fatalf("report is not JSON: %v", err)
-	}
-	return rep
 }
 
 // tenantState is what a tenant holds that status must never change: its
@@ -113,7 +99,7 @@ func TestStatusVersionsAndDrift(t *testing.T) {
 	if r.outputs["pending"] != "3" || r.outputs["drifted"] != "2" || r.outputs["up-to-date"] != "25" || r.outputs["unreachable"] != "0" {
 		t.Fatalf("outputs %v\n%s", r.outputs, tail(r.stdout, 40))
 	}
-	rep := readStatusReport(t, r)
+	rep := readReport[statusReport](t, r, "status")
 	byID := map[string]int{}
 	for i, rec := range rep.Tenants {
 		byID[rec.ID] = i
@@ -149,7 +135,7 @@ func TestStatusVersionsAndDrift(t *testing.T) {
 	in["fail-on-pending"], in["fail-on-drift"] = "true", "true"
 	r = runPgfleet(t, in)
 	mustCode(t, r, 1)
-	rep = readStatusReport(t, r)
+	rep = readReport[statusReport](t, r, "status")
 	var failed []string
 	for _, rec := range rep.Tenants {
 		if rec.Status == "failed" {
@@ -230,7 +216,7 @@ func TestStatusUnreachable(t *testing.T) {
 	in["fail-on-unreachable"] = "true"
 	r = runPgfleet(t, in)
 	mustCode(t, r, 1)
-	rep := readStatusReport(t, r)
+	rep := readReport[statusReport](t, r, "status")
 	for _, rec := range rep.Tenants {
 		if (rec.Status == "failed") != (rec.ID == "down") {
 			t.Fatalf("%s: %s %s", rec.ID, rec.Status, rec.Error)
@@ -312,7 +298,7 @@ func TestStatusBackups(t *testing.T) {
 		if r.outputs["stale-backups"] != "2" || r.outputs["up-to-date"] != "2" {
 			t.Fatalf("outputs %v\n%s", r.outputs, tail(r.stdout, 30))
 		}
-		rep := readStatusReport(t, r)
+		rep := readReport[statusReport](t, r, "status")
 		got := map[string]string{}
 		for _, rec := range rep.Tenants {
 			b := rec.Backups
@@ -345,7 +331,7 @@ func TestStatusBackups(t *testing.T) {
 		in["max-backup-age"] = "26h"
 		r = runPgfleet(t, in, d.env...)
 		mustCode(t, r, 1)
-		rep = readStatusReport(t, r)
+		rep = readReport[statusReport](t, r, "status")
 		var failed []string
 		for _, rec := range rep.Tenants {
 			if rec.Status == "failed" {
