@@ -125,10 +125,7 @@ type modeReport struct {
 	Cancelled bool           `json:"cancelled"`
 	Counts    map[string]int `json:"counts"`
 	Tenants   []struct {
-		ID           string   `json:"id"`
-		Name         string   `json:"name"`
-		Status       string   `json:"status"`
-		Error        string   `json:"error"`
+		tenantRecord
 		Object       string   `json:"object"`
 		Manifest     string   `json:"manifest"`
 		Bytes        int64    `json:"bytes"`

@@ -109,14 +109,20 @@ type run struct {
 	reportOK bool
 }
 
+// tenantRecord is what every mode's JSON report says of each tenant; each
+// mode's report type embeds it and adds the mode's own fields.
+type tenantRecord struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Error  string `json:"error"`
+}
+
 type reportFile struct {
 	Mode    string `json:"mode"`
 	Counts  map[string]int
 	Tenants []struct {
-		ID          string   `json:"id"`
-		Name        string   `json:"name"`
-		Status      string   `json:"status"`
-		Error       string   `json:"error"`
+		tenantRecord
 		Reason      string   `json:"reason"`
 		From        string   `json:"from_version"`
 		To          string   `json:"to_version"`

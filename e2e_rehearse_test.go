@@ -103,9 +103,7 @@ func tenantSessions(t *testing.T, f *testenv.Fleet) map[string]int64 {
 // rehearsalReport is the JSON report's rehearsal fields.
 type rehearsalReport struct {
 	Tenants []struct {
-		ID        string `json:"id"`
-		Status    string `json:"status"`
-		Error     string `json:"error"`
+		tenantRecord
 		WouldFail bool   `json:"would_fail"`
 		Branch    string `json:"rehearsal_branch"`
 		BranchID  string `json:"rehearsal_branch_id"`

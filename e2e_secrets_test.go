@@ -146,10 +146,7 @@ type syncReport struct {
 	DryRun  bool           `json:"dry_run"`
 	Counts  map[string]int `json:"counts"`
 	Tenants []struct {
-		ID                 string `json:"id"`
-		Name               string `json:"name"`
-		Status             string `json:"status"`
-		Error              string `json:"error"`
+		tenantRecord
 		Action             string `json:"action"`
 		Secret             string `json:"secret"`
 		Target             string `json:"target"`

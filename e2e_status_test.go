@@ -23,9 +23,7 @@ import (
 type statusReport struct {
 	Counts  map[string]int `json:"counts"`
 	Tenants []struct {
-		ID          string   `json:"id"`
-		Status      string   `json:"status"`
-		Error       string   `json:"error"`
+		tenantRecord
 		Version     string   `json:"version"`
 		Pending     []string `json:"pending"`
 		Fingerprint string   `json:"fingerprint"`
