@@ -294,9 +294,7 @@ func TestDatabaseURLsFile(t *testing.T) {
 	}
 	r := runPgfleet(t, inputs{"mode": "migrate", "database-urls-file": path, "projects": "real-*", "migrations-dir": "testdata/migrations"})
 	mustCode(t, r, 0)
-	if r.outputs["total"] != "2" || r.outputs["succeeded"] != "2" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"total": "2", "succeeded": "2"})
 	assertNoLeak(t, r, dbs[0].Password, dbs[1].Password)
 
 	cmd := exec.Command(binary, "migrate", "--database-urls-file", "-", "--projects", "real-*", "--dry-run", "--migrations-dir", "testdata/migrations", "--report-file", filepath.Join(dir, "r.json"))

@@ -424,6 +424,17 @@ func baseVersions(t *testing.T) []string {
 	return vs
 }
 
+// wantOutputs fails the test unless the run set each output in want to its
+// value.
+func wantOutputs(t *testing.T, r run, want map[string]string) {
+	t.Helper()
+	for k, v := range want {
+		if r.outputs[k] != v {
+			t.Fatalf("output %s = %q, want %q (all %v)\nstdout:\n%s\nstderr:\n%s", k, r.outputs[k], v, r.outputs, tail(r.stdout, 3000), tail(r.stderr, 2000))
+		}
+	}
+}
+
 func mustCode(t *testing.T, r run, want int) {
 	t.Helper()
 	if r.code != want {

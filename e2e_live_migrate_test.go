@@ -103,9 +103,7 @@ func TestFailedConcurrentIndexNamesTheInvalidIndex(t *testing.T) {
 	})
 	r := runPgfleet(t, neonInputs(f, dir))
 	mustCode(t, r, 1)
-	if r.outputs["failed"] != "1" || r.outputs["succeeded"] != "2" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"failed": "1", "succeeded": "2"})
 	rec := r.report.Tenants[r.report.byID()[dup.ProjectID]]
 	for _, want := range []string{"INVALID index public.users_name_key", "DROP INDEX CONCURRENTLY IF EXISTS public.users_name_key", "statement 1 of 1 (line 2)"} {
 		if !strings.Contains(rec.Error, want) {
@@ -211,9 +209,7 @@ func TestLockNeverReleasedFailsThatTenantOnly(t *testing.T) {
 	in["tenant-timeout"] = "1m"
 	r := runPgfleet(t, in)
 	mustCode(t, r, 1)
-	if r.outputs["failed"] != "1" || r.outputs["succeeded"] != "2" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"failed": "1", "succeeded": "2"})
 	rec := r.report.Tenants[r.report.byID()[locked.ProjectID]]
 	if !strings.Contains(rec.Error, "could not get a lock within lock-timeout (1s) in 4 tries") || rec.LockRetries != 3 {
 		t.Fatalf("record %+v", rec)

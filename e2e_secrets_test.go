@@ -177,15 +177,6 @@ func fingerprints(gh *githubapi.Server, target githubapi.Target) []string {
 	return out
 }
 
-func wantSyncOutputs(t *testing.T, r run, want map[string]string) {
-	t.Helper()
-	for k, v := range want {
-		if r.outputs[k] != v {
-			t.Fatalf("output %s = %q, want %q (all %v)\nstdout:\n%s\nstderr:\n%s", k, r.outputs[k], v, r.outputs, tail(r.stdout, 3000), tail(r.stderr, 2000))
-		}
-	}
-}
-
 // Thirty real tenants to a repository: every secret decrypts to the
 // tenant's connection string (pooled by default; the direct one with
 // pooled: false connects); a re-run writes nothing; a password changed on
@@ -198,7 +189,7 @@ func TestSecretsRepository30(t *testing.T) {
 
 	r, writes := syncRun(t, gh, in, fastWrites, "GITHUB_REPOSITORY=acme/app")
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"total": "30", "succeeded": "30", "created": "30", "updated": "0", "unchanged": "0", "deleted": "0", "remaining": "0"})
+	wantOutputs(t, r, map[string]string{"total": "30", "succeeded": "30", "created": "30", "updated": "0", "unchanged": "0", "deleted": "0", "remaining": "0"})
 	if writes != 60 {
 		t.Fatalf("%d writes, want 60 (each secret and its fingerprint variable)", writes)
 	}
@@ -234,7 +225,7 @@ func TestSecretsRepository30(t *testing.T) {
 	// Nothing changed: nothing written.
 	r, writes = syncRun(t, gh, in, fastWrites, "GITHUB_REPOSITORY=acme/app")
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"up-to-date": "30", "unchanged": "30", "created": "0", "updated": "0"})
+	wantOutputs(t, r, map[string]string{"up-to-date": "30", "unchanged": "30", "created": "0", "updated": "0"})
 	if writes != 0 {
 		t.Fatalf("re-run: %d writes", writes)
 	}
@@ -243,7 +234,7 @@ func TestSecretsRepository30(t *testing.T) {
 	in["pooled"] = "false"
 	r, writes = syncRun(t, gh, in, fastWrites, "GITHUB_REPOSITORY=acme/app")
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"updated": "30"})
+	wantOutputs(t, r, map[string]string{"updated": "30"})
 	if writes != 60 { // each secret and its fingerprint variable
 		t.Errorf("switching to direct connection strings: %d writes, want 60", writes)
 	}
@@ -264,7 +255,7 @@ func TestSecretsRepository30(t *testing.T) {
 	before := len(gh.Writes())
 	r, writes = syncRun(t, gh, in, fastWrites, "GITHUB_REPOSITORY=acme/app")
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"updated": "1", "unchanged": "29", "succeeded": "1"})
+	wantOutputs(t, r, map[string]string{"updated": "1", "unchanged": "29", "succeeded": "1"})
 	ws := gh.Writes()[before:]
 	if writes != 2 || !strings.HasSuffix(ws[0].Path, "/actions/secrets/CUSTOMER_0012_DATABASE_URL") || !strings.HasSuffix(ws[1].Path, "/actions/variables/PGFLEET_FP_CUSTOMER_0012_DATABASE_URL") {
 		t.Fatalf("password change: %d writes: %+v", writes, ws)
@@ -312,7 +303,7 @@ func TestSecretsEnvironments150(t *testing.T) {
 
 	r, writes := syncRun(t, gh, in, gap)
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"created": "150", "remaining": "0"})
+	wantOutputs(t, r, map[string]string{"created": "150", "remaining": "0"})
 	if writes != 450 {
 		t.Fatalf("%d writes, want 450 (environment, secret, fingerprint variable each)", writes)
 	}
@@ -339,7 +330,7 @@ func TestSecretsEnvironments150(t *testing.T) {
 	neonBefore := len(neon.Requests())
 	r, writes = syncRun(t, gh, in, gap)
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"unchanged": "150", "created": "0", "updated": "0", "up-to-date": "150"})
+	wantOutputs(t, r, map[string]string{"unchanged": "150", "created": "0", "updated": "0", "up-to-date": "150"})
 	if writes != 0 {
 		t.Fatalf("re-run: %d writes", writes)
 	}
@@ -406,7 +397,7 @@ func TestSecretsPrune(t *testing.T) {
 	before := len(gh.Writes())
 	r, writes := syncRun(t, gh, in, fastWrites)
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"deleted": "1", "unchanged": "9", "remaining": "0"})
+	wantOutputs(t, r, map[string]string{"deleted": "1", "unchanged": "9", "remaining": "0"})
 	ws := gh.Writes()[before:]
 	if writes != 2 || ws[0].Method != "DELETE" || !strings.HasSuffix(ws[0].Path, "/secrets/CUSTOMER_0004_DATABASE_URL") || !strings.HasSuffix(ws[1].Path, "/variables/PGFLEET_FP_CUSTOMER_0004_DATABASE_URL") {
 		t.Fatalf("prune wrote %+v", ws)
@@ -472,7 +463,7 @@ func TestSecretsRateLimitsMidway(t *testing.T) {
 	cancel()
 	wg.Wait()
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"created": "40", "failed": "0", "remaining": "0"})
+	wantOutputs(t, r, map[string]string{"created": "40", "failed": "0", "remaining": "0"})
 	limited := 0
 	for i, w := range gh.Writes() {
 		if w.Status == 403 || w.Status == 429 {
@@ -505,7 +496,7 @@ func TestSecretsTimeBudgetThenRerun(t *testing.T) {
 	if err != nil || left <= 0 || left >= 30 {
 		t.Fatalf("remaining %q: want some but not all of 30 left (writes %d)\n%s", r.outputs["remaining"], writes, tail(r.stdout, 3000))
 	}
-	wantSyncOutputs(t, r, map[string]string{"failed": "0", "skipped": strconv.Itoa(left), "created": strconv.Itoa(30 - left)})
+	wantOutputs(t, r, map[string]string{"failed": "0", "skipped": strconv.Itoa(left), "created": strconv.Itoa(30 - left)})
 	if !regexp.MustCompile(`(?m)^::warning title=pgfleet::` + strconv.Itoa(left) + ` tenants left: run again to continue$`).MatchString(r.stdout) {
 		t.Fatalf("no %q line:\n%s", fmt.Sprintf("%d tenants left: run again to continue", left), tail(r.stdout, 3000))
 	}
@@ -523,7 +514,7 @@ func TestSecretsTimeBudgetThenRerun(t *testing.T) {
 	delete(in, "max-duration")
 	r, writes = syncRun(t, gh, in, fastWrites)
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"remaining": "0", "unchanged": strconv.Itoa(30 - left), "created": strconv.Itoa(left)})
+	wantOutputs(t, r, map[string]string{"remaining": "0", "unchanged": strconv.Itoa(30 - left), "created": strconv.Itoa(left)})
 	if writes != 2*left {
 		t.Fatalf("second run: %d writes for %d tenants left", writes, left)
 	}
@@ -539,7 +530,7 @@ func TestSecretsDryRun(t *testing.T) {
 	in["dry-run"] = "true"
 	r, writes := syncRun(t, gh, in, fastWrites)
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"created": "12", "updated": "0", "unchanged": "0", "deleted": "0", "remaining": "0", "succeeded": "12"})
+	wantOutputs(t, r, map[string]string{"created": "12", "updated": "0", "unchanged": "0", "deleted": "0", "remaining": "0", "succeeded": "12"})
 	if writes != 0 || len(gh.Environments("acme", "app")) != 0 {
 		t.Fatalf("a dry run wrote %d times", writes)
 	}
@@ -552,7 +543,7 @@ func TestSecretsDryRun(t *testing.T) {
 	delete(in, "dry-run")
 	r, writes = syncRun(t, gh, in, fastWrites)
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"created": "12", "remaining": "0"})
+	wantOutputs(t, r, map[string]string{"created": "12", "remaining": "0"})
 	if writes != 36 {
 		t.Fatalf("real run: %d writes", writes)
 	}
@@ -695,7 +686,7 @@ func TestSecretsDryRunPruneNamesWhatGoes(t *testing.T) {
 	in["dry-run"] = "true"
 	r, writes := syncRun(t, gh, in, fastWrites)
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"deleted": "1", "unchanged": "4"})
+	wantOutputs(t, r, map[string]string{"deleted": "1", "unchanged": "4"})
 	if writes != 0 {
 		t.Fatalf("a dry run wrote %d times", writes)
 	}

@@ -94,9 +94,7 @@ func TestStatusVersionsAndDrift(t *testing.T) {
 	in["mode"] = "status"
 	r := runPgfleet(t, in)
 	mustCode(t, r, 0)
-	if r.outputs["pending"] != "3" || r.outputs["drifted"] != "2" || r.outputs["up-to-date"] != "25" || r.outputs["unreachable"] != "0" {
-		t.Fatalf("outputs %v\n%s", r.outputs, tail(r.stdout, 40))
-	}
+	wantOutputs(t, r, map[string]string{"pending": "3", "drifted": "2", "up-to-date": "25", "unreachable": "0"})
 	rep := readReport[statusReport](t, r, "status")
 	byID := map[string]int{}
 	for i, rec := range rep.Tenants {
@@ -170,9 +168,7 @@ func TestStatusVersionsAndDrift(t *testing.T) {
 	bin := with(d.in, inputs{"mode": "status", "neon-api-key": f.APIKey, "neon-api-url": f.Neon.URL(), "migrations-dir": "none", "max-backup-age": "26h"})
 	r = runPgfleet(t, bin)
 	mustCode(t, r, 1)
-	if r.outputs["stale-backups"] != "29" || r.outputs["up-to-date"] != "1" || r.outputs["failed"] != "29" {
-		t.Fatalf("outputs %v\n%s", r.outputs, tail(r.stdout, 20))
-	}
+	wantOutputs(t, r, map[string]string{"stale-backups": "29", "up-to-date": "1", "failed": "29"})
 	if n := connectionURIRequests(f.Neon.Requests()) - urisBefore; n != 0 {
 		t.Fatalf("a backups-only status run asked Neon for %d connection strings", n)
 	}
@@ -208,9 +204,7 @@ func TestStatusUnreachable(t *testing.T) {
 	in := inputs{"mode": "status", "database-urls": urls, "migrations-dir": "testdata/migrations"}
 	r := runPgfleet(t, in)
 	mustCode(t, r, 0)
-	if r.outputs["unreachable"] != "1" || r.outputs["up-to-date"] != "1" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"unreachable": "1", "up-to-date": "1"})
 	in["fail-on-unreachable"] = "true"
 	r = runPgfleet(t, in)
 	mustCode(t, r, 1)
@@ -293,9 +287,7 @@ func TestStatusBackups(t *testing.T) {
 
 		r := runPgfleet(t, in, d.env...)
 		mustCode(t, r, 0)
-		if r.outputs["stale-backups"] != "2" || r.outputs["up-to-date"] != "2" {
-			t.Fatalf("outputs %v\n%s", r.outputs, tail(r.stdout, 30))
-		}
+		wantOutputs(t, r, map[string]string{"stale-backups": "2", "up-to-date": "2"})
 		rep := readReport[statusReport](t, r, "status")
 		got := map[string]string{}
 		for _, rec := range rep.Tenants {
@@ -341,9 +333,7 @@ func TestStatusBackups(t *testing.T) {
 			!strings.HasPrefix(failed[1], "none: no good backup") || !strings.HasPrefix(failed[2], "old: newest good backup is 3d0h old") {
 			t.Fatalf("failed: %q", failed)
 		}
-		if r.outputs["stale-backups"] != "3" {
-			t.Fatalf("outputs %v", r.outputs)
-		}
+		wantOutputs(t, r, map[string]string{"stale-backups": "3"})
 		if n := accepted.Load(); n != 0 {
 			t.Fatalf("a status run given only a destination opened %d connections to tenants", n)
 		}
