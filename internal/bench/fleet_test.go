@@ -10,11 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pgfleet/pgfleet/internal/migrate"
 	"github.com/pgfleet/pgfleet/internal/testenv/pgcluster"
@@ -93,35 +93,20 @@ func forEach(b *testing.B, dbs []pgcluster.TenantDB, fn func(*pgx.Conn) error) {
 // its own.
 func forEachN(b *testing.B, dbs []pgcluster.TenantDB, n int, fn func(*pgx.Conn) error) {
 	ctx := context.Background()
-	work := make(chan pgcluster.TenantDB)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	for w := 0; w < n; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for db := range work {
-				conn, err := pgx.Connect(ctx, db.URL)
-				if err == nil {
-					err = fn(conn)
-					conn.Close(ctx)
-				}
-				if err != nil {
-					mu.Lock()
-					firstErr = err
-					mu.Unlock()
-				}
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(n)
 	for _, db := range dbs {
-		work <- db
+		g.Go(func() error {
+			conn, err := pgx.Connect(ctx, db.URL)
+			if err != nil {
+				return err
+			}
+			defer conn.Close(ctx)
+			return fn(conn)
+		})
 	}
-	close(work)
-	wg.Wait()
-	if firstErr != nil {
-		b.Fatal(firstErr)
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
 	}
 }
 
