@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -297,7 +296,7 @@ func TestDatabaseURLsFile(t *testing.T) {
 	wantOutputs(t, r, map[string]string{"total": "2", "succeeded": "2"})
 	assertNoLeak(t, r, dbs[0].Password, dbs[1].Password)
 
-	cmd := exec.Command(binary, "migrate", "--database-urls-file", "-", "--projects", "real-*", "--dry-run", "--migrations-dir", "testdata/migrations", "--report-file", filepath.Join(dir, "r.json"))
+	cmd := cli(t, nil, "migrate", "--database-urls-file", "-", "--projects", "real-*", "--dry-run", "--migrations-dir", "testdata/migrations", "--report-file", filepath.Join(dir, "r.json"))
 	cmd.Stdin = strings.NewReader(b.String())
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "2 tenants: 0 succeeded, 2 up to date") {

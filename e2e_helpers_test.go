@@ -449,7 +449,13 @@ func tail(s string, n int) string {
 	return s
 }
 
-var execCommand = exec.Command
+// cli is pgfleet as a command on the user's machine: flags, and no Actions
+// environment (PATH, a HOME of its own, and env only).
+func cli(t *testing.T, env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	return cmd
+}
 
 // countSleepers counts backends anywhere in the cluster running pg_sleep.
 func countSleepers(t *testing.T) (n int) {

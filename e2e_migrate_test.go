@@ -429,9 +429,7 @@ func TestInvalidInputExits2BeforeTouchingAnything(t *testing.T) {
 func TestCLIFlags(t *testing.T) {
 	f := newFleet(t, 3, neonapi.Config{})
 	report := filepath.Join(t.TempDir(), "r.json")
-	cmd := execCommand(binary, "migrate", "--neon-api-url="+f.Neon.URL(), "--migrations-dir", "testdata/migrations", "--report-file", report, "--concurrency=2")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "NEON_API_KEY=" + f.APIKey}
-	out, err := cmd.CombinedOutput()
+	out, err := cli(t, []string{"NEON_API_KEY=" + f.APIKey}, "migrate", "--neon-api-url="+f.Neon.URL(), "--migrations-dir", "testdata/migrations", "--report-file", report, "--concurrency=2").CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

@@ -6,7 +6,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -95,9 +94,8 @@ func TestContainerPathsOutsideTheWorkspace(t *testing.T) {
 	}
 
 	// The CLI, on the user's machine: accepted.
-	cmd := exec.Command(binary, "backup", "--database-urls", "only="+dbs[0].URL, "--destination", "file://"+backups,
+	cmd := cli(t, nil, "backup", "--database-urls", "only="+dbs[0].URL, "--destination", "file://"+backups,
 		"--report-file", report, "--pg-dump-path", realPgDump(t))
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("the CLI refused paths of its own machine: %v\n%s", err, tail(string(out), 20))
 	}
