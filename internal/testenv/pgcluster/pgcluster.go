@@ -40,7 +40,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -869,23 +868,4 @@ func randomToken() (string, error) {
 		return "", fmt.Errorf("pgcluster: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// StartForTest starts a cluster for tb and registers Stop with tb.Cleanup
-// (which runs even if the test panics). It calls tb.Fatal, with a message
-// saying how to install PostgreSQL, when none is found.
-func StartForTest(tb testing.TB) *Cluster {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c, err := Start(ctx, Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if err := c.Stop(); err != nil {
-			tb.Errorf("pgcluster: stopping test cluster: %v", err)
-		}
-	})
-	return c
 }

@@ -1,5 +1,8 @@
 package pgcluster
 
+// What tests use: a cluster of a test's own (StartForTest), one shared by
+// a package's tests (Shared), and a connection closed when the test ends.
+
 import (
 	"context"
 	"fmt"
@@ -10,6 +13,25 @@ import (
 
 	"github.com/jackc/pgx/v5"
 )
+
+// StartForTest starts a cluster for tb and registers Stop with tb.Cleanup
+// (which runs even if the test panics). It calls tb.Fatal, with a message
+// saying how to install PostgreSQL, when none is found.
+func StartForTest(tb testing.TB) *Cluster {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := Start(ctx, Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			tb.Errorf("pgcluster: stopping test cluster: %v", err)
+		}
+	})
+	return c
+}
 
 // Shared is one cluster for a whole test package, started on the first
 // test that asks for a tenant (so `go test -run` of tests that need none
