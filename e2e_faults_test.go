@@ -163,7 +163,7 @@ func TestDroppedConnectionReportsTheTruth(t *testing.T) {
 // goes on once the lock is free.
 func TestDroppedConnectionWhileWaitingForLock(t *testing.T) {
 	dbs := newTenants(t, "lockdrop", 1)
-	holder := connect(t, dbs[0].URL)
+	holder := pgcluster.Connect(t, dbs[0].URL)
 	defer holder.Close(context.Background())
 	if _, err := holder.Exec(context.Background(), "SELECT pg_advisory_lock($1)", migrate.LockKey("schema_migrations")); err != nil {
 		t.Fatal(err)

@@ -351,17 +351,6 @@ func withConn(t *testing.T, url string, fn func(ctx context.Context, conn *pgx.C
 	}
 }
 
-// connect opens a connection closed when the test ends.
-func connect(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
 // versions lists the versions recorded in a tenant's schema_migrations (nil
 // when the table does not exist).
 func versions(t *testing.T, url string) []string {

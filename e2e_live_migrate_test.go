@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgfleet/pgfleet/internal/testenv/neonapi"
+	"github.com/pgfleet/pgfleet/internal/testenv/pgcluster"
 )
 
 // Migrations that are safe on live tenants: transaction:false files run
@@ -117,7 +118,7 @@ func TestFailedConcurrentIndexNamesTheInvalidIndex(t *testing.T) {
 // release is called.
 func holdUsers(t *testing.T, url string) (release func()) {
 	t.Helper()
-	conn := connect(t, url)
+	conn := pgcluster.Connect(t, url)
 	ctx := t.Context()
 	tx, err := conn.Begin(ctx)
 	if err != nil {
@@ -136,7 +137,7 @@ func holdUsers(t *testing.T, url string) (release func()) {
 // would, until stop is closed, and returns the longest one query waited.
 func probeUsers(t *testing.T, url string, stop <-chan struct{}) <-chan time.Duration {
 	t.Helper()
-	conn := connect(t, url)
+	conn := pgcluster.Connect(t, url)
 	longest := make(chan time.Duration, 1)
 	go func() {
 		var worst time.Duration

@@ -12,6 +12,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/migrate"
 	"github.com/pgfleet/pgfleet/internal/testenv"
 	"github.com/pgfleet/pgfleet/internal/testenv/neonapi"
+	"github.com/pgfleet/pgfleet/internal/testenv/pgcluster"
 )
 
 func secrets(f *testenv.Fleet) []string { return append(f.Passwords(), f.APIKey) }
@@ -499,7 +500,7 @@ func TestBranchAndEmptySelection(t *testing.T) {
 func TestLockTimeout(t *testing.T) {
 	f := newFleet(t, 4, neonapi.Config{})
 	held := f.Tenants[2]
-	conn := connect(t, held.DB.URL)
+	conn := pgcluster.Connect(t, held.DB.URL)
 	if _, err := conn.Exec(t.Context(), "SELECT pg_advisory_lock($1)", migrate.LockKey("schema_migrations")); err != nil {
 		t.Fatal(err)
 	}
