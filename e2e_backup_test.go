@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -129,10 +128,7 @@ type modeReport struct {
 	Cancelled bool           `json:"cancelled"`
 	Counts    map[string]int `json:"counts"`
 	Tenants   []struct {
-		ID           string   `json:"id"`
-		Name         string   `json:"name"`
-		Status       string   `json:"status"`
-		Error        string   `json:"error"`
+		tenantRecord
 		Object       string   `json:"object"`
 		Manifest     string   `json:"manifest"`
 		Bytes        int64    `json:"bytes"`
@@ -166,15 +162,7 @@ func (m modeReport) tenant(t *testing.T, id string) int {
 
 func parseModeReport(t *testing.T, r run, mode string) modeReport {
 	t.Helper()
-	var m modeReport
-	b, ok := r.files["pgfleet-"+mode+"-report.json"]
-	if !ok {
-		t.Fatalf("no %s report\nstdout:\n%s\nstderr:\n%s", mode, tail(r.stdout, 3000), tail(r.stderr, 2000))
-	}
-	if err := json.Unmarshal([]byte(b), &m); err != nil {
-		t.Fatalf("report: %v", err)
-	}
-	return m
+	return readReport[modeReport](t, r, mode)
 }
 
 // runBackup runs mode: backup of the database-urls list to d.

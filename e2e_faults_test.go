@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -164,7 +163,7 @@ func TestDroppedConnectionReportsTheTruth(t *testing.T) {
 // goes on once the lock is free.
 func TestDroppedConnectionWhileWaitingForLock(t *testing.T) {
 	dbs := newTenants(t, "lockdrop", 1)
-	holder := connect(t, dbs[0].URL)
+	holder := pgcluster.Connect(t, dbs[0].URL)
 	defer holder.Close(context.Background())
 	if _, err := holder.Exec(context.Background(), "SELECT pg_advisory_lock($1)", migrate.LockKey("schema_migrations")); err != nil {
 		t.Fatal(err)
@@ -294,12 +293,10 @@ func TestDatabaseURLsFile(t *testing.T) {
 	}
 	r := runPgfleet(t, inputs{"mode": "migrate", "database-urls-file": path, "projects": "real-*", "migrations-dir": "testdata/migrations"})
 	mustCode(t, r, 0)
-	if r.outputs["total"] != "2" || r.outputs["succeeded"] != "2" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"total": "2", "succeeded": "2"})
 	assertNoLeak(t, r, dbs[0].Password, dbs[1].Password)
 
-	cmd := exec.Command(binary, "migrate", "--database-urls-file", "-", "--projects", "real-*", "--dry-run", "--migrations-dir", "testdata/migrations", "--report-file", filepath.Join(dir, "r.json"))
+	cmd := cli(t, nil, "migrate", "--database-urls-file", "-", "--projects", "real-*", "--dry-run", "--migrations-dir", "testdata/migrations", "--report-file", filepath.Join(dir, "r.json"))
 	cmd.Stdin = strings.NewReader(b.String())
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "2 tenants: 0 succeeded, 2 up to date") {

@@ -10,9 +10,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -107,14 +109,20 @@ type run struct {
 	reportOK bool
 }
 
+// tenantRecord is what every mode's JSON report says of each tenant; each
+// mode's report type embeds it and adds the mode's own fields.
+type tenantRecord struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Error  string `json:"error"`
+}
+
 type reportFile struct {
 	Mode    string `json:"mode"`
 	Counts  map[string]int
 	Tenants []struct {
-		ID          string   `json:"id"`
-		Name        string   `json:"name"`
-		Status      string   `json:"status"`
-		Error       string   `json:"error"`
+		tenantRecord
 		Reason      string   `json:"reason"`
 		From        string   `json:"from_version"`
 		To          string   `json:"to_version"`
@@ -250,6 +258,22 @@ func finish(t *testing.T, cmd *exec.Cmd, stdout, stderr *bytes.Buffer, dir strin
 	return r
 }
 
+// readReport decodes the JSON report the run wrote for mode
+// (pgfleet-<mode>-report.json, in the workspace) into a T; a run that wrote
+// none fails the test.
+func readReport[T any](t *testing.T, r run, mode string) T {
+	t.Helper()
+	var rep T
+	b, ok := r.files["pgfleet-"+mode+"-report.json"]
+	if !ok {
+		t.Fatalf("no %s report in the workspace; files %v\nstdout:\n%s\nstderr:\n%s", mode, slices.Sorted(maps.Keys(r.files)), tail(r.stdout, 3000), tail(r.stderr, 2000))
+	}
+	if err := json.Unmarshal([]byte(b), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, tail(b, 3000))
+	}
+	return rep
+}
+
 func runPgfleet(t *testing.T, in inputs, env ...string) run {
 	t.Helper()
 	began := time.Now()
@@ -327,17 +351,6 @@ func withConn(t *testing.T, url string, fn func(ctx context.Context, conn *pgx.C
 	}
 }
 
-// connect opens a connection closed when the test ends.
-func connect(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
 // versions lists the versions recorded in a tenant's schema_migrations (nil
 // when the table does not exist).
 func versions(t *testing.T, url string) []string {
@@ -400,6 +413,17 @@ func baseVersions(t *testing.T) []string {
 	return vs
 }
 
+// wantOutputs fails the test unless the run set each output in want to its
+// value.
+func wantOutputs(t *testing.T, r run, want map[string]string) {
+	t.Helper()
+	for k, v := range want {
+		if r.outputs[k] != v {
+			t.Fatalf("output %s = %q, want %q (all %v)\nstdout:\n%s\nstderr:\n%s", k, r.outputs[k], v, r.outputs, tail(r.stdout, 3000), tail(r.stderr, 2000))
+		}
+	}
+}
+
 func mustCode(t *testing.T, r run, want int) {
 	t.Helper()
 	if r.code != want {
@@ -414,7 +438,13 @@ func tail(s string, n int) string {
 	return s
 }
 
-var execCommand = exec.Command
+// cli is pgfleet as a command on the user's machine: flags, and no Actions
+// environment (PATH, a HOME of its own, and env only).
+func cli(t *testing.T, env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	return cmd
+}
 
 // countSleepers counts backends anywhere in the cluster running pg_sleep.
 func countSleepers(t *testing.T) (n int) {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgfleet/pgfleet/internal/testenv/neonapi"
+	"github.com/pgfleet/pgfleet/internal/testenv/pgcluster"
 )
 
 // Migrations that are safe on live tenants: transaction:false files run
@@ -103,9 +104,7 @@ func TestFailedConcurrentIndexNamesTheInvalidIndex(t *testing.T) {
 	})
 	r := runPgfleet(t, neonInputs(f, dir))
 	mustCode(t, r, 1)
-	if r.outputs["failed"] != "1" || r.outputs["succeeded"] != "2" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"failed": "1", "succeeded": "2"})
 	rec := r.report.Tenants[r.report.byID()[dup.ProjectID]]
 	for _, want := range []string{"INVALID index public.users_name_key", "DROP INDEX CONCURRENTLY IF EXISTS public.users_name_key", "statement 1 of 1 (line 2)"} {
 		if !strings.Contains(rec.Error, want) {
@@ -119,7 +118,7 @@ func TestFailedConcurrentIndexNamesTheInvalidIndex(t *testing.T) {
 // release is called.
 func holdUsers(t *testing.T, url string) (release func()) {
 	t.Helper()
-	conn := connect(t, url)
+	conn := pgcluster.Connect(t, url)
 	ctx := t.Context()
 	tx, err := conn.Begin(ctx)
 	if err != nil {
@@ -138,7 +137,7 @@ func holdUsers(t *testing.T, url string) (release func()) {
 // would, until stop is closed, and returns the longest one query waited.
 func probeUsers(t *testing.T, url string, stop <-chan struct{}) <-chan time.Duration {
 	t.Helper()
-	conn := connect(t, url)
+	conn := pgcluster.Connect(t, url)
 	longest := make(chan time.Duration, 1)
 	go func() {
 		var worst time.Duration
@@ -211,9 +210,7 @@ func TestLockNeverReleasedFailsThatTenantOnly(t *testing.T) {
 	in["tenant-timeout"] = "1m"
 	r := runPgfleet(t, in)
 	mustCode(t, r, 1)
-	if r.outputs["failed"] != "1" || r.outputs["succeeded"] != "2" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"failed": "1", "succeeded": "2"})
 	rec := r.report.Tenants[r.report.byID()[locked.ProjectID]]
 	if !strings.Contains(rec.Error, "could not get a lock within lock-timeout (1s) in 4 tries") || rec.LockRetries != 3 {
 		t.Fatalf("record %+v", rec)

@@ -12,6 +12,7 @@ import (
 	"github.com/pgfleet/pgfleet/internal/migrate"
 	"github.com/pgfleet/pgfleet/internal/testenv"
 	"github.com/pgfleet/pgfleet/internal/testenv/neonapi"
+	"github.com/pgfleet/pgfleet/internal/testenv/pgcluster"
 )
 
 func secrets(f *testenv.Fleet) []string { return append(f.Passwords(), f.APIKey) }
@@ -24,9 +25,7 @@ func TestMigrateFleetThenRerunThenNewMigration(t *testing.T) {
 
 	r := runPgfleet(t, neonInputs(f, "testdata/migrations"), "PGFLEET_PROGRESS_EVERY=20ms")
 	mustCode(t, r, 0)
-	if r.outputs["total"] != "50" || r.outputs["succeeded"] != "50" || r.outputs["failed"] != "0" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"total": "50", "succeeded": "50", "failed": "0"})
 	t.Logf("50 tenants, cold, through the Neon emulator: %s", r.elapsed.Round(time.Millisecond))
 	if !strings.Contains(r.stdout, "progress: ") || !strings.Contains(r.stdout, "tenants/s") || !strings.Contains(r.stdout, "finished: 50/50 done") {
 		t.Fatalf("no progress lines (done/total, rate, ETA):\n%s", r.stdout)
@@ -73,17 +72,13 @@ func TestMigrateFleetThenRerunThenNewMigration(t *testing.T) {
 	r = runPgfleet(t, neonInputs(f, "testdata/migrations"))
 	mustCode(t, r, 0)
 	t.Logf("50 tenants, nothing to do: %s", r.elapsed.Round(time.Millisecond))
-	if r.outputs["up-to-date"] != "50" || r.outputs["succeeded"] != "0" {
-		t.Fatalf("re-run outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"up-to-date": "50", "succeeded": "0"})
 
 	// One new migration: applied once, then up to date.
 	dir := migrationsCopy(t, map[string]string{"29990101000000_add_labels.sql": "-- migrate:up\nCREATE TABLE labels (id bigint PRIMARY KEY, name text NOT NULL);\n-- migrate:down\nDROP TABLE labels;\n"})
 	r = runPgfleet(t, neonInputs(f, dir))
 	mustCode(t, r, 0)
-	if r.outputs["succeeded"] != "50" {
-		t.Fatalf("new migration outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"succeeded": "50"})
 	for _, rec := range r.report.Tenants {
 		if len(rec.Applied) != 1 || rec.Applied[0] != "29990101000000_add_labels.sql" || rec.From != want[len(want)-1] || rec.To != "29990101000000" {
 			t.Fatalf("record %+v", rec)
@@ -117,9 +112,7 @@ func TestOneTenantFailsOthersMoveOn(t *testing.T) {
 	})
 	r = runPgfleet(t, neonInputs(f, dir))
 	mustCode(t, r, 1)
-	if r.outputs["failed"] != "1" || r.outputs["succeeded"] != "11" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"failed": "1", "succeeded": "11"})
 	base := baseVersions(t)
 	if got := versions(t, bad.DB.URL); !slices.Equal(got, base) {
 		t.Fatalf("failed tenant has versions %v, want it left at %v", got, base)
@@ -146,9 +139,7 @@ func TestOneTenantFailsOthersMoveOn(t *testing.T) {
 	execSQL(t, bad.DB.URL, "DROP TABLE labels")
 	r = runPgfleet(t, neonInputs(f, dir))
 	mustCode(t, r, 0)
-	if r.outputs["succeeded"] != "1" || r.outputs["up-to-date"] != "11" {
-		t.Fatalf("re-run outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"succeeded": "1", "up-to-date": "11"})
 }
 
 // Two runs at the same time (two merges in a row) apply each migration once.
@@ -190,9 +181,7 @@ func TestSigtermMidRun(t *testing.T) {
 	r, took := runAndTerminate(t, in, nil, 30*time.Second, "tenants never reached the slow migration", func() bool { return countSleepers(t) >= 2 })
 	t.Logf("exited %s after SIGTERM", took.Round(time.Millisecond))
 	mustCode(t, r, 1)
-	if r.outputs["cancelled"] != "2" || r.outputs["skipped"] != "8" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"cancelled": "2", "skipped": "8"})
 	if !strings.Contains(strings.ToLower(r.summary), "cancel") {
 		t.Fatalf("summary does not say the run was cancelled:\n%s", r.summary)
 	}
@@ -220,9 +209,7 @@ func TestCanaryFailureLeavesRestUntouched(t *testing.T) {
 	in["canary"] = canary.Name
 	r := runPgfleet(t, in)
 	mustCode(t, r, 1)
-	if r.outputs["failed"] != "1" || r.outputs["skipped"] != "14" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"failed": "1", "skipped": "14"})
 	for _, tn := range f.Tenants[1:] {
 		if versions(t, tn.DB.URL) != nil {
 			t.Fatalf("%s was touched although the canary failed", tn.ProjectID)
@@ -237,9 +224,7 @@ func TestCanaryFailureLeavesRestUntouched(t *testing.T) {
 	in["canary"] = "3"
 	r = runPgfleet(t, in)
 	mustCode(t, r, 0)
-	if r.outputs["succeeded"] != "15" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"succeeded": "15"})
 }
 
 // Three shards cover the fleet exactly once.
@@ -275,9 +260,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	in["dry-run"] = "true"
 	r := runPgfleet(t, in)
 	mustCode(t, r, 0)
-	if r.outputs["pending"] != "5" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"pending": "5"})
 	for _, rec := range r.report.Tenants {
 		if len(rec.Pending) != len(baseVersions(t)) || len(rec.Applied) != 0 {
 			t.Fatalf("dry-run record %+v", rec)
@@ -302,9 +285,7 @@ func TestFlakyNeonAPILosesNoTenant(t *testing.T) {
 	in["concurrency"] = "20"
 	r := runPgfleet(t, in)
 	mustCode(t, r, 0)
-	if r.outputs["succeeded"] != "25" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"succeeded": "25"})
 	total, limited := f.Neon.Stats()
 	if limited == 0 {
 		t.Fatalf("the emulator never answered 429 (%d requests): the test did not exercise retries", total)
@@ -331,9 +312,7 @@ func TestTenantTimeoutStopsTheWork(t *testing.T) {
 	in["tenant-timeout"] = "3s"
 	r := runPgfleet(t, in)
 	mustCode(t, r, 1)
-	if r.outputs["failed"] != "3" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"failed": "3"})
 	if r.elapsed > 30*time.Second {
 		t.Fatalf("run took %s with a 3s tenant-timeout", r.elapsed)
 	}
@@ -451,9 +430,7 @@ func TestInvalidInputExits2BeforeTouchingAnything(t *testing.T) {
 func TestCLIFlags(t *testing.T) {
 	f := newFleet(t, 3, neonapi.Config{})
 	report := filepath.Join(t.TempDir(), "r.json")
-	cmd := execCommand(binary, "migrate", "--neon-api-url="+f.Neon.URL(), "--migrations-dir", "testdata/migrations", "--report-file", report, "--concurrency=2")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "NEON_API_KEY=" + f.APIKey}
-	out, err := cmd.CombinedOutput()
+	out, err := cli(t, []string{"NEON_API_KEY=" + f.APIKey}, "migrate", "--neon-api-url="+f.Neon.URL(), "--migrations-dir", "testdata/migrations", "--report-file", report, "--concurrency=2").CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -481,9 +458,7 @@ func TestMaxFailuresStopsTheRun(t *testing.T) {
 	in["max-failures"] = "2"
 	r := runPgfleet(t, in)
 	mustCode(t, r, 1)
-	if r.outputs["failed"] != "2" || r.outputs["skipped"] != "8" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"failed": "2", "skipped": "8"})
 	if !strings.Contains(r.summary, "max-failures") {
 		t.Fatalf("summary does not say why the run stopped:\n%s", r.summary)
 	}
@@ -502,9 +477,7 @@ func TestBranchAndEmptySelection(t *testing.T) {
 	in["branch"] = "main"
 	r := runPgfleet(t, in)
 	mustCode(t, r, 0)
-	if r.outputs["succeeded"] != "3" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"succeeded": "3"})
 	in["branch"] = "feature-x"
 	r = runPgfleet(t, in)
 	mustCode(t, r, 1)
@@ -527,7 +500,7 @@ func TestBranchAndEmptySelection(t *testing.T) {
 func TestLockTimeout(t *testing.T) {
 	f := newFleet(t, 4, neonapi.Config{})
 	held := f.Tenants[2]
-	conn := connect(t, held.DB.URL)
+	conn := pgcluster.Connect(t, held.DB.URL)
 	if _, err := conn.Exec(t.Context(), "SELECT pg_advisory_lock($1)", migrate.LockKey("schema_migrations")); err != nil {
 		t.Fatal(err)
 	}
@@ -535,9 +508,7 @@ func TestLockTimeout(t *testing.T) {
 	in["run-lock-wait"] = "1s"
 	r := runPgfleet(t, in)
 	mustCode(t, r, 1)
-	if r.outputs["failed"] != "1" || r.outputs["succeeded"] != "3" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"failed": "1", "succeeded": "3"})
 	rec := r.report.Tenants[r.report.byID()[held.ProjectID]]
 	if !strings.Contains(rec.Error, "run-lock-wait (1s)") {
 		t.Fatalf("record %+v", rec)

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -104,9 +103,7 @@ func tenantSessions(t *testing.T, f *testenv.Fleet) map[string]int64 {
 // rehearsalReport is the JSON report's rehearsal fields.
 type rehearsalReport struct {
 	Tenants []struct {
-		ID        string `json:"id"`
-		Status    string `json:"status"`
-		Error     string `json:"error"`
+		tenantRecord
 		WouldFail bool   `json:"would_fail"`
 		Branch    string `json:"rehearsal_branch"`
 		BranchID  string `json:"rehearsal_branch_id"`
@@ -119,15 +116,6 @@ type rehearsalReport struct {
 			Seconds float64 `json:"seconds"`
 		} `json:"rehearsal_files"`
 	} `json:"tenants"`
-}
-
-func readRehearsal(t *testing.T, r run) rehearsalReport {
-	t.Helper()
-	var rep rehearsalReport
-	if err := json.Unmarshal([]byte(r.files["pgfleet-migrate-report.json"]), &rep); err != nil {
-		t.Fatalf("report: %v\n%s", err, r.stdout)
-	}
-	return rep
 }
 
 func rehearseInputs(f *testenv.Fleet, dir string) inputs {
@@ -192,7 +180,7 @@ func TestRehearsalFindsTheTenantsAMigrationWouldFailOn(t *testing.T) {
 	mustCode(t, r, 1)
 	assertNoLeak(t, r, secrets(f)...)
 
-	rep := readRehearsal(t, r)
+	rep := readReport[rehearsalReport](t, r, "migrate")
 	if len(rep.Tenants) != 20 {
 		t.Fatalf("%d tenants in the report", len(rep.Tenants))
 	}
@@ -278,7 +266,7 @@ func TestRehearsalSurvivesLockedRateLimitedAndFlakyNeon(t *testing.T) {
 	r := runPgfleet(t, rehearseInputs(f, dir))
 	productionUntouched(t, f, sessionsBefore, before)
 	mustCode(t, r, 1)
-	rep := readRehearsal(t, r)
+	rep := readReport[rehearsalReport](t, r, "migrate")
 	wantFail := map[string]bool{}
 	for _, b := range breakers {
 		if b.index < 12 {
@@ -365,7 +353,7 @@ func TestRehearsalWithoutExpiryAndAtTheBranchLimit(t *testing.T) {
 	check := "20250101000200_project_name_check.sql"
 	r := runPgfleet(t, rehearseInputs(f, migrationsCopy(t, map[string]string{check: rehearsalMigrations[check]})))
 	mustCode(t, r, 1)
-	rep := readRehearsal(t, r)
+	rep := readReport[rehearsalReport](t, r, "migrate")
 	for _, tn := range rep.Tenants {
 		switch {
 		case tn.ID == full:
@@ -399,7 +387,7 @@ func TestRehearsalSample(t *testing.T) {
 	in["canary"] = f.Tenants[0].Name
 	r := runPgfleet(t, in)
 	mustCode(t, r, 0)
-	rep := readRehearsal(t, r)
+	rep := readReport[rehearsalReport](t, r, "migrate")
 	why := map[string]string{}
 	for _, tn := range rep.Tenants {
 		why[tn.ID] = tn.SampledAs

@@ -59,8 +59,7 @@ func TestReportMergeOfShards(t *testing.T) {
 
 	merge := func(env []string, args ...string) (code int, stdout, stderr string) {
 		t.Helper()
-		cmd := exec.Command(binary, append([]string{"report", "merge"}, args...)...)
-		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+		cmd := cli(t, env, append([]string{"report", "merge"}, args...)...)
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		err := cmd.Run()

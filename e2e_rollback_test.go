@@ -76,9 +76,7 @@ func TestRollbackTakesOnlyTheTenantsAboveTheTarget(t *testing.T) {
 
 	r := runPgfleet(t, rollbackInputs(f, dir, vProjects))
 	mustCode(t, r, 0)
-	if r.outputs["succeeded"] != "19" || r.outputs["up-to-date"] != "1" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"succeeded": "19", "up-to-date": "1"})
 	for i, tn := range f.Tenants {
 		got := strings.Join(versions(t, tn.DB.URL), ",")
 		want := vUsers + "," + vProjects
@@ -139,9 +137,7 @@ func TestRollbackDownFailsOnOneTenant(t *testing.T) {
 	execSQL(t, stuck.DB.URL, "CREATE VIEW nicknames AS SELECT nickname FROM users")
 	r := runPgfleet(t, rollbackInputs(f, dir, vTasks))
 	mustCode(t, r, 1)
-	if r.outputs["failed"] != "1" || r.outputs["succeeded"] != "3" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"failed": "1", "succeeded": "3"})
 	rec := r.report.Tenants[r.report.byID()[stuck.ProjectID]]
 	if !strings.Contains(rec.Error, "depend") || rec.To != vNickname {
 		t.Fatalf("record %+v", rec)
@@ -189,9 +185,7 @@ func TestRollbackRefusesWhatCannotBeUndone(t *testing.T) {
 	if !strings.Contains(rec.Error, "29990202000000") || !strings.Contains(rec.Error, "nothing can undo it") || !columnExists(t, gone.DB.URL, "users", "nickname") {
 		t.Fatalf("record %+v", rec)
 	}
-	if r.outputs["succeeded"] != "1" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"succeeded": "1"})
 }
 
 func TestRollbackDryRunIsThePlan(t *testing.T) {

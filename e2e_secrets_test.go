@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -74,6 +73,39 @@ func startNeon(t *testing.T, key string, ps []neonProject) *neonapi.Server {
 	return s
 }
 
+// syncFleet is a sync-secrets test's world: the GitHub emulator holding
+// acme/app, a Neon emulator listing Neon-like projects, and the inputs of a
+// sync from the one to the other.
+type syncFleet struct {
+	gh   *githubapi.Server
+	neon *neonapi.Server
+	ps   []neonProject
+	key  string // the Neon API key
+	in   inputs
+}
+
+// newSyncFleet starts both emulators, Neon's listing n projects named
+// prefix-0001 and on.
+func newSyncFleet(t *testing.T, prefix string, n int) syncFleet {
+	t.Helper()
+	gh := startGitHub(t)
+	ps := neonLikeProjects(prefix, n)
+	key := "neon-key-" + prefix
+	neon := startNeon(t, key, ps)
+	return syncFleet{gh: gh, neon: neon, ps: ps, key: key, in: syncInputs(neon.URL(), key, gh)}
+}
+
+// wantRepoSecrets fails unless every project's secret in the repository
+// holds its pooled connection string.
+func wantRepoSecrets(t *testing.T, gh *githubapi.Server, ps []neonProject) {
+	t.Helper()
+	for _, p := range ps {
+		if v, _, _ := gh.Secret(ghRepo, strings.ToUpper(strings.ReplaceAll(p.name, "-", "_"))+"_DATABASE_URL"); v != pooled(p.uri) {
+			t.Fatalf("%s not written", p.id)
+		}
+	}
+}
+
 // pooled is what Neon hands out for pooled=true: "-pooler" appended to the
 // host's first label.
 func pooled(uri string) string {
@@ -114,10 +146,7 @@ type syncReport struct {
 	DryRun  bool           `json:"dry_run"`
 	Counts  map[string]int `json:"counts"`
 	Tenants []struct {
-		ID                 string `json:"id"`
-		Name               string `json:"name"`
-		Status             string `json:"status"`
-		Error              string `json:"error"`
+		tenantRecord
 		Action             string `json:"action"`
 		Secret             string `json:"secret"`
 		Target             string `json:"target"`
@@ -126,27 +155,6 @@ type syncReport struct {
 		Why                string `json:"why"`
 		Writes             int    `json:"writes"`
 	} `json:"tenants"`
-}
-
-func readSyncReport(t *testing.T, r run) syncReport {
-	t.Helper()
-	var rep syncReport
-	b, ok := r.files["pgfleet-sync-secrets-report.json"]
-	if !ok {
-		t.Fatalf("no report; files %v\nstdout:\n%s", keys(r.files), tail(r.stdout, 3000))
-	}
-	if err := json.Unmarshal([]byte(b), &rep); err != nil {
-		t.Fatalf("report is not JSON: %v", err)
-	}
-	return rep
-}
-
-func keys(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 // syncRun runs pgfleet and returns the run and how many writes the GitHub
@@ -169,15 +177,6 @@ func fingerprints(gh *githubapi.Server, target githubapi.Target) []string {
 	return out
 }
 
-func wantSyncOutputs(t *testing.T, r run, want map[string]string) {
-	t.Helper()
-	for k, v := range want {
-		if r.outputs[k] != v {
-			t.Fatalf("output %s = %q, want %q (all %v)\nstdout:\n%s\nstderr:\n%s", k, r.outputs[k], v, r.outputs, tail(r.stdout, 3000), tail(r.stderr, 2000))
-		}
-	}
-}
-
 // Thirty real tenants to a repository: every secret decrypts to the
 // tenant's connection string (pooled by default; the direct one with
 // pooled: false connects); a re-run writes nothing; a password changed on
@@ -190,7 +189,7 @@ func TestSecretsRepository30(t *testing.T) {
 
 	r, writes := syncRun(t, gh, in, fastWrites, "GITHUB_REPOSITORY=acme/app")
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"total": "30", "succeeded": "30", "created": "30", "updated": "0", "unchanged": "0", "deleted": "0", "remaining": "0"})
+	wantOutputs(t, r, map[string]string{"total": "30", "succeeded": "30", "created": "30", "updated": "0", "unchanged": "0", "deleted": "0", "remaining": "0"})
 	if writes != 60 {
 		t.Fatalf("%d writes, want 60 (each secret and its fingerprint variable)", writes)
 	}
@@ -200,7 +199,7 @@ func TestSecretsRepository30(t *testing.T) {
 			t.Fatalf("%s: the secret does not hold its pooled connection string (exists %v)", tn.ProjectID, ok)
 		}
 	}
-	rep := readSyncReport(t, r)
+	rep := readReport[syncReport](t, r, "sync-secrets")
 	if len(rep.Tenants) != 30 || rep.Tenants[0].Action != "created" || rep.Tenants[0].Secret == "" || rep.Tenants[0].Target != "repository acme/app" || rep.Tenants[0].Writes != 2 {
 		t.Fatalf("report %+v", rep.Tenants[:1])
 	}
@@ -226,7 +225,7 @@ func TestSecretsRepository30(t *testing.T) {
 	// Nothing changed: nothing written.
 	r, writes = syncRun(t, gh, in, fastWrites, "GITHUB_REPOSITORY=acme/app")
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"up-to-date": "30", "unchanged": "30", "created": "0", "updated": "0"})
+	wantOutputs(t, r, map[string]string{"up-to-date": "30", "unchanged": "30", "created": "0", "updated": "0"})
 	if writes != 0 {
 		t.Fatalf("re-run: %d writes", writes)
 	}
@@ -235,7 +234,7 @@ func TestSecretsRepository30(t *testing.T) {
 	in["pooled"] = "false"
 	r, writes = syncRun(t, gh, in, fastWrites, "GITHUB_REPOSITORY=acme/app")
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"updated": "30"})
+	wantOutputs(t, r, map[string]string{"updated": "30"})
 	if writes != 60 { // each secret and its fingerprint variable
 		t.Errorf("switching to direct connection strings: %d writes, want 60", writes)
 	}
@@ -256,7 +255,7 @@ func TestSecretsRepository30(t *testing.T) {
 	before := len(gh.Writes())
 	r, writes = syncRun(t, gh, in, fastWrites, "GITHUB_REPOSITORY=acme/app")
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"updated": "1", "unchanged": "29", "succeeded": "1"})
+	wantOutputs(t, r, map[string]string{"updated": "1", "unchanged": "29", "succeeded": "1"})
 	ws := gh.Writes()[before:]
 	if writes != 2 || !strings.HasSuffix(ws[0].Path, "/actions/secrets/CUSTOMER_0012_DATABASE_URL") || !strings.HasSuffix(ws[1].Path, "/actions/variables/PGFLEET_FP_CUSTOMER_0012_DATABASE_URL") {
 		t.Fatalf("password change: %d writes: %+v", writes, ws)
@@ -274,9 +273,9 @@ func TestSecretsRepository30(t *testing.T) {
 // written (exit 2), saying what would fit and naming projects beyond the
 // limit.
 func TestSecretsRepository150Refused(t *testing.T) {
-	gh := startGitHub(t)
-	neon := startNeon(t, "neon-key-refused-150", neonLikeProjects("rf", 150))
-	r, writes := syncRun(t, gh, syncInputs(neon.URL(), "neon-key-refused-150", gh), fastWrites)
+	sf := newSyncFleet(t, "rf", 150)
+	gh, neon := sf.gh, sf.neon
+	r, writes := syncRun(t, gh, sf.in, fastWrites)
 	mustCode(t, r, 2)
 	if writes != 0 || len(gh.Writes()) != 0 {
 		t.Fatalf("%d writes", writes)
@@ -291,23 +290,20 @@ func TestSecretsRepository150Refused(t *testing.T) {
 			t.Fatal("connection strings fetched for a plan refused on its names alone")
 		}
 	}
-	assertNoLeak(t, r, ghToken, "neon-key-refused-150", "npg_rf0001SecretPw")
+	assertNoLeak(t, r, ghToken, sf.key, "npg_rf0001SecretPw")
 }
 
 // 150 tenants, one environment each: first sync and a re-run with nothing
 // changed, timed (the measurement issue 8 asks for).
 func TestSecretsEnvironments150(t *testing.T) {
-	gh := startGitHub(t)
-	ps := neonLikeProjects("en", 150)
-	const key = "neon-key-environments-150"
-	neon := startNeon(t, key, ps)
-	in := syncInputs(neon.URL(), key, gh)
+	sf := newSyncFleet(t, "en", 150)
+	gh, neon, ps, in := sf.gh, sf.neon, sf.ps, sf.in
 	in["secret-target"] = "environment"
 	gap := "PGFLEET_GITHUB_WRITE_GAP=10ms"
 
 	r, writes := syncRun(t, gh, in, gap)
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"created": "150", "remaining": "0"})
+	wantOutputs(t, r, map[string]string{"created": "150", "remaining": "0"})
 	if writes != 450 {
 		t.Fatalf("%d writes, want 450 (environment, secret, fingerprint variable each)", writes)
 	}
@@ -322,7 +318,7 @@ func TestSecretsEnvironments150(t *testing.T) {
 	}
 	neonFirst := neonSpan(neon)
 	t.Logf("150 environments, first sync: %d writes, %s wall (write gap 10ms; Neon API span %s; GitHub span %s)", writes, r.elapsed.Round(time.Millisecond), neonFirst.Round(time.Millisecond), githubSpan(gh, 0).Round(time.Millisecond))
-	rep := readSyncReport(t, r)
+	rep := readReport[syncReport](t, r, "sync-secrets")
 	if rep.Tenants[0].Environment != "tenant-customer-0001" || !rep.Tenants[0].EnvironmentCreated || rep.Tenants[0].Writes != 3 {
 		t.Fatalf("report %+v", rep.Tenants[0])
 	}
@@ -334,7 +330,7 @@ func TestSecretsEnvironments150(t *testing.T) {
 	neonBefore := len(neon.Requests())
 	r, writes = syncRun(t, gh, in, gap)
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"unchanged": "150", "created": "0", "updated": "0", "up-to-date": "150"})
+	wantOutputs(t, r, map[string]string{"unchanged": "150", "created": "0", "updated": "0", "up-to-date": "150"})
 	if writes != 0 {
 		t.Fatalf("re-run: %d writes", writes)
 	}
@@ -353,7 +349,7 @@ func TestSecretsEnvironments150(t *testing.T) {
 	if beyond := r.elapsed - neonSecond; beyond > 10*time.Second {
 		t.Fatalf("a re-run with nothing to do took %s beyond the Neon API's time, want under 10s", beyond)
 	}
-	leaks := []string{ghToken, key}
+	leaks := []string{ghToken, sf.key}
 	for _, p := range ps {
 		u, _ := url.Parse(p.uri)
 		password, _ := u.User.Password()
@@ -386,11 +382,9 @@ func githubSpan(gh *githubapi.Server, from int) time.Duration {
 // Prune with one tenant gone deletes exactly its secret and fingerprint
 // variable; secrets of other naming, or that pgfleet never wrote, stay.
 func TestSecretsPrune(t *testing.T) {
-	gh := startGitHub(t)
-	ps := neonLikeProjects("pr", 10)
-	const key = "neon-key-prune-10"
-	neon := startNeon(t, key, ps)
-	r, _ := syncRun(t, gh, syncInputs(neon.URL(), key, gh), fastWrites)
+	sf := newSyncFleet(t, "pr", 10)
+	gh, ps := sf.gh, sf.ps
+	r, _ := syncRun(t, gh, sf.in, fastWrites)
 	mustCode(t, r, 0)
 	gh.SetSecret(ghRepo, "DEPLOY_KEY", "x", time.Time{})
 	gh.SetSecret(ghRepo, "ANALYTICS_DATABASE_URL", "x", time.Time{}) // the template's shape, but not pgfleet's
@@ -398,13 +392,12 @@ func TestSecretsPrune(t *testing.T) {
 
 	// customer-0004 is gone from Neon.
 	remaining := append(append([]neonProject(nil), ps[:3]...), ps[4:]...)
-	neon2 := startNeon(t, key, remaining)
-	in := syncInputs(neon2.URL(), key, gh)
+	in := syncInputs(startNeon(t, sf.key, remaining).URL(), sf.key, gh)
 	in["prune"] = "true"
 	before := len(gh.Writes())
 	r, writes := syncRun(t, gh, in, fastWrites)
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"deleted": "1", "unchanged": "9", "remaining": "0"})
+	wantOutputs(t, r, map[string]string{"deleted": "1", "unchanged": "9", "remaining": "0"})
 	ws := gh.Writes()[before:]
 	if writes != 2 || ws[0].Method != "DELETE" || !strings.HasSuffix(ws[0].Path, "/secrets/CUSTOMER_0004_DATABASE_URL") || !strings.HasSuffix(ws[1].Path, "/variables/PGFLEET_FP_CUSTOMER_0004_DATABASE_URL") {
 		t.Fatalf("prune wrote %+v", ws)
@@ -436,8 +429,7 @@ func TestSecretsNameCollision(t *testing.T) {
 	ps[1].name = "Acme Corp"
 	ps[3].name = "ACME-CORP"
 	const key = "neon-key-collision"
-	neon := startNeon(t, key, ps)
-	r, writes := syncRun(t, gh, syncInputs(neon.URL(), key, gh), fastWrites)
+	r, writes := syncRun(t, gh, syncInputs(startNeon(t, key, ps).URL(), key, gh), fastWrites)
 	mustCode(t, r, 2)
 	if writes != 0 {
 		t.Fatalf("%d writes", writes)
@@ -450,10 +442,8 @@ func TestSecretsNameCollision(t *testing.T) {
 // Secondary rate limits (403 and 429 with retry-after) in the middle of the
 // writes are waited out: every secret is written, nothing fails.
 func TestSecretsRateLimitsMidway(t *testing.T) {
-	gh := startGitHub(t)
-	ps := neonLikeProjects("rl", 40)
-	const key = "neon-key-rate-limits"
-	neon := startNeon(t, key, ps)
+	sf := newSyncFleet(t, "rl", 40)
+	gh := sf.gh
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -469,11 +459,11 @@ func TestSecretsRateLimitsMidway(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	r, writes := syncRun(t, gh, syncInputs(neon.URL(), key, gh), "PGFLEET_GITHUB_WRITE_GAP=20ms")
+	r, writes := syncRun(t, gh, sf.in, "PGFLEET_GITHUB_WRITE_GAP=20ms")
 	cancel()
 	wg.Wait()
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"created": "40", "failed": "0", "remaining": "0"})
+	wantOutputs(t, r, map[string]string{"created": "40", "failed": "0", "remaining": "0"})
 	limited := 0
 	for i, w := range gh.Writes() {
 		if w.Status == 403 || w.Status == 429 {
@@ -486,11 +476,7 @@ func TestSecretsRateLimitsMidway(t *testing.T) {
 	if limited != 3 || writes != 83 {
 		t.Fatalf("%d rate-limited answers, %d writes (want 3 and 80 + 3)", limited, writes)
 	}
-	for _, p := range ps {
-		if v, _, _ := gh.Secret(ghRepo, strings.ToUpper(strings.ReplaceAll(p.name, "-", "_"))+"_DATABASE_URL"); v != pooled(p.uri) {
-			t.Fatalf("%s not written", p.id)
-		}
-	}
+	wantRepoSecrets(t, gh, sf.ps)
 	if !strings.Contains(r.stdout, "secondary rate limit: waiting") || !strings.Contains(r.summary, "3 rate limits from GitHub waited out") {
 		t.Fatalf("waits not reported:\n%s\n%s", tail(r.stdout, 3000), tail(r.summary, 2000))
 	}
@@ -500,11 +486,8 @@ func TestSecretsRateLimitsMidway(t *testing.T) {
 // output remaining and "N tenants left: run again to continue"; the next
 // run finishes, writing only what was left.
 func TestSecretsTimeBudgetThenRerun(t *testing.T) {
-	gh := startGitHub(t)
-	ps := neonLikeProjects("tb", 30)
-	const key = "neon-key-time-budget"
-	neon := startNeon(t, key, ps)
-	in := syncInputs(neon.URL(), key, gh)
+	sf := newSyncFleet(t, "tb", 30)
+	gh, in := sf.gh, sf.in
 	in["max-duration"] = "3s"
 	in["concurrency"] = "2"
 	r, writes := syncRun(t, gh, in, "PGFLEET_GITHUB_WRITE_GAP=100ms")
@@ -513,14 +496,14 @@ func TestSecretsTimeBudgetThenRerun(t *testing.T) {
 	if err != nil || left <= 0 || left >= 30 {
 		t.Fatalf("remaining %q: want some but not all of 30 left (writes %d)\n%s", r.outputs["remaining"], writes, tail(r.stdout, 3000))
 	}
-	wantSyncOutputs(t, r, map[string]string{"failed": "0", "skipped": strconv.Itoa(left), "created": strconv.Itoa(30 - left)})
+	wantOutputs(t, r, map[string]string{"failed": "0", "skipped": strconv.Itoa(left), "created": strconv.Itoa(30 - left)})
 	if !regexp.MustCompile(`(?m)^::warning title=pgfleet::` + strconv.Itoa(left) + ` tenants left: run again to continue$`).MatchString(r.stdout) {
 		t.Fatalf("no %q line:\n%s", fmt.Sprintf("%d tenants left: run again to continue", left), tail(r.stdout, 3000))
 	}
 	if !strings.Contains(r.summary, "max-duration (3s) was spent") || !strings.Contains(r.summary, "left for the next run") || strings.Contains(r.summary, "❌") {
 		t.Fatalf("summary:\n%s", tail(r.summary, 4000))
 	}
-	rep := readSyncReport(t, r)
+	rep := readReport[syncReport](t, r, "sync-secrets")
 	for _, tn := range rep.Tenants {
 		if tn.Status == "skipped" && (tn.Action != "left" || tn.Error != "") {
 			t.Fatalf("left tenant in the report: %+v", tn)
@@ -531,43 +514,36 @@ func TestSecretsTimeBudgetThenRerun(t *testing.T) {
 	delete(in, "max-duration")
 	r, writes = syncRun(t, gh, in, fastWrites)
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"remaining": "0", "unchanged": strconv.Itoa(30 - left), "created": strconv.Itoa(left)})
+	wantOutputs(t, r, map[string]string{"remaining": "0", "unchanged": strconv.Itoa(30 - left), "created": strconv.Itoa(left)})
 	if writes != 2*left {
 		t.Fatalf("second run: %d writes for %d tenants left", writes, left)
 	}
-	for _, p := range ps {
-		if v, _, _ := gh.Secret(ghRepo, strings.ToUpper(strings.ReplaceAll(p.name, "-", "_"))+"_DATABASE_URL"); v != pooled(p.uri) {
-			t.Fatalf("%s not written after the second run", p.id)
-		}
-	}
+	wantRepoSecrets(t, gh, sf.ps)
 }
 
 // A dry run writes nothing, not even environments, and fills the outputs a
 // real run then matches.
 func TestSecretsDryRun(t *testing.T) {
-	gh := startGitHub(t)
-	ps := neonLikeProjects("dr", 12)
-	const key = "neon-key-dry-run"
-	neon := startNeon(t, key, ps)
-	in := syncInputs(neon.URL(), key, gh)
+	sf := newSyncFleet(t, "dr", 12)
+	gh, in := sf.gh, sf.in
 	in["secret-target"] = "environment"
 	in["dry-run"] = "true"
 	r, writes := syncRun(t, gh, in, fastWrites)
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"created": "12", "updated": "0", "unchanged": "0", "deleted": "0", "remaining": "0", "succeeded": "12"})
+	wantOutputs(t, r, map[string]string{"created": "12", "updated": "0", "unchanged": "0", "deleted": "0", "remaining": "0", "succeeded": "12"})
 	if writes != 0 || len(gh.Environments("acme", "app")) != 0 {
 		t.Fatalf("a dry run wrote %d times", writes)
 	}
 	if !strings.Contains(r.summary, "Dry run: nothing was changed") || !strings.Contains(r.summary, "would create, with its environment") {
 		t.Fatalf("summary:\n%s", tail(r.summary, 3000))
 	}
-	if rep := readSyncReport(t, r); !rep.DryRun || rep.Tenants[0].Action != "create" {
+	if rep := readReport[syncReport](t, r, "sync-secrets"); !rep.DryRun || rep.Tenants[0].Action != "create" {
 		t.Fatalf("report %+v", rep.Tenants[0])
 	}
 	delete(in, "dry-run")
 	r, writes = syncRun(t, gh, in, fastWrites)
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"created": "12", "remaining": "0"})
+	wantOutputs(t, r, map[string]string{"created": "12", "remaining": "0"})
 	if writes != 36 {
 		t.Fatalf("real run: %d writes", writes)
 	}
@@ -609,8 +585,7 @@ func TestSecretsSecondaryLimitWithinMaxDuration(t *testing.T) {
 	gh.AddRepository("acme", "app")
 	ps := neonLikeProjects("sl", 60)
 	const key = "neon-key-secondary-limit"
-	neon := startNeon(t, key, ps)
-	in := syncInputs(neon.URL(), key, gh)
+	in := syncInputs(startNeon(t, key, ps).URL(), key, gh)
 	in["secret-target"] = "environment"
 	in["max-duration"] = "20s"
 	const maxDuration = 20 * time.Second
@@ -651,7 +626,7 @@ func TestSecretsSecondaryLimitWithinMaxDuration(t *testing.T) {
 		if len(refusedAt) > 0 && !strings.Contains(r.summary, fmt.Sprintf("GitHub refused %d of %d write requests as too fast", len(refusedAt), len(ws))) {
 			t.Errorf("run %d: refusals not in the summary:\n%s", n, tail(r.summary, 3000))
 		}
-		rep := readSyncReport(t, r)
+		rep := readReport[syncReport](t, r, "sync-secrets")
 		for _, tn := range rep.Tenants {
 			if tn.Status == "skipped" && tn.Action != "left" {
 				t.Errorf("run %d: skipped tenant %+v", n, tn)
@@ -699,20 +674,19 @@ func TestSecretsSecondaryLimitWithinMaxDuration(t *testing.T) {
 // A dry run of a prune names, in the log and the summary, every secret it
 // would delete with the tenant it was written for, and deletes nothing.
 func TestSecretsDryRunPruneNamesWhatGoes(t *testing.T) {
-	gh := startGitHub(t)
-	ps := neonLikeProjects("pd", 5)
-	const key = "neon-key-dry-prune"
-	r, _ := syncRun(t, gh, syncInputs(startNeon(t, key, ps).URL(), key, gh), fastWrites)
+	sf := newSyncFleet(t, "pd", 5)
+	gh, ps := sf.gh, sf.ps
+	r, _ := syncRun(t, gh, sf.in, fastWrites)
 	mustCode(t, r, 0)
 
 	// customer-0004 is gone from Neon.
 	remaining := append(append([]neonProject(nil), ps[:3]...), ps[4:]...)
-	in := syncInputs(startNeon(t, key, remaining).URL(), key, gh)
+	in := syncInputs(startNeon(t, sf.key, remaining).URL(), sf.key, gh)
 	in["prune"] = "true"
 	in["dry-run"] = "true"
 	r, writes := syncRun(t, gh, in, fastWrites)
 	mustCode(t, r, 0)
-	wantSyncOutputs(t, r, map[string]string{"deleted": "1", "unchanged": "4"})
+	wantOutputs(t, r, map[string]string{"deleted": "1", "unchanged": "4"})
 	if writes != 0 {
 		t.Fatalf("a dry run wrote %d times", writes)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -24,9 +23,7 @@ import (
 type statusReport struct {
 	Counts  map[string]int `json:"counts"`
 	Tenants []struct {
-		ID          string   `json:"id"`
-		Status      string   `json:"status"`
-		Error       string   `json:"error"`
+		tenantRecord
 		Version     string   `json:"version"`
 		Pending     []string `json:"pending"`
 		Fingerprint string   `json:"fingerprint"`
@@ -40,19 +37,6 @@ type statusReport struct {
 			Stale      bool   `json:"stale"`
 		} `json:"backups"`
 	} `json:"tenants"`
-}
-
-func readStatusReport(t *testing.T, r run) statusReport {
-	t.Helper()
-	var rep statusReport
-	b, ok := r.files["pgfleet-status-report.json"]
-	if !ok {
-		t.Fatalf("no status report; stdout:\n%s\nstderr:\n%s", tail(r.stdout, 40), r.stderr)
-	}
-	if err := json.Unmarshal([]byte(b), &rep); err != nil {
-		t.Fatalf("report is not JSON: %v", err)
-	}
-	return rep
 }
 
 // tenantState is what a tenant holds that status must never change: its
@@ -110,10 +94,8 @@ func TestStatusVersionsAndDrift(t *testing.T) {
 	in["mode"] = "status"
 	r := runPgfleet(t, in)
 	mustCode(t, r, 0)
-	if r.outputs["pending"] != "3" || r.outputs["drifted"] != "2" || r.outputs["up-to-date"] != "25" || r.outputs["unreachable"] != "0" {
-		t.Fatalf("outputs %v\n%s", r.outputs, tail(r.stdout, 40))
-	}
-	rep := readStatusReport(t, r)
+	wantOutputs(t, r, map[string]string{"pending": "3", "drifted": "2", "up-to-date": "25", "unreachable": "0"})
+	rep := readReport[statusReport](t, r, "status")
 	byID := map[string]int{}
 	for i, rec := range rep.Tenants {
 		byID[rec.ID] = i
@@ -149,7 +131,7 @@ func TestStatusVersionsAndDrift(t *testing.T) {
 	in["fail-on-pending"], in["fail-on-drift"] = "true", "true"
 	r = runPgfleet(t, in)
 	mustCode(t, r, 1)
-	rep = readStatusReport(t, r)
+	rep = readReport[statusReport](t, r, "status")
 	var failed []string
 	for _, rec := range rep.Tenants {
 		if rec.Status == "failed" {
@@ -186,9 +168,7 @@ func TestStatusVersionsAndDrift(t *testing.T) {
 	bin := with(d.in, inputs{"mode": "status", "neon-api-key": f.APIKey, "neon-api-url": f.Neon.URL(), "migrations-dir": "none", "max-backup-age": "26h"})
 	r = runPgfleet(t, bin)
 	mustCode(t, r, 1)
-	if r.outputs["stale-backups"] != "29" || r.outputs["up-to-date"] != "1" || r.outputs["failed"] != "29" {
-		t.Fatalf("outputs %v\n%s", r.outputs, tail(r.stdout, 20))
-	}
+	wantOutputs(t, r, map[string]string{"stale-backups": "29", "up-to-date": "1", "failed": "29"})
 	if n := connectionURIRequests(f.Neon.Requests()) - urisBefore; n != 0 {
 		t.Fatalf("a backups-only status run asked Neon for %d connection strings", n)
 	}
@@ -224,13 +204,11 @@ func TestStatusUnreachable(t *testing.T) {
 	in := inputs{"mode": "status", "database-urls": urls, "migrations-dir": "testdata/migrations"}
 	r := runPgfleet(t, in)
 	mustCode(t, r, 0)
-	if r.outputs["unreachable"] != "1" || r.outputs["up-to-date"] != "1" {
-		t.Fatalf("outputs %v", r.outputs)
-	}
+	wantOutputs(t, r, map[string]string{"unreachable": "1", "up-to-date": "1"})
 	in["fail-on-unreachable"] = "true"
 	r = runPgfleet(t, in)
 	mustCode(t, r, 1)
-	rep := readStatusReport(t, r)
+	rep := readReport[statusReport](t, r, "status")
 	for _, rec := range rep.Tenants {
 		if (rec.Status == "failed") != (rec.ID == "down") {
 			t.Fatalf("%s: %s %s", rec.ID, rec.Status, rec.Error)
@@ -309,10 +287,8 @@ func TestStatusBackups(t *testing.T) {
 
 		r := runPgfleet(t, in, d.env...)
 		mustCode(t, r, 0)
-		if r.outputs["stale-backups"] != "2" || r.outputs["up-to-date"] != "2" {
-			t.Fatalf("outputs %v\n%s", r.outputs, tail(r.stdout, 30))
-		}
-		rep := readStatusReport(t, r)
+		wantOutputs(t, r, map[string]string{"stale-backups": "2", "up-to-date": "2"})
+		rep := readReport[statusReport](t, r, "status")
 		got := map[string]string{}
 		for _, rec := range rep.Tenants {
 			b := rec.Backups
@@ -345,7 +321,7 @@ func TestStatusBackups(t *testing.T) {
 		in["max-backup-age"] = "26h"
 		r = runPgfleet(t, in, d.env...)
 		mustCode(t, r, 1)
-		rep = readStatusReport(t, r)
+		rep = readReport[statusReport](t, r, "status")
 		var failed []string
 		for _, rec := range rep.Tenants {
 			if rec.Status == "failed" {
@@ -357,9 +333,7 @@ func TestStatusBackups(t *testing.T) {
 			!strings.HasPrefix(failed[1], "none: no good backup") || !strings.HasPrefix(failed[2], "old: newest good backup is 3d0h old") {
 			t.Fatalf("failed: %q", failed)
 		}
-		if r.outputs["stale-backups"] != "3" {
-			t.Fatalf("outputs %v", r.outputs)
-		}
+		wantOutputs(t, r, map[string]string{"stale-backups": "3"})
 		if n := accepted.Load(); n != 0 {
 			t.Fatalf("a status run given only a destination opened %d connections to tenants", n)
 		}

@@ -90,22 +90,23 @@ func (c *console) invalid(err error) {
 	fmt.Fprintln(c.errW, "pgfleet: nothing was touched; fix the input and run again (pgfleet --help lists the inputs)")
 }
 
-func (c *console) errorf(format string, a ...any) {
-	msg := fmt.Sprintf(format, a...)
-	if c.actions {
-		c.annotate(false, "pgfleet", msg)
-		return
-	}
-	fmt.Fprintf(c.w, "error: %s\n", msg)
-}
+func (c *console) errorf(format string, a ...any) { c.problemf(false, format, a...) }
 
-func (c *console) warnf(format string, a ...any) {
+func (c *console) warnf(format string, a ...any) { c.problemf(true, format, a...) }
+
+// problemf prints an error or a warning: an annotation in Actions, a line
+// saying "error:" or "warning:" elsewhere.
+func (c *console) problemf(warning bool, format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
 	if c.actions {
-		c.annotate(true, "pgfleet", msg)
+		c.annotate(warning, "pgfleet", msg)
 		return
 	}
-	fmt.Fprintf(c.w, "warning: %s\n", msg)
+	level := "error"
+	if warning {
+		level = "warning"
+	}
+	fmt.Fprintf(c.w, "%s: %s\n", level, msg)
 }
 
 // apiRetry notes a Neon API retry. In Actions every one is a debug line

@@ -42,6 +42,18 @@ func repoFile(t *testing.T, name string) string {
 	}
 }
 
+// readRepoFile reads the file name at the repository's root, and returns
+// its path (for -update to write it back) and its bytes.
+func readRepoFile(t *testing.T, name string) (string, []byte) {
+	t.Helper()
+	path := repoFile(t, name)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, b
+}
+
 func yamlString(s string) string { return fmt.Sprintf("%q", s) }
 
 // actionIO renders action.yml's inputs and outputs.
@@ -107,11 +119,7 @@ func replaceBetween(t *testing.T, s, begin, end, body string) string {
 // passes one it reads.
 func TestContractActionYAML(t *testing.T) {
 	table := Table()
-	path := repoFile(t, "action.yml")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, b := readRepoFile(t, "action.yml")
 	if *update {
 		s := string(b)
 		i, j := strings.Index(s, "\ninputs:\n"), strings.Index(s, "\nruns:\n")
@@ -186,11 +194,7 @@ func TestContractActionYAML(t *testing.T) {
 // inputs, defaults and modes as the table.
 func TestContractREADME(t *testing.T) {
 	table := Table()
-	path := repoFile(t, "README.md")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, b := readRepoFile(t, "README.md")
 	s := string(b)
 	if *update {
 		s = replaceBetween(t, s, "<!-- inputs (generated: go test ./internal/app -run Contract -update) -->", "<!-- /inputs -->", readmeInputs(table))

@@ -49,16 +49,9 @@ func commentStart(line string) int {
 }
 
 func TestExamplesREADMEQuickStartIsTheExample(t *testing.T) {
-	example, err := os.ReadFile(repoFile(t, "examples/migrate-on-merge.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, example := readRepoFile(t, "examples/migrate-on-merge.yml")
 	want := withoutComments(string(example))
-	path := repoFile(t, "README.md")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, b := readRepoFile(t, "README.md")
 	s := string(b)
 	i := strings.Index(s, quickStartMarker)
 	if i < 0 {

@@ -9,12 +9,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,7 +20,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgfleet/pgfleet/internal/migrate"
-	"github.com/pgfleet/pgfleet/internal/testenv/pgcluster"
 )
 
 const (
@@ -33,24 +30,8 @@ const (
 
 func BenchmarkMigrate200Tenants(b *testing.B) {
 	ctx := context.Background()
-	root := repoRoot(b)
-	bin := buildPgfleet(b, root)
-	migrations := filepath.Join(root, "testdata", "migrations")
-	set, err := migrate.Load(migrations)
-	if err != nil {
-		b.Fatal(err)
-	}
-	files := readFiles(b, migrations, set)
-
-	cluster := pgcluster.StartForTest(b)
-	dbs, err := cluster.CreateTenants(ctx, "bench", tenants)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var list strings.Builder
-	for _, db := range dbs {
-		fmt.Fprintf(&list, "%s=%s\n", db.Name, db.URL)
-	}
+	f := newTenantFleet(b, "bench", tenants)
+	dbs, files := f.dbs, f.files
 	reset := func() {
 		forEach(b, dbs, func(conn *pgx.Conn) error {
 			_, err := conn.Exec(ctx, "DROP TABLE IF EXISTS tasks, projects, users, schema_migrations CASCADE")
@@ -58,16 +39,8 @@ func BenchmarkMigrate200Tenants(b *testing.B) {
 		})
 	}
 	pgfleet := func() (time.Duration, int64) {
-		cmd := exec.Command(bin, "migrate", "--migrations-dir", migrations, "--concurrency", fmt.Sprint(concurrency),
-			"--report-file", filepath.Join(b.TempDir(), "r.json"))
-		cmd.Env = append(os.Environ(), "INPUT_DATABASE-URLS="+list.String())
-		start := time.Now()
-		out, err := cmd.CombinedOutput()
-		took := time.Since(start)
-		if err != nil {
-			b.Fatalf("pgfleet: %v\n%s", err, out)
-		}
-		return took, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
+		took, ps := f.pgfleet(b, "migrate", concurrency)
+		return took, ps.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
 	}
 	floor := func() time.Duration {
 		start := time.Now()
@@ -180,74 +153,8 @@ func plainMigrate(ctx context.Context, conn *pgx.Conn, files []file) error {
 	return nil
 }
 
-// forEach connects to every tenant, concurrency at a time, and runs fn.
-func forEach(b *testing.B, dbs []pgcluster.TenantDB, fn func(*pgx.Conn) error) {
-	forEachN(b, dbs, concurrency, fn)
-}
-
-// forEachN runs fn on every tenant, n at a time, each on a connection of
-// its own.
-func forEachN(b *testing.B, dbs []pgcluster.TenantDB, n int, fn func(*pgx.Conn) error) {
-	ctx := context.Background()
-	work := make(chan pgcluster.TenantDB)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	for w := 0; w < n; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for db := range work {
-				conn, err := pgx.Connect(ctx, db.URL)
-				if err == nil {
-					err = fn(conn)
-					conn.Close(ctx)
-				}
-				if err != nil {
-					mu.Lock()
-					firstErr = err
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for _, db := range dbs {
-		work <- db
-	}
-	close(work)
-	wg.Wait()
-	if firstErr != nil {
-		b.Fatal(firstErr)
-	}
-}
-
 func median(ds []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
-}
-
-// buildPgfleet builds the binary every benchmark runs, into a temp folder.
-func buildPgfleet(b *testing.B, root string) string {
-	bin := filepath.Join(b.TempDir(), "pgfleet")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func repoRoot(b *testing.B) string {
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			b.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,8 +23,7 @@ import (
 // lost to 429 or 423, no branch left.
 func BenchmarkRehearse200Tenants(b *testing.B) {
 	ctx := context.Background()
-	root := repoRoot(b)
-	bin := buildPgfleet(b, root)
+	root, bin := buildFromRoot(b)
 	cluster := pgcluster.StartForTest(b)
 	f, err := testenv.StartFleet(ctx, testenv.FleetOptions{Tenants: tenants, Prefix: "rh", Cluster: cluster, Neon: neonapi.Config{
 		RequestsPerMinute: 700,
@@ -39,16 +37,10 @@ func BenchmarkRehearse200Tenants(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		report := filepath.Join(b.TempDir(), "r.json")
-		cmd := exec.Command(bin, "migrate", "--migrations-dir", filepath.Join(root, "testdata", "migrations"),
-			"--rehearse", "--concurrency", fmt.Sprint(concurrency), "--neon-rate-limit", "700", "--report-file", report)
-		cmd.Env = append(os.Environ(), "INPUT_NEON-API-KEY="+f.APIKey, "INPUT_NEON-API-URL="+f.Neon.URL())
 		before, _ := f.Neon.Stats()
-		start := time.Now()
-		out, err := cmd.CombinedOutput()
-		took := time.Since(start)
-		if err != nil {
-			b.Fatalf("pgfleet: %v\n%s", err, out)
-		}
+		took, out, _ := runPgfleet(b, bin, []string{"INPUT_NEON-API-KEY=" + f.APIKey, "INPUT_NEON-API-URL=" + f.Neon.URL()},
+			"migrate", "--migrations-dir", filepath.Join(root, "testdata", "migrations"),
+			"--rehearse", "--concurrency", fmt.Sprint(concurrency), "--neon-rate-limit", "700", "--report-file", report)
 		total, limited := f.Neon.Stats()
 		calls := total - before
 		var rep struct {

@@ -262,6 +262,25 @@ func list[P any](ctx context.Context, c *Client, o op, path string, perPage int,
 	return nil
 }
 
+// listItems is list for the routes whose pages wrap a slice of items: a
+// refusal before anything is sent when invalid is not nil (the arguments'
+// check), else items picks each page's items and of converts every one
+// (GitHub sends no nil ones; one would be skipped, not dereferenced).
+func listItems[P, I, T any](ctx context.Context, c *Client, o op, invalid error, path string, perPage int, items func(*P) []*I, of func(*I) T) ([]T, error) {
+	if invalid != nil {
+		return nil, local(o, invalid)
+	}
+	var out []T
+	err := list(ctx, c, o, path, perPage, func(p *P) {
+		for _, x := range items(p) {
+			if x != nil {
+				out = append(out, of(x))
+			}
+		}
+	})
+	return out, err
+}
+
 // local is an operation refused before anything was sent.
 func local(o op, err error) *Error {
 	return &Error{Op: o.verb, Name: o.name, Target: o.target, Err: err}

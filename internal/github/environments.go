@@ -37,33 +37,14 @@ func checkRepo(owner, repo string) error {
 
 // ListEnvironments lists the environments of owner/repo, every page.
 func (c *Client) ListEnvironments(ctx context.Context, owner, repo string) ([]Environment, error) {
-	o := op{verb: "list environments of", target: "repository " + owner + "/" + repo}
-	if err := checkRepo(owner, repo); err != nil {
-		return nil, local(o, err)
-	}
-	var out []Environment
-	err := list(ctx, c, o, repoPath(owner, repo)+"/environments", environmentsPerPage, func(p *gh.EnvResponse) {
-		for _, e := range p.Environments {
-			if e != nil {
-				out = append(out, environmentOf(e))
-			}
-		}
-	})
-	return out, err
+	return listItems(ctx, c, op{verb: "list environments of", target: "repository " + owner + "/" + repo}, checkRepo(owner, repo),
+		repoPath(owner, repo)+"/environments", environmentsPerPage, func(p *gh.EnvResponse) []*gh.Environment { return p.Environments }, environmentOf)
 }
 
 // GetEnvironment returns the environment name of owner/repo; IsNotFound(err)
 // when there is none.
 func (c *Client) GetEnvironment(ctx context.Context, owner, repo, name string) (Environment, error) {
-	o := op{verb: "get environment", name: name, target: "repository " + owner + "/" + repo}
-	if err := checkEnvironmentOp(owner, repo, name); err != nil {
-		return Environment{}, local(o, err)
-	}
-	var e gh.Environment
-	if _, err := c.do(ctx, o, http.MethodGet, environmentPath(owner, repo, name), nil, &e); err != nil {
-		return Environment{}, err
-	}
-	return environmentOf(&e), nil
+	return c.environment(ctx, http.MethodGet, "get environment", owner, repo, name)
 }
 
 // CreateEnvironment creates the environment name in owner/repo, with
@@ -71,12 +52,18 @@ func (c *Client) GetEnvironment(ctx context.Context, owner, repo, name string) (
 // route is "create or update": call it only for an environment that
 // ListEnvironments or GetEnvironment did not find.
 func (c *Client) CreateEnvironment(ctx context.Context, owner, repo, name string) (Environment, error) {
-	o := op{verb: "create environment", name: name, target: "repository " + owner + "/" + repo}
+	return c.environment(ctx, http.MethodPut, "create environment", owner, repo, name)
+}
+
+// environment sends method to the environment name's route and returns the
+// environment GitHub answers with.
+func (c *Client) environment(ctx context.Context, method, verb, owner, repo, name string) (Environment, error) {
+	o := op{verb: verb, name: name, target: "repository " + owner + "/" + repo}
 	if err := checkEnvironmentOp(owner, repo, name); err != nil {
 		return Environment{}, local(o, err)
 	}
 	var e gh.Environment
-	if _, err := c.do(ctx, o, http.MethodPut, environmentPath(owner, repo, name), nil, &e); err != nil {
+	if _, err := c.do(ctx, o, method, environmentPath(owner, repo, name), nil, &e); err != nil {
 		return Environment{}, err
 	}
 	return environmentOf(&e), nil

@@ -7,11 +7,30 @@ import (
 	"testing"
 )
 
-func TestValidSecretName(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		ok   bool
-	}{
+// nameCase is a name and whether GitHub accepts it.
+type nameCase struct {
+	name string
+	ok   bool
+}
+
+// checkNames runs valid (called what) on every case: it accepts the good
+// names and refuses the others with an error wrapping ErrInvalidName.
+func checkNames(t *testing.T, what string, valid func(string) error, cases []nameCase) {
+	t.Helper()
+	for _, tc := range cases {
+		err := valid(tc.name)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s(%q) = %v, want ok=%v", what, tc.name, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidName) {
+			t.Errorf("%s(%q): %v does not wrap ErrInvalidName", what, tc.name, err)
+		}
+	}
+}
+
+// Secrets and variables follow the same naming rule.
+func TestValidSecretAndVariableName(t *testing.T) {
+	cases := []nameCase{
 		{"ACME_DATABASE_URL", true},
 		{"_X", true},
 		{"x1", true},
@@ -32,25 +51,13 @@ func TestValidSecretName(t *testing.T) {
 		{"ÄCME", false},
 		{"A/B", false},
 		{strings.Repeat("A", MaxSecretNameLength+1), false},
-	} {
-		err := ValidSecretName(tc.name)
-		if (err == nil) != tc.ok {
-			t.Errorf("ValidSecretName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
-		}
-		if err != nil && !errors.Is(err, ErrInvalidName) {
-			t.Errorf("%q: %v does not wrap ErrInvalidName", tc.name, err)
-		}
-		if (ValidVariableName(tc.name) == nil) != tc.ok {
-			t.Errorf("ValidVariableName(%q) disagrees", tc.name)
-		}
 	}
+	checkNames(t, "ValidSecretName", ValidSecretName, cases)
+	checkNames(t, "ValidVariableName", ValidVariableName, cases)
 }
 
 func TestValidEnvironmentName(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		ok   bool
-	}{
+	checkNames(t, "ValidEnvironmentName", ValidEnvironmentName, []nameCase{
 		{"tenant-acme", true},
 		{"Tenant_ACME.eu-1", true},
 		{"1", true},
@@ -66,15 +73,7 @@ func TestValidEnvironmentName(t *testing.T) {
 		{"tenant?x", false},
 		{"ténant", false},
 		{strings.Repeat("e", 256), false},
-	} {
-		err := ValidEnvironmentName(tc.name)
-		if (err == nil) != tc.ok {
-			t.Errorf("ValidEnvironmentName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
-		}
-		if err != nil && !errors.Is(err, ErrInvalidName) {
-			t.Errorf("%q: %v does not wrap ErrInvalidName", tc.name, err)
-		}
-	}
+	})
 }
 
 func TestMaxSecretValueSize(t *testing.T) {

@@ -72,38 +72,16 @@ func (c *Client) fetchPublicKey(ctx context.Context, t Target) (PublicKey, error
 
 // ListSecrets lists the target's secrets, every page of them.
 func (c *Client) ListSecrets(ctx context.Context, t Target) ([]Secret, error) {
-	o := op{verb: "list secrets of", target: t.String()}
-	if err := t.Validate(); err != nil {
-		return nil, local(o, err)
-	}
-	var out []Secret
-	err := list(ctx, c, o, t.secretsPath(), secretsPerPage, func(p *gh.Secrets) {
-		for _, s := range p.Secrets {
-			if s != nil {
-				out = append(out, secretOf(s))
-			}
-		}
-	})
-	return out, err
+	return listItems(ctx, c, op{verb: "list secrets of", target: t.String()}, t.Validate(),
+		t.secretsPath(), secretsPerPage, secretsOf, secretOf)
 }
 
 // ListRepoOrgSecrets lists the organization secrets that owner/repo can
 // use, every page: the ones its workflows see (only the first 100 of them,
 // MaxVisibleOrgSecrets).
 func (c *Client) ListRepoOrgSecrets(ctx context.Context, owner, repo string) ([]Secret, error) {
-	o := op{verb: "list organization secrets visible to", target: "repository " + owner + "/" + repo}
-	if err := checkRepo(owner, repo); err != nil {
-		return nil, local(o, err)
-	}
-	var out []Secret
-	err := list(ctx, c, o, repoPath(owner, repo)+"/actions/organization-secrets", secretsPerPage, func(p *gh.Secrets) {
-		for _, s := range p.Secrets {
-			if s != nil {
-				out = append(out, secretOf(s))
-			}
-		}
-	})
-	return out, err
+	return listItems(ctx, c, op{verb: "list organization secrets visible to", target: "repository " + owner + "/" + repo}, checkRepo(owner, repo),
+		repoPath(owner, repo)+"/actions/organization-secrets", secretsPerPage, secretsOf, secretOf)
 }
 
 // GetSecret returns what GitHub tells about one secret; IsNotFound(err)
@@ -190,6 +168,8 @@ func checkSecretOp(t Target, name string) error {
 	}
 	return ValidSecretName(name)
 }
+
+func secretsOf(p *gh.Secrets) []*gh.Secret { return p.Secrets }
 
 func secretOf(s *gh.Secret) Secret {
 	return Secret{Name: s.Name, CreatedAt: s.CreatedAt.Time, UpdatedAt: s.UpdatedAt.Time, Visibility: s.Visibility}

@@ -73,24 +73,26 @@ func (t Target) String() string {
 
 // MaxSecrets is how many secrets GitHub lets the target hold.
 func (t Target) MaxSecrets() int {
-	switch t.Kind {
-	case KindOrganization:
-		return MaxOrganizationSecrets
-	case KindEnvironment:
-		return MaxEnvironmentSecrets
-	}
-	return MaxRepositorySecrets
+	secrets, _ := t.limits()
+	return secrets
 }
 
 // MaxVariables is how many variables GitHub lets the target hold.
 func (t Target) MaxVariables() int {
+	_, variables := t.limits()
+	return variables
+}
+
+// limits are how many secrets and variables GitHub lets the target hold (a
+// repository's limits for a kind it does not know).
+func (t Target) limits() (secrets, variables int) {
 	switch t.Kind {
 	case KindOrganization:
-		return MaxOrganizationVariables
+		return MaxOrganizationSecrets, MaxOrganizationVariables
 	case KindEnvironment:
-		return MaxEnvironmentVariables
+		return MaxEnvironmentSecrets, MaxEnvironmentVariables
 	}
-	return MaxRepositoryVariables
+	return MaxRepositorySecrets, MaxRepositoryVariables
 }
 
 // Validate reports a target that cannot be addressed: a missing owner,

@@ -25,19 +25,8 @@ const variablesPerPage = 30
 
 // ListVariables lists the target's variables, every page of them.
 func (c *Client) ListVariables(ctx context.Context, t Target) ([]Variable, error) {
-	o := op{verb: "list variables of", target: t.String()}
-	if err := t.Validate(); err != nil {
-		return nil, local(o, err)
-	}
-	var out []Variable
-	err := list(ctx, c, o, t.variablesPath(), variablesPerPage, func(p *gh.ActionsVariables) {
-		for _, v := range p.Variables {
-			if v != nil {
-				out = append(out, variableOf(v))
-			}
-		}
-	})
-	return out, err
+	return listItems(ctx, c, op{verb: "list variables of", target: t.String()}, t.Validate(),
+		t.variablesPath(), variablesPerPage, func(p *gh.ActionsVariables) []*gh.ActionsVariable { return p.Variables }, variableOf)
 }
 
 // GetVariable returns one variable; IsNotFound(err) when there is none.

@@ -126,22 +126,17 @@ func (t *Table) Lookup(name string) (Input, bool) {
 }
 
 // For lists the inputs mode reads, in table order.
-func (t *Table) For(mode string) []Input {
-	var out []Input
-	for _, in := range t.Inputs {
-		if in.UsedBy(mode) {
-			out = append(out, in)
-		}
-	}
-	return out
-}
+func (t *Table) For(mode string) []Input { return usedBy(t.Inputs, mode) }
 
 // OutputsFor lists the outputs mode sets.
-func (t *Table) OutputsFor(mode string) []Output {
-	var out []Output
-	for _, o := range t.Outputs {
-		if o.UsedBy(mode) {
-			out = append(out, o)
+func (t *Table) OutputsFor(mode string) []Output { return usedBy(t.Outputs, mode) }
+
+// usedBy keeps, in order, the inputs or outputs that mode uses.
+func usedBy[T interface{ UsedBy(string) bool }](all []T, mode string) []T {
+	var out []T
+	for _, x := range all {
+		if x.UsedBy(mode) {
+			out = append(out, x)
 		}
 	}
 	return out

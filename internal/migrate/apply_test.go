@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,65 +22,21 @@ import (
 	"github.com/pgfleet/pgfleet/internal/testenv/pgcluster"
 )
 
-var shared struct {
-	once    sync.Once
-	cluster *pgcluster.Cluster
-	err     error
-	mu      sync.Mutex
-	n       int
-}
+var cluster pgcluster.Shared
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared.cluster != nil {
-		if err := shared.cluster.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop test cluster:", err)
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { cluster.Main(m) }
 
-// newTenant starts the package's cluster on first use and creates a fresh
-// tenant database on it.
+// newTenant creates a fresh tenant database on the package's cluster.
 func newTenant(t *testing.T) tenant.Tenant {
 	t.Helper()
-	shared.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		shared.cluster, shared.err = pgcluster.Start(ctx, pgcluster.Options{})
-	})
-	if shared.err != nil {
-		t.Fatal(shared.err)
-	}
-	shared.mu.Lock()
-	shared.n++
-	name := fmt.Sprintf("mig_%03d", shared.n)
-	shared.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	db, err := shared.cluster.CreateTenant(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := cluster.NewTenant(t, "mig")
 	return tenant.Tenant{ID: db.Name, Name: db.Name, URL: db.URL}
-}
-
-func connect(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
 }
 
 func exists(t *testing.T, url, relation string) bool {
 	t.Helper()
 	var ok bool
-	if err := connect(t, url).QueryRow(context.Background(), "SELECT to_regclass($1) IS NOT NULL", relation).Scan(&ok); err != nil {
+	if err := pgcluster.Connect(t, url).QueryRow(context.Background(), "SELECT to_regclass($1) IS NOT NULL", relation).Scan(&ok); err != nil {
 		t.Fatal(err)
 	}
 	return ok
@@ -90,7 +45,7 @@ func exists(t *testing.T, url, relation string) bool {
 // recorded lists the versions in the migrations table, sorted.
 func recorded(t *testing.T, url, table string) []string {
 	t.Helper()
-	rows, err := connect(t, url).Query(context.Background(), "SELECT version::text FROM "+pgx.Identifier(strings.Split(table, ".")).Sanitize())
+	rows, err := pgcluster.Connect(t, url).Query(context.Background(), "SELECT version::text FROM "+pgx.Identifier(strings.Split(table, ".")).Sanitize())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +232,7 @@ func TestWorkDryRunChangesNothing(t *testing.T) {
 	if _, _, _, err := work(t, New(loadSet(t, "../../testdata/migrations"), Options{}), tn, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := connect(t, tn.URL).Exec(context.Background(), "DELETE FROM schema_migrations WHERE version = $1", v3); err != nil {
+	if _, err := pgcluster.Connect(t, tn.URL).Exec(context.Background(), "DELETE FROM schema_migrations WHERE version = $1", v3); err != nil {
 		t.Fatal(err)
 	}
 	status, d, _, err = work(t, dry, tn, time.Minute)
@@ -287,7 +242,7 @@ func TestWorkDryRunChangesNothing(t *testing.T) {
 	if got := recorded(t, tn.URL, "schema_migrations"); len(got) != 2 {
 		t.Errorf("a dry run recorded versions: %v", got)
 	}
-	if _, err := connect(t, tn.URL).Exec(context.Background(), "INSERT INTO schema_migrations (version) VALUES ($1)", v3); err != nil {
+	if _, err := pgcluster.Connect(t, tn.URL).Exec(context.Background(), "INSERT INTO schema_migrations (version) VALUES ($1)", v3); err != nil {
 		t.Fatal(err)
 	}
 	if status, d, _, err := work(t, dry, tn, time.Minute); err != nil || status != fleet.UpToDate || len(d.Pending) != 0 {
@@ -299,7 +254,7 @@ func TestWorkWaitsForTheLock(t *testing.T) {
 	t.Parallel()
 	tn := newTenant(t)
 	set := loadSet(t, "../../testdata/migrations")
-	holder := connect(t, tn.URL)
+	holder := pgcluster.Connect(t, tn.URL)
 	ctx := context.Background()
 	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", LockKey("schema_migrations")); err != nil {
 		t.Fatal(err)
@@ -378,7 +333,7 @@ func TestWorkLockTimeoutIsNotTheMigrationsTimeout(t *testing.T) {
 	t.Parallel()
 	tn := newTenant(t)
 	ctx := context.Background()
-	holder := connect(t, tn.URL)
+	holder := pgcluster.Connect(t, tn.URL)
 	if _, err := holder.Exec(ctx, "CREATE TABLE busy (x int)"); err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +400,7 @@ func TestWorkStopsWhenTimeIsUp(t *testing.T) {
 	// No backend of the tenant's session is left, none running the
 	// statement. (The test's own connections, open until it ends, have
 	// no application_name; pgfleet's are "pgfleet".)
-	admin := connect(t, shared.cluster.AdminURL("postgres"))
+	admin := pgcluster.Connect(t, cluster.Cluster(t).AdminURL("postgres"))
 	var left int
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -101,58 +101,26 @@ func TestLoadGoodSet(t *testing.T) {
 func TestLoadFileErrors(t *testing.T) {
 	tests := []struct {
 		name  string
-		files map[string]string
-		path  string // file the error names
+		files map[string]string // nil: one file, 1_x.sql, holding body
+		body  string
+		path  string // file the error names (1_x.sql when files is nil)
 		line  int
 		msg   string // substring of the message
 	}{
-		{
-			name:  "second up",
-			files: map[string]string{"1_x.sql": "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n\n-- migrate:up\nCREATE TABLE b (id int);\n-- migrate:down\nDROP TABLE b;\n"},
-			path:  "1_x.sql", line: 6, msg: "second '-- migrate:up'",
-		},
-		{
-			name:  "missing up",
-			files: map[string]string{"1_x.sql": "-- just a comment\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n"},
-			path:  "1_x.sql", line: 1, msg: "no '-- migrate:up'",
-		},
-		{
-			name:  "upgrade is not up",
-			files: map[string]string{"1_x.sql": "-- migrate:upgrade\nSELECT 1;\n-- migrate:down\n"},
-			path:  "1_x.sql", line: 1, msg: "no '-- migrate:up'",
-		},
-		{
-			name:  "statement before up",
-			files: map[string]string{"1_x.sql": "-- header\n\nCREATE TYPE s AS ENUM ('a');\n-- migrate:up\nCREATE TABLE a (s s);\n-- migrate:down\nDROP TABLE a;\n"},
-			path:  "1_x.sql", line: 3, msg: "statement before",
-		},
-		{
-			name:  "two downs",
-			files: map[string]string{"1_x.sql": "-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 2;\n-- migrate:down\nSELECT 3;\n"},
-			path:  "1_x.sql", line: 5, msg: "second '-- migrate:down'",
-		},
-		{
-			name:  "down before up",
-			files: map[string]string{"1_x.sql": "-- migrate:down\nDROP TABLE a;\n-- migrate:up\nCREATE TABLE a (id int);\n"},
-			path:  "1_x.sql", line: 1, msg: "comes before",
-		},
-		{
-			name:  "empty down before up",
-			files: map[string]string{"1_x.sql": "-- header\n-- migrate:down\n-- migrate:up\nCREATE TABLE a (id int);\n"},
-			path:  "1_x.sql", line: 2, msg: "comes before",
-		},
-		{
-			name:  "name without version",
-			files: map[string]string{"1_ok.sql": good, "create_users.sql": good},
-			path:  "create_users.sql", line: 0, msg: "must start with its version",
-		},
-		{
-			name:  "duplicate version",
-			files: map[string]string{"20240101_a.sql": good, "20240101_b.sql": good},
-			path:  "20240101_b.sql", line: 0, msg: "20240101_a.sql",
-		},
+		{name: "second up", body: "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n\n-- migrate:up\nCREATE TABLE b (id int);\n-- migrate:down\nDROP TABLE b;\n", line: 6, msg: "second '-- migrate:up'"},
+		{name: "missing up", body: "-- just a comment\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n", line: 1, msg: "no '-- migrate:up'"},
+		{name: "upgrade is not up", body: "-- migrate:upgrade\nSELECT 1;\n-- migrate:down\n", line: 1, msg: "no '-- migrate:up'"},
+		{name: "statement before up", body: "-- header\n\nCREATE TYPE s AS ENUM ('a');\n-- migrate:up\nCREATE TABLE a (s s);\n-- migrate:down\nDROP TABLE a;\n", line: 3, msg: "statement before"},
+		{name: "two downs", body: "-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 2;\n-- migrate:down\nSELECT 3;\n", line: 5, msg: "second '-- migrate:down'"},
+		{name: "down before up", body: "-- migrate:down\nDROP TABLE a;\n-- migrate:up\nCREATE TABLE a (id int);\n", line: 1, msg: "comes before"},
+		{name: "empty down before up", body: "-- header\n-- migrate:down\n-- migrate:up\nCREATE TABLE a (id int);\n", line: 2, msg: "comes before"},
+		{name: "name without version", files: map[string]string{"1_ok.sql": good, "create_users.sql": good}, path: "create_users.sql", line: 0, msg: "must start with its version"},
+		{name: "duplicate version", files: map[string]string{"20240101_a.sql": good, "20240101_b.sql": good}, path: "20240101_b.sql", line: 0, msg: "20240101_a.sql"},
 	}
 	for _, tt := range tests {
+		if tt.files == nil {
+			tt.files, tt.path = map[string]string{"1_x.sql": tt.body}, "1_x.sql"
+		}
 		t.Run(tt.name, func(t *testing.T) {
 			dir := writeDir(t, tt.files)
 			set, err := Load(dir)

@@ -54,16 +54,9 @@ func fastOptions(base string) Options {
 	}
 }
 
+// addTenants adds n projects tenant-0000… whose passwords are pw0….
 func addTenants(s *neonapi.Server, n int) {
-	for i := range n {
-		s.AddProject(neonapi.Project{
-			ID:   fmt.Sprintf("tenant-%04d", i),
-			Name: fmt.Sprintf("Tenant %d", i),
-			Databases: map[string]neonapi.Database{
-				"neondb": {URI: fmt.Sprintf("postgresql://neondb_owner:pw%d@ep-t%d.us-east-2.aws.neon.tech/neondb?sslmode=require", i, i)},
-			},
-		})
-	}
+	s.AddNumberedProjects(n, func(i int) string { return fmt.Sprintf("pw%d", i) })
 }
 
 func countRoute(s *neonapi.Server, route string) int {
@@ -569,7 +562,9 @@ func TestCancelStopsPromptly(t *testing.T) {
 		addTenants(s, 1)
 		check(t, New(fastOptions(s.URL())), 100*time.Millisecond, context.Canceled)
 	})
-	t.Run("waiting for the rate limiter", func(t *testing.T) {
+	// spentLimiter is a client allowed one request a minute that has just
+	// made it.
+	spentLimiter := func(t *testing.T) *Client {
 		s := newEmulator(t, neonapi.Config{})
 		addTenants(s, 1)
 		o := fastOptions(s.URL())
@@ -578,15 +573,13 @@ func TestCancelStopsPromptly(t *testing.T) {
 		if _, err := c.ConnectionURI(context.Background(), "tenant-0000", "", "neondb", "neondb_owner", false); err != nil {
 			t.Fatal(err)
 		}
-		check(t, c, 100*time.Millisecond, context.Canceled)
+		return c
+	}
+	t.Run("waiting for the rate limiter", func(t *testing.T) {
+		check(t, spentLimiter(t), 100*time.Millisecond, context.Canceled)
 	})
 	t.Run("deadline sooner than the rate limiter allows", func(t *testing.T) {
-		s := newEmulator(t, neonapi.Config{})
-		addTenants(s, 1)
-		o := fastOptions(s.URL())
-		o.RequestsPerMinute = 1
-		c := New(o)
-		c.ConnectionURI(context.Background(), "tenant-0000", "", "neondb", "neondb_owner", false) //nolint:errcheck
+		c := spentLimiter(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		start := time.Now()

@@ -206,14 +206,21 @@ func splitRow(line string) []string {
 
 func title(md string) string { return strings.SplitN(md, "\n", 2)[0] }
 
+// summaryTitled renders r's summary and fails the test unless its first
+// line is want.
+func summaryTitled(t *testing.T, r Run, want string) string {
+	t.Helper()
+	got := Summary(r, 0)
+	if !strings.HasPrefix(got, want+"\n") {
+		t.Errorf("title: %q, want %q", title(got), want)
+	}
+	return got
+}
+
 func TestSummaryFiveTenants(t *testing.T) {
 	r := fiveTenants()
-	got := Summary(r, 0)
+	got := summaryTitled(t, r, "## ❌ pgfleet tidy: 5 tenants, 1 failed")
 	t.Logf("\n%s", got)
-
-	if !strings.HasPrefix(got, "## ❌ pgfleet tidy: 5 tenants, 1 failed\n") {
-		t.Errorf("title: %q", title(got))
-	}
 	if !strings.Contains(got, "\n5 tenants · 3 succeeded · 1 up to date · 1 failed · 0 skipped · 0 cancelled · took 1m12s\n") {
 		t.Errorf("totals line missing")
 	}
@@ -306,26 +313,16 @@ func TestSummaryTenantsOrder(t *testing.T) {
 func TestSummaryAllSucceeded(t *testing.T) {
 	r := fiveTenants()
 	r.Results = append(r.Results[:2:2], r.Results[3:]...)
-	got := Summary(r, 0)
-	if !strings.HasPrefix(got, "## ✅ pgfleet tidy: 4 tenants, all succeeded or up to date\n") {
-		t.Errorf("title: %q", title(got))
-	}
+	got := summaryTitled(t, r, "## ✅ pgfleet tidy: 4 tenants, all succeeded or up to date")
 	if strings.Contains(got, "### Failures") {
 		t.Errorf("no failures section expected")
 	}
 	r.Results = r.Results[:1]
-	if got := Summary(r, 0); !strings.HasPrefix(got, "## ✅ pgfleet tidy: 1 tenant, all succeeded\n") {
-		t.Errorf("title: %q", title(got))
-	}
+	summaryTitled(t, r, "## ✅ pgfleet tidy: 1 tenant, all succeeded")
 	r.Results = []fleet.Result{{Tenant: tn("p", "n"), Status: fleet.UpToDate}, {Tenant: tn("q", "m"), Status: fleet.UpToDate}}
-	if got := Summary(r, 0); !strings.HasPrefix(got, "## ✅ pgfleet tidy: 2 tenants, all up to date\n") {
-		t.Errorf("title: %q", title(got))
-	}
+	summaryTitled(t, r, "## ✅ pgfleet tidy: 2 tenants, all up to date")
 	r.Results = nil
-	got = Summary(r, 0)
-	if !strings.HasPrefix(got, "## ⚠️ pgfleet tidy: no tenants selected\n") {
-		t.Errorf("title: %q", title(got))
-	}
+	got = summaryTitled(t, r, "## ⚠️ pgfleet tidy: no tenants selected")
 	if strings.Contains(got, "###") {
 		t.Errorf("no tenants, no sections:\n%s", got)
 	}
@@ -340,11 +337,8 @@ func TestSummaryDryRun(t *testing.T) {
 			{Tenant: tn("p3", "three"), Status: fleet.UpToDate, Detail: &tidyDetail{Level: "2"}},
 		}},
 	}
-	got := Summary(r, 0)
+	got := summaryTitled(t, r, "## ✅ pgfleet tidy (dry run): 3 tenants, 2 with something to do")
 	t.Logf("\n%s", got)
-	if !strings.HasPrefix(got, "## ✅ pgfleet tidy (dry run): 3 tenants, 2 with something to do\n") {
-		t.Errorf("title: %q", title(got))
-	}
 	if !strings.Contains(got, "\n> **Dry run: nothing was changed.** 2 tenants have something to do.\n") {
 		t.Errorf("dry-run banner missing")
 	}
@@ -398,10 +392,7 @@ func TestSummaryWarnings(t *testing.T) {
 	r.Cancelled, r.Stopped = true, fleet.ErrCancelled
 	r.Results[2].Status, r.Results[2].Err = fleet.Cancelled, errors.New("context canceled")
 	r.Results[4].Status, r.Results[4].Reason, r.Results[4].Detail = fleet.Skipped, "cancelled", nil
-	got = Summary(r, 0)
-	if !strings.HasPrefix(got, "## 🛑 pgfleet tidy: 5 tenants, 1 cancelled, 1 skipped\n") {
-		t.Errorf("title: %q", title(got))
-	}
+	got = summaryTitled(t, r, "## 🛑 pgfleet tidy: 5 tenants, 1 cancelled, 1 skipped")
 	if !strings.Contains(got, "> 🛑 **The run was cancelled** (interrupted by a signal): 1 tenant was stopped while running, 1 never started.") {
 		t.Errorf("cancel warning missing:\n%s", got)
 	}
@@ -416,17 +407,12 @@ func TestSummaryWarnings(t *testing.T) {
 	r = fiveTenants()
 	r.Results[2].Status, r.Results[2].Err = fleet.Succeeded, nil
 	r.Cancelled = true
-	if got := Summary(r, 0); !strings.HasPrefix(got, "## 🛑 pgfleet tidy: 5 tenants, run cancelled\n") {
-		t.Errorf("title: %q", title(got))
-	}
+	summaryTitled(t, r, "## 🛑 pgfleet tidy: 5 tenants, run cancelled")
 
 	r = fiveTenants()
 	r.Results = r.Results[:2]
 	r.SourceErr = errors.New("list projects (page 3): 503 Service Unavailable")
-	got = Summary(r, 0)
-	if !strings.HasPrefix(got, "## ❌ pgfleet tidy: 2 tenants, listing tenants failed\n") {
-		t.Errorf("title: %q", title(got))
-	}
+	got = summaryTitled(t, r, "## ❌ pgfleet tidy: 2 tenants, listing tenants failed")
 	if !strings.Contains(got, "\n> ❌ **Listing tenants failed part-way:** list projects (page 3): 503 Service Unavailable. Tenants not listed were not touched") {
 		t.Errorf("source error warning missing:\n%s", got)
 	}

@@ -114,15 +114,7 @@ func emulator(t *testing.T, n int) *neonapi.Server {
 			t.Errorf("not per Neon's spec: %s", v)
 		}
 	})
-	for i := range n {
-		s.AddProject(neonapi.Project{
-			ID:   fmt.Sprintf("tenant-%04d", i),
-			Name: fmt.Sprintf("Tenant %d", i),
-			Databases: map[string]neonapi.Database{
-				"neondb": {URI: fmt.Sprintf("postgresql://neondb_owner:secret-%d@ep-t%d.us-east-2.aws.neon.tech/neondb?sslmode=require", i, i)},
-			},
-		})
-	}
+	s.AddNumberedProjects(n, func(i int) string { return fmt.Sprintf("secret-%d", i) })
 	return s
 }
 

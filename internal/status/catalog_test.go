@@ -4,64 +4,25 @@ package status
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgfleet/pgfleet/internal/testenv/pgcluster"
 )
 
-var shared struct {
-	once    sync.Once
-	cluster *pgcluster.Cluster
-	err     error
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared.cluster != nil {
-		if err := shared.cluster.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop test cluster:", err)
-		}
-	}
-	os.Exit(code)
-}
-
-func newTenantURL(t *testing.T, name string) string {
-	t.Helper()
-	shared.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		shared.cluster, shared.err = pgcluster.Start(ctx, pgcluster.Options{})
-	})
-	if shared.err != nil {
-		t.Fatal(shared.err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	db, err := shared.cluster.CreateTenant(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return db.URL
-}
-
 // TestCatalogReadsEveryKindReadOnly: one object of each kind the
 // fingerprint covers is read, in the user's schemas only, inside a
 // read-only transaction; a change to any of them changes the fingerprint.
 func TestCatalogReadsEveryKindReadOnly(t *testing.T) {
 	ctx := context.Background()
-	url := newTenantURL(t, "status_catalog")
-	conn, err := pgx.Connect(ctx, url)
+	// The package's one test that needs a database has a cluster of its own.
+	db, err := pgcluster.StartForTest(t).CreateTenant(ctx, "status_catalog")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
+	conn := pgcluster.Connect(t, db.URL)
 	_, err = conn.Exec(ctx, `
 		CREATE SCHEMA app;
 		CREATE TYPE mood AS ENUM ('sad', 'ok');

@@ -9,44 +9,30 @@ import (
 )
 
 func TestParseShard(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    Shard
-		wantErr bool
+	for _, tt := range []struct {
+		in   string
+		want Shard
 	}{
-		{"", Shard{1, 1}, false},
-		{"   ", Shard{1, 1}, false},
-		{"1/1", Shard{1, 1}, false},
-		{"1/3", Shard{1, 3}, false},
-		{"3/3", Shard{3, 3}, false},
-		{" 2 / 7 ", Shard{2, 7}, false},
-		{"0/3", Shard{}, true},
-		{"4/3", Shard{}, true},
-		{"1/0", Shard{}, true},
-		{"-1/3", Shard{}, true},
-		{"1/-3", Shard{}, true},
-		{"x", Shard{}, true},
-		{"3", Shard{}, true},
-		{"1/", Shard{}, true},
-		{"/3", Shard{}, true},
-		{"a/b", Shard{}, true},
-		{"1/3/5", Shard{}, true},
-		{"1.5/3", Shard{}, true},
+		{"", Shard{1, 1}},
+		{"   ", Shard{1, 1}},
+		{"1/1", Shard{1, 1}},
+		{"1/3", Shard{1, 3}},
+		{"3/3", Shard{3, 3}},
+		{" 2 / 7 ", Shard{2, 7}},
+	} {
+		if got, err := ParseShard(tt.in); err != nil || got != tt.want {
+			t.Errorf("ParseShard(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+		}
 	}
-	for _, tt := range tests {
-		got, err := ParseShard(tt.in)
-		if (err != nil) != tt.wantErr {
-			t.Errorf("ParseShard(%q) error = %v, wantErr %v", tt.in, err, tt.wantErr)
+	bad := []string{"0/3", "4/3", "1/0", "-1/3", "1/-3", "x", "3", "1/", "/3", "a/b", "1/3/5", "1.5/3"}
+	for _, in := range bad {
+		_, err := ParseShard(in)
+		if err == nil {
+			t.Errorf("ParseShard(%q) accepted it", in)
 			continue
 		}
-		if err != nil {
-			if !strings.Contains(err.Error(), fmt.Sprintf("%q", strings.TrimSpace(tt.in))) {
-				t.Errorf("ParseShard(%q) error %q does not quote the input", tt.in, err)
-			}
-			continue
-		}
-		if got != tt.want {
-			t.Errorf("ParseShard(%q) = %+v, want %+v", tt.in, got, tt.want)
+		if !strings.Contains(err.Error(), fmt.Sprintf("%q", strings.TrimSpace(in))) {
+			t.Errorf("ParseShard(%q) error %q does not quote the input", in, err)
 		}
 	}
 }

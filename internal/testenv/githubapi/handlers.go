@@ -332,108 +332,82 @@ func (s *Server) routes() *http.ServeMux {
 		{"/orgs/{org}/actions", s.orgScope},
 	} {
 		resolve := b.resolve
-		s.handle(mux, "GET "+b.prefix+"/secrets/public-key", func(r *http.Request, _ time.Time) (int, any, *apiError) {
-			sc, e := resolve(r)
-			if e != nil {
-				return 0, nil, e
+		// in and listIn run a route's body on the scope it addresses; a
+		// route to none is answered with resolve's error.
+		in := func(h func(r *http.Request, sc *scope, now time.Time) (int, any, *apiError)) handler {
+			return func(r *http.Request, now time.Time) (int, any, *apiError) {
+				sc, e := resolve(r)
+				if e != nil {
+					return 0, nil, e
+				}
+				return h(r, sc, now)
 			}
+		}
+		listIn := func(field string, defaultPer, maxPer int, items func(r *http.Request, sc *scope) []any) lister {
+			return func(r *http.Request) ([]any, func(int, []any) any, int, int, *apiError) {
+				sc, e := resolve(r)
+				if e != nil {
+					return nil, nil, 0, 0, e
+				}
+				return items(r, sc), listPage(field), defaultPer, maxPer, nil
+			}
+		}
+		s.handle(mux, "GET "+b.prefix+"/secrets/public-key", in(func(_ *http.Request, sc *scope, _ time.Time) (int, any, *apiError) {
 			return http.StatusOK, map[string]string{"key_id": sc.keyID, "key": base64.StdEncoding.EncodeToString(sc.keys[sc.keyID].pub[:])}, nil
-		})
-		s.list(mux, "GET "+b.prefix+"/secrets", func(r *http.Request) ([]any, func(int, []any) any, int, int, *apiError) {
-			sc, e := resolve(r)
-			if e != nil {
-				return nil, nil, 0, 0, e
-			}
-			var items []any
-			for _, sec := range sortedSecrets(sc) {
+		}))
+		s.list(mux, "GET "+b.prefix+"/secrets", listIn("secrets", 30, 100, func(r *http.Request, sc *scope) (items []any) {
+			for _, sec := range byName(sc.secrets) {
 				items = append(items, s.secretJSON(r, sc, sec))
 			}
-			return items, func(total int, page []any) any {
-				return map[string]any{"total_count": total, "secrets": nonNil(page)}
-			}, 30, 100, nil
-		})
-		s.handle(mux, "GET "+b.prefix+"/secrets/{name}", func(r *http.Request, _ time.Time) (int, any, *apiError) {
-			sc, e := resolve(r)
-			if e != nil {
-				return 0, nil, e
-			}
+			return items
+		}))
+		s.handle(mux, "GET "+b.prefix+"/secrets/{name}", in(func(r *http.Request, sc *scope, _ time.Time) (int, any, *apiError) {
 			sec := sc.secrets[strings.ToUpper(r.PathValue("name"))]
 			if sec == nil {
 				return 0, nil, notFound()
 			}
 			return http.StatusOK, s.secretJSON(r, sc, sec), nil
-		})
-		s.handle(mux, "PUT "+b.prefix+"/secrets/{name}", func(r *http.Request, now time.Time) (int, any, *apiError) {
-			sc, e := resolve(r)
-			if e != nil {
-				return 0, nil, e
-			}
-			return s.putSecret(r, sc, now)
-		})
-		s.handle(mux, "DELETE "+b.prefix+"/secrets/{name}", func(r *http.Request, _ time.Time) (int, any, *apiError) {
-			sc, e := resolve(r)
-			if e != nil {
-				return 0, nil, e
-			}
-			key := strings.ToUpper(r.PathValue("name"))
-			if sc.secrets[key] == nil {
-				return 0, nil, notFound()
-			}
-			delete(sc.secrets, key)
-			return http.StatusNoContent, nil, nil
-		})
-		s.list(mux, "GET "+b.prefix+"/variables", func(r *http.Request) ([]any, func(int, []any) any, int, int, *apiError) {
-			sc, e := resolve(r)
-			if e != nil {
-				return nil, nil, 0, 0, e
-			}
-			var items []any
-			for _, v := range sortedVariables(sc) {
+		}))
+		s.handle(mux, "PUT "+b.prefix+"/secrets/{name}", in(s.putSecret))
+		s.handle(mux, "DELETE "+b.prefix+"/secrets/{name}", in(func(r *http.Request, sc *scope, _ time.Time) (int, any, *apiError) {
+			return deleted(removeNamed(sc.secrets, r.PathValue("name")))
+		}))
+		s.list(mux, "GET "+b.prefix+"/variables", listIn("variables", 10, 30, func(r *http.Request, sc *scope) (items []any) {
+			for _, v := range byName(sc.vars) {
 				items = append(items, s.variableJSON(r, sc, v))
 			}
-			return items, func(total int, page []any) any {
-				return map[string]any{"total_count": total, "variables": nonNil(page)}
-			}, 10, 30, nil
-		})
-		s.handle(mux, "GET "+b.prefix+"/variables/{name}", func(r *http.Request, _ time.Time) (int, any, *apiError) {
-			sc, e := resolve(r)
-			if e != nil {
-				return 0, nil, e
-			}
+			return items
+		}))
+		s.handle(mux, "GET "+b.prefix+"/variables/{name}", in(func(r *http.Request, sc *scope, _ time.Time) (int, any, *apiError) {
 			v := sc.vars[strings.ToUpper(r.PathValue("name"))]
 			if v == nil {
 				return 0, nil, notFound()
 			}
 			return http.StatusOK, s.variableJSON(r, sc, v), nil
-		})
-		s.handle(mux, "POST "+b.prefix+"/variables", func(r *http.Request, now time.Time) (int, any, *apiError) {
-			sc, e := resolve(r)
-			if e != nil {
-				return 0, nil, e
-			}
-			return s.createVariable(r, sc, now)
-		})
-		s.handle(mux, "PATCH "+b.prefix+"/variables/{name}", func(r *http.Request, now time.Time) (int, any, *apiError) {
-			sc, e := resolve(r)
-			if e != nil {
-				return 0, nil, e
-			}
-			return s.updateVariable(r, sc, now)
-		})
-		s.handle(mux, "DELETE "+b.prefix+"/variables/{name}", func(r *http.Request, _ time.Time) (int, any, *apiError) {
-			sc, e := resolve(r)
-			if e != nil {
-				return 0, nil, e
-			}
-			key := strings.ToUpper(r.PathValue("name"))
-			if sc.vars[key] == nil {
-				return 0, nil, notFound()
-			}
-			delete(sc.vars, key)
-			return http.StatusNoContent, nil, nil
-		})
+		}))
+		s.handle(mux, "POST "+b.prefix+"/variables", in(s.createVariable))
+		s.handle(mux, "PATCH "+b.prefix+"/variables/{name}", in(s.updateVariable))
+		s.handle(mux, "DELETE "+b.prefix+"/variables/{name}", in(func(r *http.Request, sc *scope, _ time.Time) (int, any, *apiError) {
+			return deleted(removeNamed(sc.vars, r.PathValue("name")))
+		}))
 	}
 	return mux
+}
+
+// listPage wraps a page of a list as GitHub does: the total and the page's
+// items under field.
+func listPage(field string) func(total int, page []any) any {
+	return func(total int, page []any) any {
+		return map[string]any{"total_count": total, field: nonNil(page)}
+	}
+}
+
+// deleted answers a DELETE: 204, or 404 when there was nothing to delete.
+func deleted(existed bool) (int, any, *apiError) {
+	if !existed {
+		return 0, nil, notFound()
+	}
+	return http.StatusNoContent, nil, nil
 }
 
 func nonNil(page []any) []any {
@@ -743,15 +717,13 @@ func (s *Server) listRepoOrgSecrets(r *http.Request) ([]any, func(int, []any) an
 	}
 	var items []any
 	if o := s.orgs[strings.ToLower(repo.owner)]; o != nil {
-		for _, sec := range sortedSecrets(o.scope) {
+		for _, sec := range byName(o.scope.secrets) {
 			if sec.visibility != "selected" || slices.Contains(sec.selected, repo.id) {
 				items = append(items, map[string]any{"name": sec.name, "created_at": timestamp(sec.createdAt), "updated_at": timestamp(sec.updatedAt)})
 			}
 		}
 	}
-	return items, func(total int, page []any) any {
-		return map[string]any{"total_count": total, "secrets": nonNil(page)}
-	}, 30, 100, nil
+	return items, listPage("secrets"), 30, 100, nil
 }
 
 func (s *Server) environmentJSON(repo *repository, e *environment) map[string]any {
@@ -773,9 +745,7 @@ func (s *Server) listEnvironments(r *http.Request) ([]any, func(int, []any) any,
 	for _, name := range sortedEnvNames(repo) {
 		items = append(items, s.environmentJSON(repo, repo.envs[name]))
 	}
-	return items, func(total int, page []any) any {
-		return map[string]any{"total_count": total, "environments": nonNil(page)}
-	}, 30, 100, nil
+	return items, listPage("environments"), 30, 100, nil
 }
 
 func sortedEnvNames(repo *repository) []string {

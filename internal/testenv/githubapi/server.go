@@ -36,8 +36,10 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -399,7 +401,7 @@ func (s *Server) Secrets(t Target) []StoredSecret {
 	defer s.mu.Unlock()
 	sc := s.scopeOf(t)
 	var out []StoredSecret
-	for _, sec := range sortedSecrets(sc) {
+	for _, sec := range byName(sc.secrets) {
 		out = append(out, StoredSecret{Name: sec.name, Value: sc.open(sec), CreatedAt: sec.createdAt, UpdatedAt: sec.updatedAt,
 			Visibility: sec.visibility, SelectedRepositoryIDs: append([]int64(nil), sec.selected...)})
 	}
@@ -448,11 +450,7 @@ func (s *Server) SetSecret(t Target, name, value string, updatedAt time.Time) {
 func (s *Server) DeleteSecret(t Target, name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sc := s.scopeOf(t)
-	key := strings.ToUpper(name)
-	_, ok := sc.secrets[key]
-	delete(sc.secrets, key)
-	return ok
+	return removeNamed(s.scopeOf(t).secrets, name)
 }
 
 // Variable returns the value of the variable name in t, and whether it
@@ -472,7 +470,7 @@ func (s *Server) Variables(t Target) []StoredVariable {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []StoredVariable
-	for _, v := range sortedVariables(s.scopeOf(t)) {
+	for _, v := range byName(s.scopeOf(t).vars) {
 		out = append(out, StoredVariable{Name: v.name, Value: v.value, CreatedAt: v.createdAt, UpdatedAt: v.updatedAt,
 			Visibility: v.visibility, SelectedRepositoryIDs: append([]int64(nil), v.selected...)})
 	}
@@ -502,11 +500,7 @@ func (s *Server) SetVariable(t Target, name, value string) {
 func (s *Server) DeleteVariable(t Target, name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sc := s.scopeOf(t)
-	key := strings.ToUpper(name)
-	_, ok := sc.vars[key]
-	delete(sc.vars, key)
-	return ok
+	return removeNamed(s.scopeOf(t).vars, name)
 }
 
 // PublicKey returns t's current key id and public key, base64 as GitHub
@@ -578,22 +572,25 @@ func (s *Server) RateLimitWrites(n int, l RateLimit) {
 	}
 }
 
-func sortedSecrets(sc *scope) []*secret {
-	out := make([]*secret, 0, len(sc.secrets))
-	for _, sec := range sc.secrets {
-		out = append(out, sec)
+// A scope's secrets and variables are kept by their upper-cased name
+// (GitHub's names are case-insensitive), which is also the name they have.
+
+// byName lists a scope's secrets or variables sorted by name.
+func byName[T any](m map[string]*T) []*T {
+	out := make([]*T, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, m[k])
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out
 }
 
-func sortedVariables(sc *scope) []*variable {
-	out := make([]*variable, 0, len(sc.vars))
-	for _, v := range sc.vars {
-		out = append(out, v)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out
+// removeNamed deletes the secret or variable name from m and reports
+// whether it was there.
+func removeNamed[T any](m map[string]*T, name string) bool {
+	key := strings.ToUpper(name)
+	_, ok := m[key]
+	delete(m, key)
+	return ok
 }
 
 func isWrite(method string) bool {

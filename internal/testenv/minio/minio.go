@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,6 +39,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/pgfleet/pgfleet/internal/testenv/freeport"
 )
 
 // Module and Version are what the binary is built from.
@@ -194,11 +195,11 @@ func Start(ctx context.Context, o Options) (s *Server, err error) {
 	// A free port found by listening can be taken by someone else before
 	// MinIO binds it: try a few pairs.
 	for attempt := 1; ; attempt++ {
-		if s.port, err = freePort(); err != nil {
-			return s, err
+		if s.port, err = freeport.Get(); err != nil {
+			return s, fmt.Errorf("minio: %w", err)
 		}
-		if s.consolePort, err = freePort(); err != nil {
-			return s, err
+		if s.consolePort, err = freeport.Get(); err != nil {
+			return s, fmt.Errorf("minio: %w", err)
 		}
 		s.Endpoint = "http://127.0.0.1:" + strconv.Itoa(s.port)
 		if err = s.start(ctx); err == nil || attempt == 3 || !errors.Is(err, errExited) {
@@ -431,15 +432,6 @@ func (s *Server) startWatchdog() error {
 	}
 	s.watchdog = cmd
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("minio: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func randomHex(n int) string {

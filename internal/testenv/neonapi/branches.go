@@ -242,11 +242,8 @@ func (s *Server) createBranch(w http.ResponseWriter, req *http.Request, projectI
 		}
 	}
 
-	s.mu.Lock()
-	p, ok := s.byID[projectID]
-	if !ok {
-		s.mu.Unlock()
-		writeError(w, http.StatusNotFound, "project not found", requestID)
+	p := s.lockProject(w, projectID, requestID)
+	if p == nil {
 		return
 	}
 	if p.busy(now) {
@@ -445,11 +442,8 @@ func (s *Server) deleteBranch(w http.ResponseWriter, req *http.Request, projectI
 		return
 	}
 	now := time.Now()
-	s.mu.Lock()
-	p, ok := s.byID[projectID]
-	if !ok {
-		s.mu.Unlock()
-		writeError(w, http.StatusNotFound, "project not found", requestID)
+	p := s.lockProject(w, projectID, requestID)
+	if p == nil {
 		return
 	}
 	i := slices.IndexFunc(p.branches, func(b *branch) bool { return b.ID == branchID })

@@ -118,18 +118,41 @@ func (s *Server) fields(p *project) projectFields {
 	}
 }
 
+// queryLimit reads the limit parameter: def when it is absent, else a whole
+// number from 1 to max. On anything else it answers 400 and returns false.
+func queryLimit(w http.ResponseWriter, q url.Values, def, max int, requestID string) (int, bool) {
+	v := q.Get("limit")
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("limit must be an integer from 1 to %d", max), requestID)
+		return 0, false
+	}
+	return n, true
+}
+
+// lockProject takes s.mu and returns the project; for an unknown one it
+// unlocks again, answers 404 and returns nil.
+func (s *Server) lockProject(w http.ResponseWriter, projectID, requestID string) *project {
+	s.mu.Lock()
+	p, ok := s.byID[projectID]
+	if !ok {
+		s.mu.Unlock()
+		writeError(w, http.StatusNotFound, "project not found", requestID)
+		return nil
+	}
+	return p
+}
+
 // listProjects serves GET /projects. Like Neon, it returns
 // pagination.cursor on every page that has projects, the last one included,
 // so a client can only tell the end by a short (or empty) page.
 func (s *Server) listProjects(w http.ResponseWriter, q url.Values, requestID string) {
-	limit := defaultProjectsLimit
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxProjectsLimit {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit must be an integer from 1 to %d", maxProjectsLimit), requestID)
-			return
-		}
-		limit = n
+	limit, ok := queryLimit(w, q, defaultProjectsLimit, maxProjectsLimit, requestID)
+	if !ok {
+		return
 	}
 	orgID := q.Get("org_id")
 	if orgID != "" && !idPattern.MatchString(orgID) {
@@ -225,14 +248,9 @@ func (s *Server) getProject(w http.ResponseWriter, id, requestID string) {
 // search, sort_by, sort_order, limit and cursor. The cursor (pagination.next)
 // is present only while more branches follow.
 func (s *Server) listBranches(w http.ResponseWriter, projectID string, q url.Values, requestID string) {
-	limit := 0
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxBranchesLimit {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit must be an integer from 1 to %d", maxBranchesLimit), requestID)
-			return
-		}
-		limit = n
+	limit, ok := queryLimit(w, q, 0, maxBranchesLimit, requestID)
+	if !ok {
+		return
 	}
 	sortBy := cmp.Or(q.Get("sort_by"), "updated_at")
 	sortOrder := cmp.Or(q.Get("sort_order"), "desc")
@@ -243,11 +261,8 @@ func (s *Server) listBranches(w http.ResponseWriter, projectID string, q url.Val
 	search := q.Get("search")
 	cursor := q.Get("cursor")
 
-	s.mu.Lock()
-	p, ok := s.byID[projectID]
-	if !ok {
-		s.mu.Unlock()
-		writeError(w, http.StatusNotFound, "project not found", requestID)
+	p := s.lockProject(w, projectID, requestID)
+	if p == nil {
 		return
 	}
 	branches := slices.Clone(p.branches)

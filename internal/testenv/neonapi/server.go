@@ -225,6 +225,22 @@ func (s *Server) URL() string { return s.url }
 // Close stops the server and drops open connections.
 func (s *Server) Close() { s.http.Close() }
 
+// AddNumberedProjects adds n projects for tests that list many and connect
+// to none: ids tenant-0000 on, names "Tenant 0" on, each with a neondb
+// database at a Neon-shaped connection string (host ep-t<i>, which does not
+// exist) whose password is password(i).
+func (s *Server) AddNumberedProjects(n int, password func(i int) string) {
+	for i := range n {
+		s.AddProject(Project{
+			ID:   fmt.Sprintf("tenant-%04d", i),
+			Name: fmt.Sprintf("Tenant %d", i),
+			Databases: map[string]Database{
+				"neondb": {URI: fmt.Sprintf("postgresql://neondb_owner:%s@ep-t%d.us-east-2.aws.neon.tech/neondb?sslmode=require", password(i), i)},
+			},
+		})
+	}
+}
+
 // AddProject adds a project (or replaces the one with the same ID) and
 // returns it with its defaults filled in, so a test can learn generated ids.
 // It panics on an ID the spec would reject.

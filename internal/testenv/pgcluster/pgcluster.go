@@ -40,10 +40,11 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgfleet/pgfleet/internal/testenv/freeport"
 )
 
 // Superuser is the name of the cluster's superuser role.
@@ -438,9 +439,9 @@ func (c *Cluster) startServer(ctx context.Context) error {
 	const attempts = 5
 	var lastErr error
 	for attempt := 0; attempt < attempts; attempt++ {
-		port, err := freePort()
+		port, err := freeport.Get()
 		if err != nil {
-			return err
+			return fmt.Errorf("pgcluster: %w", err)
 		}
 		logOffset := fileSize(c.logFile)
 		timeout := 60
@@ -491,16 +492,6 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pgcluster: finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func fileSize(path string) int64 {
@@ -877,23 +868,4 @@ func randomToken() (string, error) {
 		return "", fmt.Errorf("pgcluster: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// StartForTest starts a cluster for tb and registers Stop with tb.Cleanup
-// (which runs even if the test panics). It calls tb.Fatal, with a message
-// saying how to install PostgreSQL, when none is found.
-func StartForTest(tb testing.TB) *Cluster {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c, err := Start(ctx, Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if err := c.Stop(); err != nil {
-			tb.Errorf("pgcluster: stopping test cluster: %v", err)
-		}
-	})
-	return c
 }
