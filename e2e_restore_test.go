@@ -42,12 +42,7 @@ func runRestore(t *testing.T, d dest, in inputs, env ...string) (run, modeReport
 // freshDB is a new empty database with its own owner.
 func freshDB(t *testing.T, name string) pgcluster.TenantDB {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	db, err := cluster.CreateTenant(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := cluster.TenantForTest(t, name)
 	t.Cleanup(func() { cluster.DropTenant(context.Background(), db) })
 	return db
 }

@@ -3,7 +3,6 @@ package recovery
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -12,27 +11,6 @@ import (
 
 // EmptyScratch against a real PostgreSQL cluster (one test: it starts its
 // own).
-
-func newDB(t *testing.T, c *pgcluster.Cluster, name string) pgcluster.TenantDB {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	db, err := c.CreateTenant(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
-
-func connect(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
 
 func countOf(t *testing.T, conn *pgx.Conn, q string) (n int) {
 	t.Helper()
@@ -62,12 +40,12 @@ CREATE PUBLICATION pub FOR TABLE customers;
 	cluster := pgcluster.StartForTest(t)
 	for _, as := range []string{"superuser", "owner"} {
 		t.Run(as, func(t *testing.T) {
-			db := newDB(t, cluster, "scratch_"+as)
+			db := cluster.TenantForTest(t, "scratch_"+as)
 			url := db.URL
 			if as == "superuser" {
 				url = cluster.AdminURL(db.Name)
 			}
-			conn := connect(t, url)
+			conn := pgcluster.Connect(t, url)
 			ctx := context.Background()
 			if _, err := conn.Exec(ctx, previous); err != nil {
 				t.Fatal(err)

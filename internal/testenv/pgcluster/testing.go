@@ -87,6 +87,13 @@ func (s *Shared) NewTenant(tb testing.TB, prefix string) TenantDB {
 	s.n++
 	name := fmt.Sprintf("%s_%03d", prefix, s.n)
 	s.mu.Unlock()
+	return c.TenantForTest(tb, name)
+}
+
+// TenantForTest creates the tenant database name on c (with its own
+// owner), or ends the test.
+func (c *Cluster) TenantForTest(tb testing.TB, name string) TenantDB {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	db, err := c.CreateTenant(ctx, name)
