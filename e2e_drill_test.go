@@ -210,6 +210,17 @@ exec %[4]q "$@"
 	if !strings.Contains(sec, "❌") || !strings.Contains(sec, "does not match its manifest") || !strings.Contains(sec, filepath.Base(bad.Object)) || !strings.Contains(sec, "1 failed") {
 		t.Errorf("Restore drill section:\n%s", sec)
 	}
+	// The drill's error, which fails the run after every tenant was done,
+	// is in the summary's banner, the report and the verdict.
+	if !strings.Contains(r.summary, "**Failed once every tenant was done:**") || !strings.Contains(r.summary, "## ❌ pgfleet backup: 2 tenants, 1 failed") {
+		t.Errorf("summary's verdict and banner:\n%s", tail(r.summary, 3000))
+	}
+	head := readReport[struct {
+		FinishError string `json:"finish_error"`
+	}](t, r, "backup")
+	if !strings.Contains(head.FinishError, filepath.Base(bad.Object)) {
+		t.Errorf("report's finish_error %q: want the corrupted backup named", head.FinishError)
+	}
 	// The corruption was in the store: the object has its size but not
 	// the manifest's checksum.
 	m := readManifest(t, d, archive.ManifestKey(bad.Object))

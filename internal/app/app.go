@@ -296,6 +296,7 @@ func run(ctx context.Context, p *prepared, getenv func(string) string, out *cons
 		Duration:   time.Since(started),
 		Outcome:    outcome,
 		DryRun:     p.job.DryRun(),
+		FinishErr:  f.finishErr,
 		ReportFile: p.reportOutput,
 		Scrub:      out.secrets.Scrub,
 	}
@@ -376,7 +377,7 @@ func exitStatus(f finished, out *console) int {
 	case len(f.run.Results) == 0 && isBadCredential(f.run.SourceErr):
 		// The key or org was wrong: input error, and nothing was touched.
 		return ExitInvalidInput
-	case f.finishErr != nil, f.publishErr != nil, !f.run.OK():
+	case f.publishErr != nil, !f.run.OK():
 		return ExitFailed
 	}
 	return ExitOK

@@ -18,7 +18,8 @@ type jsonReport struct {
 	Cancelled   bool       `json:"cancelled"`
 	Stopped     string     `json:"stopped"`
 	SourceError string     `json:"source_error"`
-	Error       string     `json:"error"` // why the run never started
+	Error       string     `json:"error"`        // why the run never started
+	FinishError string     `json:"finish_error"` // what failed once every tenant was done
 	Counts      jsonCounts `json:"counts"`
 	// "tenants" is streamed after these fields.
 }
@@ -64,6 +65,7 @@ func WriteJSON(w io.Writer, r Run) error {
 		},
 	}
 	head.Error = r.scrubErr(r.PrepareErr)
+	head.FinishError = r.scrubErr(r.FinishErr)
 	b, err := json.Marshal(head)
 	if err != nil {
 		return err

@@ -57,6 +57,10 @@ type Run struct {
 	// PrepareErr is why the run never started: bad input, or an outage
 	// met while preparing. No tenant was touched; Results is empty.
 	PrepareErr error
+	// FinishErr is what the job's Finish, run once every tenant was done,
+	// could not do (sync-secrets' prune of stale secrets, a failed restore
+	// drill): the run failed even when every tenant succeeded.
+	FinishErr error
 
 	ReportFile string // path of the JSON report, as the outputs give it
 
@@ -68,10 +72,11 @@ type Run struct {
 
 // OK reports that every selected tenant succeeded or was already up to
 // date, tenant listing did not fail and the run was neither cancelled nor
-// stopped early. internal/app turns it, with what only app knows (writing
-// the report, a job's Finish), into the exit status.
+// stopped early, and the job's Finish did what it had to. internal/app
+// turns it, with what only app knows (writing the report), into the exit
+// status.
 func (r Run) OK() bool {
-	if r.PrepareErr != nil || r.SourceErr != nil || r.Cancelled || r.Stopped != nil {
+	if r.PrepareErr != nil || r.FinishErr != nil || r.SourceErr != nil || r.Cancelled || r.Stopped != nil {
 		return false
 	}
 	for _, res := range r.Results {

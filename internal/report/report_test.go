@@ -328,6 +328,30 @@ func TestSummaryAllSucceeded(t *testing.T) {
 	}
 }
 
+// A Finish that failed after every tenant succeeded (sync-secrets' prune)
+// fails the run: the verdict, a banner with its error, OK and the JSON say so.
+func TestSummaryFinishFailed(t *testing.T) {
+	r := Run{Mode: "tidy", View: tidyView{}, FinishErr: errors.New("prune stale secrets: 403 Forbidden"),
+		Outcome: fleet.Outcome{Results: []fleet.Result{{Tenant: tn("p1", "one"), Status: fleet.Succeeded, Detail: &tidyDetail{Level: "1"}}}}}
+	if r.OK() {
+		t.Error("OK with a failed Finish")
+	}
+	got := summaryTitled(t, r, "## ❌ pgfleet tidy: 1 tenant, finishing the run failed")
+	if !strings.Contains(got, "> ❌ **Failed once every tenant was done:** prune stale secrets: 403 Forbidden.") {
+		t.Errorf("no banner with the error:\n%s", got)
+	}
+	var b strings.Builder
+	if err := WriteJSON(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `"finish_error":"prune stale secrets: 403 Forbidden"`) {
+		t.Errorf("JSON lacks finish_error: %s", b.String())
+	}
+	// A Finish that failed tenants (a restore drill) names them in the verdict.
+	r.Results[0].Status = fleet.Failed
+	summaryTitled(t, r, "## ❌ pgfleet tidy: 1 tenant, 1 failed")
+}
+
 func TestSummaryDryRun(t *testing.T) {
 	r := Run{
 		Mode: "tidy", View: tidyView{}, DryRun: true, Duration: 850 * time.Millisecond,

@@ -139,6 +139,10 @@ func header(r Run, counts fleet.Counts) string {
 		fmt.Fprintf(&b, "> ❌ **Nothing was run:** %s. No tenant was touched.\n\n",
 			mdCut(r.scrub(strings.ReplaceAll(r.PrepareErr.Error(), "\n", "; ")), maxErrorRunes))
 	}
+	if r.FinishErr != nil {
+		fmt.Fprintf(&b, "> ❌ **Failed once every tenant was done:** %s.\n\n",
+			mdCut(r.scrub(strings.ReplaceAll(r.FinishErr.Error(), "\n", "; ")), maxErrorRunes))
+	}
 	if r.SourceErr != nil {
 		fmt.Fprintf(&b, "> ❌ **Listing tenants failed part-way:** %s. Tenants not listed were not touched: this run did not cover the whole fleet.\n\n",
 			mdCut(r.scrub(r.SourceErr.Error()), maxErrorRunes))
@@ -171,6 +175,10 @@ func verdict(r Run, c fleet.Counts) (emoji, text string) {
 	if c.Failed > 0 {
 		parts = append(parts, thousands(c.Failed)+" failed")
 	}
+	if r.FinishErr != nil && c.Failed == 0 {
+		// A Finish that failed tenants (a drill) is counted above already.
+		parts = append(parts, "finishing the run failed")
+	}
 	if c.Cancelled > 0 {
 		parts = append(parts, thousands(c.Cancelled)+" cancelled")
 	} else if r.Cancelled {
@@ -183,7 +191,7 @@ func verdict(r Run, c fleet.Counts) (emoji, text string) {
 		parts = append(parts, "not all tenants succeeded")
 	}
 	switch {
-	case r.SourceErr != nil || c.Failed > 0:
+	case r.SourceErr != nil || r.FinishErr != nil || c.Failed > 0:
 		emoji = "❌"
 	case r.Cancelled || c.Cancelled > 0:
 		emoji = "🛑"
