@@ -152,6 +152,7 @@ type Job struct {
 	o       Options
 	started time.Time
 	dumped  atomic.Int64 // pg_dump output read so far, all tenants
+	pending pendingList  // the destination's unfinished uploads (retention)
 }
 
 var _ mode.Progresser = (*Job)(nil)
