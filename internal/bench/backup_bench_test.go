@@ -6,7 +6,12 @@ package bench
 //   - BenchmarkBackupFleet: 100 small tenants backed up by pgfleet with
 //     concurrency 8, against the same tenants done one after another the
 //     way Neon's documented GitHub Action does it (pg_dump | gzip > file,
-//     then upload the file), to the same MinIO.
+//     then upload the file), to the same MinIO, through three networks:
+//     this machine's own, 10 ms round trips to Postgres and S3, and those
+//     plus 500 ms on each database's first connection (a suspended Neon
+//     compute waking). Locally it also sets the CPU time pgfleet itself
+//     spends per tenant against the script's own (gzip and the upload),
+//     each without pg_dump's.
 //   - BenchmarkBackupParallelMemory: 8 medium tenants at once, for peak RSS.
 //   - BenchmarkBackupLarge: one tenant of about 2 GB (PGFLEET_BENCH_LARGE_MB,
 //     default 2048), against pg_dump -Fc -Z0 > /dev/null alone.
