@@ -24,7 +24,7 @@ test: postgres minio
 	$(GO) test -count=1 -timeout 20m ./...
 
 bench: postgres minio
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/bench/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 45m ./internal/bench/
 
 # gofmt, go vet, staticcheck and actionlint (linters at fixed versions,
 # cached in ~/.cache/pgfleet/bin).

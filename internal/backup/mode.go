@@ -170,6 +170,7 @@ type Job struct {
 	o       Options
 	started time.Time
 	dumped  atomic.Int64 // pg_dump output read so far, all tenants
+	pending pendingList  // the destination's unfinished uploads (retention)
 }
 
 var (

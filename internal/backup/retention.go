@@ -4,6 +4,7 @@ import (
 	"context"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/archive"
@@ -72,7 +73,7 @@ func (j *Job) prune(ctx context.Context, folder, current string, d *Detail) erro
 	if err != nil {
 		return err
 	}
-	uploads, err := j.o.Store.Pending(ctx, folder+"/")
+	uploads, err := j.pendingUploads(ctx)
 	if err != nil {
 		return err
 	}
@@ -122,4 +123,33 @@ func (j *Job) prune(ctx context.Context, folder, current string, d *Detail) erro
 		d.Aborted = append(d.Aborted, u.Key)
 	}
 	return nil
+}
+
+// pendingList is the destination's unfinished uploads, listed once a run.
+type pendingList struct {
+	mu      sync.Mutex
+	listed  bool
+	uploads []storage.Upload
+}
+
+// pendingUploads is every unfinished upload in the destination, listed by
+// the first tenant to prune (a failed listing is tried again by the next)
+// rather than by every tenant: retention aborts only uploads older than
+// DebrisAge, and Plan keeps each tenant's own, so a listing from early in
+// the run finds the same ones a later one would (unless the run lasts a
+// day). On S3 that is one request a run instead of one a tenant (two on
+// MinIO, see s3.Store.Pending), in a loop where every request costs CPU
+// and a round trip.
+func (j *Job) pendingUploads(ctx context.Context) ([]storage.Upload, error) {
+	p := &j.pending
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.listed {
+		ups, err := j.o.Store.Pending(ctx, "")
+		if err != nil {
+			return nil, err
+		}
+		p.uploads, p.listed = ups, true
+	}
+	return p.uploads, nil
 }

@@ -6,7 +6,12 @@ package bench
 //   - BenchmarkBackupFleet: 100 small tenants backed up by pgfleet with
 //     concurrency 8, against the same tenants done one after another the
 //     way Neon's documented GitHub Action does it (pg_dump | gzip > file,
-//     then upload the file), to the same MinIO.
+//     then upload the file), to the same MinIO, through three networks:
+//     this machine's own, 10 ms round trips to Postgres and S3, and those
+//     plus 500 ms on each database's first connection (a suspended Neon
+//     compute waking). Locally it also sets the CPU time pgfleet itself
+//     spends per tenant against the script's own (gzip and the upload),
+//     each without pg_dump's.
 //   - BenchmarkBackupParallelMemory: 8 medium tenants at once, for peak RSS.
 //   - BenchmarkBackupLarge: one tenant of about 2 GB (PGFLEET_BENCH_LARGE_MB,
 //     default 2048), against pg_dump -Fc -Z0 > /dev/null alone.
@@ -25,6 +30,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -101,6 +108,8 @@ type backupRun struct {
 	took    time.Duration
 	peakKiB int64         // pgfleet's peak RSS
 	toolCPU time.Duration // pgfleet's and its pg_dumps' CPU time
+	ownCPU  time.Duration // pgfleet's own (user+sys), without its pg_dumps'
+	dumpCPU time.Duration // its pg_dumps' (the children it waited for)
 	cpu     cpuUse
 	report  backupReport
 }
@@ -126,11 +135,11 @@ func (e *backupEnv) pgfleetBackup(b *testing.B, dbs []pgcluster.TenantDB, prefix
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	peak := make(chan int64)
-	go func() { peak <- samplePeakRSS(cmd.Process.Pid) }()
+	// Wait only once the watch has seen the zombie: its CPU split (own,
+	// children) is readable until it is reaped.
+	w := watchProcess(cmd.Process.Pid)
 	err := cmd.Wait()
-	r := backupRun{took: time.Since(start), cpu: e.cpuNow(b).sub(cpu0)}
-	r.peakKiB = <-peak
+	r := backupRun{took: time.Since(start), cpu: e.cpuNow(b).sub(cpu0), peakKiB: w.peakKiB, ownCPU: w.own, dumpCPU: w.children}
 	if err != nil {
 		b.Fatalf("pgfleet backup: %v\n%s", err, out)
 	}
@@ -192,52 +201,83 @@ func machineCPU() time.Duration {
 // processCPU is a process's CPU time and that of the children it has
 // waited for, from /proc/<pid>/stat.
 func processCPU(pid int) time.Duration {
+	t := procStat(pid)
+	return t[0] + t[1] + t[2] + t[3]
+}
+
+// procStat is a process's utime, stime, cutime and cstime from
+// /proc/<pid>/stat (zero if it is gone).
+func procStat(pid int) [4]time.Duration {
+	var t [4]time.Duration
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return t
 	}
 	// After the command name: state is field 3, utime 14 ... cstime 17.
 	i := strings.LastIndexByte(string(raw), ')')
 	f := strings.Fields(string(raw[i+1:]))
-	var t int64
-	for _, k := range []int{11, 12, 13, 14} {
-		n, _ := strconv.ParseInt(f[k], 10, 64)
-		t += n
+	for k := range t {
+		n, _ := strconv.ParseInt(f[11+k], 10, 64)
+		t[k] = time.Duration(n) * clockTick
 	}
-	return time.Duration(t) * clockTick
+	return t
 }
 
-// samplePeakRSS reads the process's VmHWM (peak resident set) until it is
-// gone, and returns the last value read, in KiB.
-func samplePeakRSS(pid int) int64 {
-	var last int64
+// watched is what watchProcess saw of a process.
+type watched struct {
+	peakKiB       int64         // peak resident set (VmHWM)
+	own, children time.Duration // CPU time (user+sys) of the process itself, and of the children it waited for
+}
+
+// watchProcess reads the process's VmHWM (peak resident set) until it has
+// exited, then, from its zombie, its own CPU time and its children's
+// (wait4's rusage lumps the two together). The caller must not reap the
+// process (cmd.Wait) before this returns.
+func watchProcess(pid int) watched {
+	var w watched
 	path := fmt.Sprintf("/proc/%d/status", pid)
 	for {
 		f, err := os.Open(path)
 		if err != nil {
-			return last
+			return w
 		}
 		sc := bufio.NewScanner(f)
 		found := false
 		for sc.Scan() {
 			if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
 				n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				last = max(last, n)
+				w.peakKiB = max(w.peakKiB, n)
 				found = true
 			}
 		}
 		f.Close()
 		if !found { // a zombie has no memory lines: it has exited
-			return last
+			t := procStat(pid)
+			w.own, w.children = t[0]+t[1], t[2]+t[3]
+			return w
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
+// scriptRun is what one run of the one-by-one script measured.
+type scriptRun struct {
+	took   time.Duration
+	cpu    cpuUse
+	stored int64
+	// The script's own CPU time (user+sys), for the same comparison as
+	// pgfleet's own: gzip's processes and the uploader (this process's
+	// S3 client during the uploads). pg_dump's is apart, as pgfleet's is.
+	gzipCPU, uploadCPU, dumpCPU time.Duration
+}
+
 // neonStyle backs the tenants up one after another the way Neon's
 // documented GitHub Action does: pg_dump "$URL" | gzip > file, then upload
-// the file. It returns the wall time, the CPU time and the bytes stored.
-func (e *backupEnv) neonStyle(b *testing.B, dbs []pgcluster.TenantDB, prefix string) (time.Duration, cpuUse, int64) {
+// the file. The pipe is set up here rather than by a shell, so that gzip's
+// CPU time can be read apart from pg_dump's (the shell's own, a
+// millisecond or two, is left out: in the script's favour). The upload is
+// this process's S3 client, cheaper than any CLI started per file.
+func (e *backupEnv) neonStyle(b *testing.B, dbs []pgcluster.TenantDB, prefix string) scriptRun {
 	b.Helper()
 	ctx := context.Background()
 	client := awss3.New(awss3.Options{
@@ -246,14 +286,14 @@ func (e *backupEnv) neonStyle(b *testing.B, dbs []pgcluster.TenantDB, prefix str
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 	})
 	dir := b.TempDir()
-	var stored int64
+	var r scriptRun
 	cpu0, start := e.cpuNow(b), time.Now()
 	for _, db := range dbs {
 		file := filepath.Join(dir, db.Name+".sql.gz")
-		cmd := exec.Command("bash", "-c", `set -o pipefail; "$0" "$1" | gzip > "$2"`, e.pgDump, db.URL, file)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("pg_dump | gzip: %v\n%s", err, out)
-		}
+		dumpCPU, gzipCPU := e.dumpGzip(b, db.URL, file)
+		r.dumpCPU += dumpCPU
+		r.gzipCPU += gzipCPU
+		self0 := selfCPU()
 		f, err := os.Open(file)
 		if err != nil {
 			b.Fatal(err)
@@ -265,10 +305,55 @@ func (e *backupEnv) neonStyle(b *testing.B, dbs []pgcluster.TenantDB, prefix str
 		if err != nil {
 			b.Fatal(err)
 		}
-		stored += fi.Size()
+		r.stored += fi.Size()
 		os.Remove(file)
+		r.uploadCPU += selfCPU() - self0
 	}
-	return time.Since(start), e.cpuNow(b).sub(cpu0), stored
+	r.took, r.cpu = time.Since(start), e.cpuNow(b).sub(cpu0)
+	return r
+}
+
+// dumpGzip runs pg_dump "$URL" | gzip > file (failing if either fails,
+// as with pipefail) and returns each one's CPU time.
+func (e *backupEnv) dumpGzip(b *testing.B, url, file string) (dumpCPU, gzipCPU time.Duration) {
+	b.Helper()
+	out, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer out.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var dumpErr, gzipErr strings.Builder
+	dump := exec.Command(e.pgDump, url)
+	dump.Stdout, dump.Stderr = pw, &dumpErr
+	gz := exec.Command("gzip")
+	gz.Stdin, gz.Stdout, gz.Stderr = pr, out, &gzipErr
+	if err := dump.Start(); err != nil {
+		b.Fatal(err)
+	}
+	if err := gz.Start(); err != nil {
+		b.Fatal(err)
+	}
+	pw.Close()
+	pr.Close()
+	errD, errG := dump.Wait(), gz.Wait()
+	if errD != nil || errG != nil {
+		b.Fatalf("pg_dump | gzip: %v %v\n%s%s", errD, errG, dumpErr.String(), gzipErr.String())
+	}
+	cpu := func(c *exec.Cmd) time.Duration { return c.ProcessState.UserTime() + c.ProcessState.SystemTime() }
+	return cpu(dump), cpu(gz)
+}
+
+// selfCPU is this process's CPU time so far (user+sys).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func createTenants(b *testing.B, c *pgcluster.Cluster, prefix string, n int, seedSQL string) []pgcluster.TenantDB {
@@ -310,73 +395,146 @@ INSERT INTO orders SELECT g, 'Customer ' || (g %% 50000), 'c' || (g %% 50000) ||
 FROM generate_series(1, %d) g;`, rows)
 }
 
-// rtt is the round trip the second fleet measurement adds between the
-// runner and both Postgres and S3: a runner in the database's region.
-const rtt = 10 * time.Millisecond
+// The networks the fleet is measured through besides this machine's own:
+// rtt is the round trip added between the runner and both Postgres and S3
+// (a runner in the database's region), wake what a suspended Neon compute
+// adds to the first connection to its database.
+const (
+	rtt  = 10 * time.Millisecond
+	wake = 500 * time.Millisecond
+)
+
+// fleetScenario is one network the fleet is backed up through.
+type fleetScenario struct {
+	metric, title, where string
+	env                  *backupEnv
+	// dbs is the tenants as this network reaches them, asked again for
+	// each run: a sleeping compute must be asleep for pgfleet and the
+	// script alike.
+	dbs func() []pgcluster.TenantDB
+}
+
+// fleetResult is one scenario's pgfleet run and script run.
+type fleetResult struct {
+	fleetScenario
+	fleet  backupRun
+	script scriptRun
+}
+
+func (r fleetResult) speedup() float64 { return r.script.took.Seconds() / r.fleet.took.Seconds() }
 
 func BenchmarkBackupFleet(b *testing.B) {
 	e := newBackupEnv(b)
 	dbs := createTenants(b, e.cluster, "bkfleet", fleetTenants, smallSeed)
+	pgAddr := fmt.Sprintf("127.0.0.1:%d", e.cluster.Port())
+	// Through proxies that add the latency of a real network: what a
+	// sequential script pays for every round trip.
+	far := *e
+	far.endpoint = "http://" + delayProxy(b, strings.TrimPrefix(e.srv.Endpoint, "http://"), rtt/2, 0)
+	pgProxy := delayProxy(b, pgAddr, rtt/2, 0)
+	scenarios := []fleetScenario{
+		{metric: "local", title: "local", where: "on this machine (no network latency)", env: e,
+			dbs: func() []pgcluster.TenantDB { return dbs }},
+		{metric: "rtt", title: fmt.Sprintf("%s round trips", rtt), where: fmt.Sprintf("with %s round trips to Postgres and S3", rtt), env: &far,
+			dbs: func() []pgcluster.TenantDB { return reroute(dbs, pgAddr, func() string { return pgProxy }) }},
+		// Each database behind a proxy of its own that holds the first
+		// connection for the wake, and any that come while it wakes: a
+		// compute per tenant, suspended before each run.
+		{metric: "wake", title: fmt.Sprintf("%s round trips + %s wake", rtt, wake),
+			where: fmt.Sprintf("with %s round trips and %s more on each database's first connection (a suspended Neon compute waking)", rtt, wake), env: &far,
+			dbs: func() []pgcluster.TenantDB {
+				return reroute(dbs, pgAddr, func() string { return delayProxy(b, pgAddr, rtt/2, wake) })
+			}},
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		e.fleetRound(b, dbs, fmt.Sprintf("local-%d", i), i, "on this machine (no network latency)")
-		// The same through proxies that add the latency of a real network:
-		// what a sequential script pays for every round trip.
-		pgProxy := delayProxy(b, fmt.Sprintf("127.0.0.1:%d", e.cluster.Port()), rtt/2)
-		s3Proxy := delayProxy(b, strings.TrimPrefix(e.srv.Endpoint, "http://"), rtt/2)
-		slow := *e
-		slow.endpoint = "http://" + s3Proxy
-		var far []pgcluster.TenantDB
-		for _, db := range dbs {
-			db.URL = strings.Replace(db.URL, fmt.Sprintf("127.0.0.1:%d", e.cluster.Port()), pgProxy, 1)
-			far = append(far, db)
+		var results []fleetResult
+		for _, sc := range scenarios {
+			results = append(results, fleetRound(b, sc, i))
 		}
-		slow.fleetRound(b, far, fmt.Sprintf("rtt-%d", i), i, fmt.Sprintf("with %s round trips to Postgres and S3", rtt))
+		reportFleet(b, results)
 	}
 }
 
+// reroute is the tenants with addr in their URLs replaced by what to
+// gives for each.
+func reroute(dbs []pgcluster.TenantDB, addr string, to func() string) []pgcluster.TenantDB {
+	out := make([]pgcluster.TenantDB, len(dbs))
+	for k, db := range dbs {
+		db.URL = strings.Replace(db.URL, addr, to(), 1)
+		out[k] = db
+	}
+	return out
+}
+
 // fleetRound measures pgfleet and the one-by-one script once each.
-func (e *backupEnv) fleetRound(b *testing.B, dbs []pgcluster.TenantDB, prefix string, i int, where string) {
+func fleetRound(b *testing.B, sc fleetScenario, i int) fleetResult {
+	e := sc.env
+	r := fleetResult{fleetScenario: sc}
+	prefix := fmt.Sprintf("%s-%d", sc.metric, i)
 	// Alternate who goes first, so neither always meets a warmer cache.
-	var fleet backupRun
-	var neonTook time.Duration
-	var neonCPU cpuUse
-	var neonStored int64
-	runFleet := func() { fleet = e.pgfleetBackup(b, dbs, "pgfleet-"+prefix, fleetConcurrency) }
-	runNeon := func() { neonTook, neonCPU, neonStored = e.neonStyle(b, dbs, "neon-style-"+prefix) }
+	runFleet := func() { r.fleet = e.pgfleetBackup(b, sc.dbs(), "pgfleet-"+prefix, fleetConcurrency) }
+	runScript := func() { r.script = e.neonStyle(b, sc.dbs(), "neon-style-"+prefix) }
 	if i%2 == 0 {
 		runFleet()
-		runNeon()
+		runScript()
 	} else {
-		runNeon()
+		runScript()
 		runFleet()
 	}
+	fleet, script := r.fleet, r.script
 	var stored, dumped int64
 	for _, t := range fleet.report.Tenants {
 		stored += t.Bytes
 		dumped += t.DumpBytes
 	}
-	metric := "local-"
-	if e.endpoint != "" {
-		metric = "rtt-"
-	}
-	speedup := neonTook.Seconds() / fleet.took.Seconds()
-	b.ReportMetric(speedup, metric+"x-faster")
-	b.ReportMetric(float64(fleet.peakKiB)/1024, metric+"peak-MiB")
-	b.ReportMetric(float64(dumped)/float64(stored), "compression-ratio")
-	perTenant := func(d time.Duration) string { return (d / fleetTenants).Round(time.Millisecond).String() }
-	fmt.Printf("\n%d small tenants to MinIO, %s (GOMAXPROCS %d):\n", fleetTenants, where, runtime.GOMAXPROCS(0))
+	fmt.Printf("\n%d small tenants to MinIO, %s (GOMAXPROCS %d):\n", fleetTenants, sc.where, runtime.GOMAXPROCS(0))
 	fmt.Printf("  pgfleet, concurrency %d:             %6.2fs  (%.1f tenants/s), peak RSS %.1f MiB, %s stored, compression ratio %.2f (zstd, custom format)\n",
 		fleetConcurrency, fleet.took.Seconds(), float64(fleetTenants)/fleet.took.Seconds(), float64(fleet.peakKiB)/1024, mib(stored), float64(dumped)/float64(stored))
 	fmt.Printf("  one by one, pg_dump | gzip > file + upload: %6.2fs  (%.1f tenants/s), %s stored\n",
-		neonTook.Seconds(), float64(fleetTenants)/neonTook.Seconds(), mib(neonStored))
+		script.took.Seconds(), float64(fleetTenants)/script.took.Seconds(), mib(script.stored))
 	// What bounds the ratio when nothing waits on a network: the CPU each
 	// tenant costs the whole machine (pg_dump, the server, MinIO, the
 	// tool), and the cores there are to spend it on.
-	fmt.Printf("  CPU per tenant, whole machine: pgfleet %s (pgfleet and pg_dump %s, the server %s, MinIO %s), the script %s (the server %s, MinIO %s; %.0f%% of one core busy)\n",
-		perTenant(fleet.cpu.machine), perTenant(fleet.toolCPU), perTenant(fleet.cpu.server), perTenant(fleet.cpu.store),
-		perTenant(neonCPU.machine), perTenant(neonCPU.server), perTenant(neonCPU.store), 100*neonCPU.machine.Seconds()/neonTook.Seconds())
-	fmt.Printf("  pgfleet is %.1fx faster (target >= 5x)\n", speedup)
+	fmt.Printf("  CPU per tenant, whole machine: pgfleet %s (pgfleet %s, its pg_dumps %s, the server %s, MinIO %s), the script %s (gzip and upload %s, pg_dump %s, the server %s, MinIO %s; %.0f%% of one core busy)\n",
+		perTenant(fleet.cpu.machine), perTenant(fleet.ownCPU), perTenant(fleet.dumpCPU), perTenant(fleet.cpu.server), perTenant(fleet.cpu.store),
+		perTenant(script.cpu.machine), perTenant(script.gzipCPU+script.uploadCPU), perTenant(script.dumpCPU), perTenant(script.cpu.server), perTenant(script.cpu.store),
+		100*script.cpu.machine.Seconds()/script.took.Seconds())
+	fmt.Printf("  pgfleet is %.1fx faster\n", r.speedup())
+	return r
+}
+
+// perTenant is a fleet run's total spread over its tenants.
+func perTenant(d time.Duration) string {
+	return (d / fleetTenants).Round(100 * time.Microsecond).String()
+}
+
+// reportFleet sets the scenarios side by side, all measured in this run,
+// and the CPU time pgfleet itself spends per tenant (locally) against the
+// script's: gzip's processes and the uploader, each without pg_dump's.
+func reportFleet(b *testing.B, results []fleetResult) {
+	fmt.Printf("\n%d small tenants, pgfleet (concurrency %d) against pg_dump | gzip > file + upload one by one, measured in this run:\n", fleetTenants, fleetConcurrency)
+	fmt.Printf("  %-32s %9s %9s   %s\n", "network", "pgfleet", "script", "pgfleet is")
+	var peak int64
+	for _, r := range results {
+		fmt.Printf("  %-32s %8.2fs %8.2fs   %.1fx faster\n", r.title, r.fleet.took.Seconds(), r.script.took.Seconds(), r.speedup())
+		b.ReportMetric(r.speedup(), r.metric+"-x-faster")
+		peak = max(peak, r.fleet.peakKiB)
+	}
+	local := results[0]
+	own, script := local.fleet.ownCPU, local.script.gzipCPU+local.script.uploadCPU
+	ratio := own.Seconds() / script.Seconds()
+	fmt.Printf("  CPU per tenant, locally: pgfleet's own %s against the script's %s (gzip %s, upload %s): %.2fx (target <= 1.2x); pg_dump's apart: %s under pgfleet (custom format, uncompressed), %s in the script (plain)\n",
+		perTenant(own), perTenant(script), perTenant(local.script.gzipCPU), perTenant(local.script.uploadCPU), ratio,
+		perTenant(local.fleet.dumpCPU), perTenant(local.script.dumpCPU))
+	b.ReportMetric(ratio, "cpu-x-script")
+	b.ReportMetric(float64(peak)/1024, "peak-MiB")
+	var stored, dumped int64
+	for _, t := range local.fleet.report.Tenants {
+		stored += t.Bytes
+		dumped += t.DumpBytes
+	}
+	b.ReportMetric(float64(dumped)/float64(stored), "compression-ratio")
 }
 
 func BenchmarkBackupParallelMemory(b *testing.B) {
@@ -483,21 +641,27 @@ func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // delayProxy forwards TCP connections to target, delaying every chunk by
 // oneWay in each direction (without capping throughput), and returns its
-// address.
-func delayProxy(b *testing.B, target string, oneWay time.Duration) string {
+// address. With wake > 0, the first connection is held that long before it
+// is forwarded, and so is any that comes meanwhile (a suspended compute
+// waking); the ones after only pay oneWay.
+func delayProxy(b *testing.B, target string, oneWay, wake time.Duration) string {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { ln.Close() })
+	var woke sync.Once
+	var awake time.Time
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			woke.Do(func() { awake = time.Now().Add(wake) })
 			go func() {
+				time.Sleep(time.Until(awake))
 				up, err := net.Dial("tcp", target)
 				if err != nil {
 					c.Close()
