@@ -71,13 +71,8 @@ func (e *backupEnv) s3Endpoint() string {
 
 func newBackupEnv(b *testing.B) *backupEnv {
 	b.Helper()
-	root := repoRoot(b)
-	e := &backupEnv{bin: filepath.Join(b.TempDir(), "pgfleet")}
-	build := exec.Command("go", "build", "-o", e.bin, ".")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	_, bin := buildFromRoot(b)
+	e := &backupEnv{bin: bin}
 	e.cluster = pgcluster.StartForTest(b)
 	e.srv = minio.StartForTest(b)
 	binDir, err := pgcluster.FindBinDir()
