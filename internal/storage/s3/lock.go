@@ -98,23 +98,60 @@ func (s *Store) CheckLock(ctx context.Context) error {
 	return nil
 }
 
-// Retention reads the lock of key's current version with HeadObject (S3
-// shows it to credentials with s3:GetObjectRetention).
+// Retention reads the lock of key's current version with
+// GetObjectRetention. Not HeadObject: S3 shows the lock headers on a HEAD
+// only to credentials with s3:GetObjectRetention and silently leaves them
+// out for others, so a HEAD cannot tell "no lock" from "not allowed to
+// see it", and retention would prune locked backups. GetObjectRetention
+// answers AccessDenied instead, which fails loudly.
 func (s *Store) Retention(ctx context.Context, key string) (storage.Retention, error) {
 	if err := storage.CheckKey(key); err != nil {
 		return storage.Retention{}, s.fail("retention", key, err)
 	}
-	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: aws.String(s.prefix + key)})
-	switch {
-	case err != nil && isNotFound(err):
-		return storage.Retention{}, nil
-	case err != nil:
+	r, err := s.retention(ctx, s.prefix+key, nil)
+	if err != nil {
 		return storage.Retention{}, s.fail("retention", key, err)
-	case out.ObjectLockMode == "" || out.ObjectLockRetainUntilDate == nil:
+	}
+	return r, nil
+}
+
+// retention is the lock of one version of the object full (its current
+// version when version is nil). A version without a retention is the zero
+// Retention: AWS and MinIO answer NoSuchObjectLockConfiguration for it
+// (MinIO issue 9943), and InvalidRequest "Bucket is missing
+// ObjectLockConfiguration" in a bucket without Object Lock, where no
+// version can be locked. A missing key or a delete marker is no lock
+// either: there is nothing left to keep.
+func (s *Store) retention(ctx context.Context, full string, version *string) (storage.Retention, error) {
+	out, err := s.client.GetObjectRetention(ctx, &s3.GetObjectRetentionInput{Bucket: &s.bucket, Key: &full, VersionId: version})
+	var ae smithy.APIError
+	isAPI := errors.As(err, &ae)
+	switch {
+	case err == nil:
+	case isAPI && ae.ErrorCode() == "NoSuchObjectLockConfiguration",
+		isAPI && ae.ErrorCode() == "InvalidRequest" && strings.Contains(ae.ErrorMessage(), "ObjectLockConfiguration"):
+		return storage.Retention{}, nil
+	case isAPI && ae.ErrorCode() == "AccessDenied":
+		return storage.Retention{}, &hinted{err: err, hint: "the credentials need s3:GetObjectRetention on the bucket's objects to read their Object Lock; without it a locked backup cannot be told from an unlocked one, so none is pruned"}
+	case isAPI && ae.ErrorCode() == "MethodNotAllowed", isNotFound(err):
+		return storage.Retention{}, nil // a delete marker (MethodNotAllowed), or no such key
+	default:
+		return storage.Retention{}, err
+	}
+	if out.Retention == nil || out.Retention.Mode == "" || out.Retention.RetainUntilDate == nil {
 		return storage.Retention{}, nil
 	}
-	return storage.Retention{Mode: storage.LockMode(strings.ToLower(string(out.ObjectLockMode))), Until: *out.ObjectLockRetainUntilDate}, nil
+	return storage.Retention{Mode: storage.LockMode(strings.ToLower(string(out.Retention.Mode))), Until: *out.Retention.RetainUntilDate}, nil
 }
+
+// hinted is an error with the hint Store.fail should give for it.
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (h *hinted) Error() string { return h.err.Error() }
+func (h *hinted) Unwrap() error { return h.err }
 
 // IsLockRefusal reports whether err is S3 refusing to delete or overwrite
 // a locked version: AccessDenied on AWS, InvalidRequest "Object is WORM
@@ -144,7 +181,7 @@ func (v *deletedView) List(ctx context.Context, prefix string) ([]storage.Object
 	if err := storage.CheckPrefix(prefix); err != nil {
 		return nil, v.s.fail("list versions", prefix, err)
 	}
-	found, err := v.s.newestVersions(ctx, v.s.prefix+prefix, "")
+	found, err := v.s.newestVersions(ctx, v.s.prefix+prefix)
 	if err != nil {
 		return nil, v.s.fail("list versions", prefix, err)
 	}
@@ -158,20 +195,46 @@ func (v *deletedView) List(ctx context.Context, prefix string) ([]storage.Object
 	return objs, nil
 }
 
-// Get opens the version of key that List shows.
+// Get opens the version of key to restore: its newest version that is
+// not a delete marker, unless the key has several (someone wrote over
+// it, which pgfleet never does: each backup has its own names) and an
+// older one is still locked, then the newest locked one. An overwrite with
+// the job's credentials must not hide the version the lock protects. Only
+// a key with several versions costs a GetObjectRetention per version, and
+// restore Gets just the chosen backup's manifest and dump; List shows the
+// newest version's size, which the manifest's checks do not rely on.
 func (v *deletedView) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err := storage.CheckKey(key); err != nil {
 		return nil, v.s.fail("get", key, err)
 	}
 	full := v.s.prefix + key
-	found, err := v.s.newestVersions(ctx, full, full)
+	var versions []types.ObjectVersion // newest first
+	err := v.s.eachVersion(ctx, full, func(o types.ObjectVersion) {
+		if aws.ToString(o.Key) == full {
+			versions = append(versions, o)
+		}
+	})
 	if err != nil {
 		return nil, v.s.fail("get", key, err)
 	}
-	if len(found) == 0 {
+	if len(versions) == 0 {
 		return nil, v.s.fail("get", key, storage.ErrNotFound)
 	}
-	out, err := v.s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &v.s.bucket, Key: &full, VersionId: found[0].VersionId})
+	chosen := versions[0]
+	if len(versions) > 1 {
+		now := time.Now()
+		for _, o := range versions {
+			r, err := v.s.retention(ctx, full, o.VersionId)
+			if err != nil {
+				return nil, v.s.fail("get", key, err)
+			}
+			if r.Holds(now) {
+				chosen = o
+				break
+			}
+		}
+	}
+	out, err := v.s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &v.s.bucket, Key: &full, VersionId: chosen.VersionId})
 	if err != nil {
 		if isNotFound(err) {
 			return nil, v.s.fail("get", key, storage.ErrNotFound)
@@ -182,26 +245,34 @@ func (v *deletedView) Get(ctx context.Context, key string) (io.ReadCloser, error
 }
 
 // newestVersions lists the versions under prefix and returns each key's
-// newest one that is not a delete marker; only key's when exact is set.
-func (s *Store) newestVersions(ctx context.Context, prefix, exact string) ([]types.ObjectVersion, error) {
-	in := &s3.ListObjectVersionsInput{Bucket: &s.bucket, Prefix: aws.String(prefix)}
+// newest one that is not a delete marker.
+func (s *Store) newestVersions(ctx context.Context, prefix string) ([]types.ObjectVersion, error) {
 	seen := map[string]bool{}
 	var found []types.ObjectVersion
-	for {
-		page, err := s.client.ListObjectVersions(ctx, in)
-		if err != nil {
-			return nil, err
-		}
-		for _, o := range page.Versions {
-			k := aws.ToString(o.Key)
-			if seen[k] || (exact != "" && k != exact) {
-				continue
-			}
+	err := s.eachVersion(ctx, prefix, func(o types.ObjectVersion) {
+		if k := aws.ToString(o.Key); !seen[k] {
 			seen[k] = true
 			found = append(found, o)
 		}
+	})
+	return found, err
+}
+
+// eachVersion pages through ListObjectVersions under prefix and calls fn
+// for every version that is not a delete marker, each key's newest first
+// (the order S3 lists them in).
+func (s *Store) eachVersion(ctx context.Context, prefix string, fn func(types.ObjectVersion)) error {
+	in := &s3.ListObjectVersionsInput{Bucket: &s.bucket, Prefix: aws.String(prefix)}
+	for {
+		page, err := s.client.ListObjectVersions(ctx, in)
+		if err != nil {
+			return err
+		}
+		for _, o := range page.Versions {
+			fn(o)
+		}
 		if !aws.ToBool(page.IsTruncated) {
-			return found, nil
+			return nil
 		}
 		in.KeyMarker, in.VersionIdMarker = page.NextKeyMarker, page.NextVersionIdMarker
 	}

@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,9 +190,9 @@ func TestObjectLockPut(t *testing.T) {
 	}
 }
 
-// A key written again: the view reads the newest version, and once the
-// newest is deleted, the one before it is not what it reads (the newest
-// not deleted is).
+// A key written twice, neither version locked, then deleted: the view
+// reads its newest version that is not the delete marker ("two", not the
+// older "one"), and a key never deleted as it is.
 func TestIncludingDeletedNewestVersion(t *testing.T) {
 	srv := sharedServer(t)
 	bucket := lockedBucket(t, srv)
@@ -248,4 +250,90 @@ func TestLockOptionsValidated(t *testing.T) {
 			t.Errorf("%+v: %v, want an OptionError for Lock", l, err)
 		}
 	}
+}
+
+// Someone with the job's credentials writes over a locked backup (a PUT
+// without a version id adds a new, unlocked version): the view reads the
+// locked version, not the overwrite, and a key whose versions are all
+// unlocked still reads as its newest. Retention reads no lock, and no
+// error, for the unlocked current version and in a bucket without Object
+// Lock.
+func TestIncludingDeletedPrefersLocked(t *testing.T) {
+	srv := sharedServer(t)
+	bucket := lockedBucket(t, srv)
+	s := lockStore(t, srv, bucket, storage.Lock{Mode: storage.LockGovernance, Days: 1}, nil)
+	ctx := context.Background()
+	if _, err := s.Put(ctx, "k/a.dump", bytes.NewReader([]byte("locked"))); err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{"overwrite 1", "overwrite 2"} {
+		if _, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(s.prefix + "k/a.dump"), Body: bytes.NewReader([]byte(body))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := string(storagetest.MustGet(t, s, "k/a.dump")); got != "overwrite 2" {
+		t.Fatalf("the store itself reads %q", got)
+	}
+	if r, err := s.Retention(ctx, "k/a.dump"); err != nil || r != (storage.Retention{}) {
+		t.Errorf("Retention of the unlocked overwrite = %+v, %v, want none", r, err)
+	}
+	v := s.IncludingDeleted()
+	if got := string(storagetest.MustGet(t, v, "k/a.dump")); got != "locked" {
+		t.Errorf("the view reads %q, want the locked version under the overwrites", got)
+	}
+	if err := s.Delete(ctx, "k/a.dump"); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(storagetest.MustGet(t, v, "k/a.dump")); got != "locked" {
+		t.Errorf("after a delete too the view reads %q, want the locked version", got)
+	}
+
+	plain := lockStore(t, srv, srv.Bucket, storage.Lock{}, nil)
+	if _, err := plain.Put(ctx, "k/b", bytes.NewReader([]byte("b"))); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := plain.Retention(ctx, "k/b"); err != nil || r != (storage.Retention{}) {
+		t.Errorf("Retention in a bucket without Object Lock = %+v, %v, want none", r, err)
+	}
+}
+
+// retentionDenied answers every GetObjectRetention with AccessDenied and
+// strips the lock headers from every HEAD, as AWS does for credentials
+// without s3:GetObjectRetention.
+type retentionDenied struct{ base http.RoundTripper }
+
+func (d retentionDenied) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodGet && req.URL.Query().Has("retention") {
+		body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`
+		return &http.Response{StatusCode: http.StatusForbidden, Status: "403 Forbidden", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{"Content-Type": {"application/xml"}}, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: req}, nil
+	}
+	resp, err := d.base.RoundTrip(req)
+	if err == nil && req.Method == http.MethodHead {
+		resp.Header.Del("X-Amz-Object-Lock-Mode")
+		resp.Header.Del("X-Amz-Object-Lock-Retain-Until-Date")
+	}
+	return resp, err
+}
+
+// Credentials that may not read a lock: Retention fails, naming the
+// permission, rather than reporting a locked object as unlocked.
+func TestRetentionDenied(t *testing.T) {
+	srv := sharedServer(t)
+	bucket := lockedBucket(t, srv)
+	s := lockStore(t, srv, bucket, storage.Lock{Mode: storage.LockGovernance, Days: 1}, nil)
+	ctx := context.Background()
+	if _, err := s.Put(ctx, "k/a", bytes.NewReader([]byte("a"))); err != nil {
+		t.Fatal(err)
+	}
+	denied, err := New(ctx, Options{Bucket: bucket, Prefix: s.prefix, Endpoint: srv.Endpoint, ForcePathStyle: true,
+		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey, HTTPClient: &http.Client{Transport: retentionDenied{http.DefaultTransport}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := denied.Retention(ctx, "k/a")
+	if err == nil || !strings.Contains(err.Error(), "s3:GetObjectRetention") {
+		t.Fatalf("Retention without the permission = %+v, %v, want an error naming s3:GetObjectRetention", r, err)
+	}
+	t.Logf("Retention: %v", err)
 }

@@ -487,6 +487,10 @@ func (s *Store) fail(op, key string, err error) error {
 }
 
 func hint(err error) string {
+	var h *hinted
+	if errors.As(err, &h) { // a request that knows better what to check
+		return h.hint
+	}
 	var ae smithy.APIError
 	if !errors.As(err, &ae) {
 		return ""
