@@ -2,7 +2,9 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/archive"
@@ -25,10 +27,12 @@ func (l LockedBackup) String() string {
 // lockedUntil is when the last lock on b's objects passes, zero when none
 // holds at now (or the store cannot lock). Any store that can lock is
 // asked, whether or not this run locks: backups locked by an earlier run,
-// or by the bucket's default retention, are kept the same way.
+// or by the bucket's default retention, are kept the same way. A lock that
+// cannot be read is an error, never taken for none: prune then fails the
+// tenant rather than delete a backup that may be locked.
 func (j *Job) lockedUntil(ctx context.Context, b archive.Backup, now time.Time) (time.Time, error) {
 	l, ok := j.o.Store.(storage.Locker)
-	if !ok {
+	if !ok || !j.locks.mayLock(ctx, l) {
 		return time.Time{}, nil
 	}
 	var until time.Time
@@ -42,6 +46,33 @@ func (j *Job) lockedUntil(ctx context.Context, b archive.Backup, now time.Time) 
 		}
 	}
 	return until, nil
+}
+
+// lockCheck is whether the destination can hold a lock at all, asked once
+// a run by the first tenant to prune a backup. Without it every S3 user,
+// Object Lock or not, would pay a GetObjectRetention per object retention
+// deletes; a bucket without Object Lock can hold no locked object (and
+// Object Lock, once on, cannot be turned off), so one
+// GetObjectLockConfiguration a run answers for all of them.
+type lockCheck struct {
+	mu    sync.Mutex
+	asked bool
+	none  bool // the bucket has no Object Lock
+}
+
+// mayLock reports whether objects in l may be locked. Only a definite "no
+// Object Lock" (storage.ErrNoLock) says no: a refused check (credentials
+// without s3:GetBucketObjectLockConfiguration) or a failed one says yes,
+// so each object is still asked, and that answer is kept for the run
+// rather than asked again by every tenant.
+func (c *lockCheck) mayLock(ctx context.Context, l storage.Locker) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.asked {
+		c.none = errors.Is(l.CheckLock(ctx), storage.ErrNoLock)
+		c.asked = true
+	}
+	return !c.none
 }
 
 // lockWarning is the warning for a retention shorter than the lock, "" when

@@ -2,8 +2,11 @@ package backup
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,3 +110,142 @@ func TestLockWarning(t *testing.T) {
 }
 
 var _ storage.Locker = lockingDir{}
+
+// countingLocker is a folder that answers CheckLock with check and
+// Retention with retention (or fails it with retErr), counting both.
+type countingLocker struct {
+	*dir.Store
+	check      error
+	retention  map[string]time.Time
+	retErr     error
+	mu         sync.Mutex
+	checks     int
+	retentions int
+}
+
+func (c *countingLocker) CheckLock(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.checks++
+	return c.check
+}
+
+func (c *countingLocker) Retention(_ context.Context, key string) (storage.Retention, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.retentions++
+	if c.retErr != nil {
+		return storage.Retention{}, c.retErr
+	}
+	if u, ok := c.retention[key]; ok {
+		return storage.Retention{Mode: storage.LockCompliance, Until: u}, nil
+	}
+	return storage.Retention{}, nil
+}
+
+// lockFolders writes, into each of n folders, the current backup and two
+// past retention, and returns the folders.
+func lockFolders(t *testing.T, d *dir.Store, n int) []string {
+	t.Helper()
+	var folders []string
+	for i := range n {
+		f := fmt.Sprintf("t%d", i)
+		for _, s := range []string{ago(0), ago(10 * day), ago(20 * day)} {
+			for _, k := range []string{f + "/" + s + ".dump.zst", f + "/" + s + ".manifest.json"} {
+				if _, err := d.Put(context.Background(), k, strings.NewReader("x")); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		folders = append(folders, f)
+	}
+	return folders
+}
+
+// pruneAll prunes every folder at once, as the fleet's workers do, and
+// returns each one's detail and error.
+func pruneAll(j *Job, folders []string) ([]*Detail, []error) {
+	dets, errs := make([]*Detail, len(folders)), make([]error, len(folders))
+	var wg sync.WaitGroup
+	for i, f := range folders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dets[i] = &Detail{}
+			errs[i] = j.prune(context.Background(), f, ago(0), dets[i])
+		}()
+	}
+	wg.Wait()
+	return dets, errs
+}
+
+// The requests a run's retention sends to ask for locks: in a bucket
+// without Object Lock, one check for the whole run and no per-object
+// read; when the check is refused (credentials without
+// s3:GetBucketObjectLockConfiguration), one check, then every object of
+// every backup to prune is asked, and a locked one kept; in a run that
+// locks, no check (Prepare made it).
+func TestPruneAsksForLocksOncePerRun(t *testing.T) {
+	const tenants = 4
+	for _, c := range []struct {
+		name               string
+		check              error
+		lock               storage.Lock
+		checks, retentions int
+		pruned             int // per tenant
+	}{
+		{"bucket without Object Lock", fmt.Errorf("check: %w", storage.ErrNoLock), storage.Lock{}, 1, 0, 2},
+		{"check refused", errors.New("AccessDenied"), storage.Lock{}, 1, tenants * 2 * 2, 1},
+		{"bucket with Object Lock", nil, storage.Lock{}, 1, tenants * 2 * 2, 1},
+		{"a run that locks", nil, storage.Lock{Mode: storage.LockCompliance, Days: 3}, 0, tenants * 2 * 2, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d, err := dir.New(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			folders := lockFolders(t, d, tenants)
+			s := &countingLocker{Store: d, check: c.check, retention: map[string]time.Time{}}
+			for _, f := range folders {
+				s.retention[f+"/"+ago(10*day)+".dump.zst"] = now.Add(day)
+			}
+			j := NewJob(Options{Store: s, RetentionDays: 7, KeepLast: 1, Lock: c.lock, Now: func() time.Time { return now }})
+			dets, errs := pruneAll(j, folders)
+			for i, f := range folders {
+				if errs[i] != nil {
+					t.Fatalf("%s: %v", f, errs[i])
+				}
+				if len(dets[i].Pruned) != c.pruned || len(dets[i].Pruned)+len(dets[i].Locked) != 2 {
+					t.Errorf("%s: pruned %v, kept %v, want %d pruned", f, dets[i].Pruned, dets[i].Locked, c.pruned)
+				}
+			}
+			if s.checks != c.checks || s.retentions != c.retentions {
+				t.Errorf("%d tenants asked %d Object Lock checks and %d retentions, want %d and %d", tenants, s.checks, s.retentions, c.checks, c.retentions)
+			}
+		})
+	}
+}
+
+// A lock that cannot be read fails the tenant's prune and deletes nothing
+// of that backup: it may be locked, and deleting it would hide it behind a
+// delete marker and report it pruned.
+func TestPruneFailsOnUnreadableLock(t *testing.T) {
+	d, err := dir.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	folders := lockFolders(t, d, 1)
+	s := &countingLocker{Store: d, retErr: errors.New("retention t0/x: AccessDenied (the credentials need s3:GetObjectRetention)")}
+	j := NewJob(Options{Store: s, RetentionDays: 7, KeepLast: 1, Now: func() time.Time { return now }})
+	det := &Detail{}
+	err = j.prune(context.Background(), folders[0], ago(0), det)
+	if err == nil || !strings.Contains(err.Error(), "s3:GetObjectRetention") {
+		t.Fatalf("prune = %v, want the retention error", err)
+	}
+	if len(det.Pruned) != 0 {
+		t.Errorf("reported pruned %v", det.Pruned)
+	}
+	if keys, _ := d.List(context.Background(), folders[0]+"/"); len(keys) != 6 {
+		t.Errorf("the folder holds %d objects, want all 6", len(keys))
+	}
+}

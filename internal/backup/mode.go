@@ -159,7 +159,7 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 		return nil, err
 	}
 	o.Lock = w.Lock
-	if msg := lockWarning(o); msg != "" {
+	if msg := lockWarning(o); msg != "" && env.Warn != nil {
 		env.Warn("%s", msg)
 	}
 	return NewJob(o), nil
@@ -171,6 +171,7 @@ type Job struct {
 	started time.Time
 	dumped  atomic.Int64 // pg_dump output read so far, all tenants
 	pending pendingList  // the destination's unfinished uploads (retention)
+	locks   lockCheck    // whether the destination can lock (retention)
 }
 
 var (
@@ -183,7 +184,11 @@ func NewJob(o Options) *Job {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Job{o: o, started: time.Now()}
+	j := &Job{o: o, started: time.Now()}
+	// A run that locks has had its bucket's Object Lock checked in
+	// Prepare: retention need not ask again.
+	j.locks.asked = o.Lock.On()
+	return j
 }
 
 // ProgressNote: pg_dump output read so far and its rate, for the runner's
