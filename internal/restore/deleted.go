@@ -14,7 +14,8 @@ import (
 // InputRestoreIncludeDeleted opens the bucket's deleted versions to restore.
 var InputRestoreIncludeDeleted = &input.Input{Name: "restore-include-deleted", Default: "false", Bool: true, Description: "Also find backups whose objects were deleted, in a versioned S3 bucket (which Object Lock makes every bucket it protects): " +
 	"there a delete without a version id only adds a delete marker and the version stays, so the backups someone deleted with the job's credentials can still be restored. " +
-	"Each object reads as its newest version that is not a delete marker. Off by default, so a restore never brings back a backup on purpose deleted unless asked; needs s3:ListBucketVersions and s3:GetObjectVersion. Not for a folder destination, which keeps no versions."}
+	"Each object reads as its newest version that is not a delete marker, or, when it was written over, as its newest version whose lock still holds (an overwrite does not hide a locked backup; one locked itself, being newer, wins). " +
+	"Off by default, so a restore never brings back a backup on purpose deleted unless asked; needs s3:ListBucketVersions, s3:GetObjectVersion and s3:GetObjectRetention. Not for a folder destination, which keeps no versions."}
 
 // includingDeleted is s seen with its deleted versions, for
 // restore-include-deleted; nil, with the input blamed, when s keeps none.

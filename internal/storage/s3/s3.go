@@ -499,7 +499,7 @@ func hint(err error) string {
 	case "AccessDenied", "AllAccessDisabled":
 		return "the credentials may not do this on the bucket: the role or user needs s3:PutObject, s3:GetObject, s3:ListBucket, " +
 			"s3:DeleteObject, s3:AbortMultipartUpload and s3:ListBucketMultipartUploads on it (and kms:GenerateDataKey, kms:Decrypt with SSE-KMS; " +
-			"s3:PutObjectRetention and s3:GetObjectRetention with object lock; s3:ListBucketVersions and s3:GetObjectVersion to restore deleted versions)"
+			"s3:GetBucketObjectLockConfiguration, s3:PutObjectRetention and s3:GetObjectRetention with object lock; s3:ListBucketVersions and s3:GetObjectVersion to restore deleted versions)"
 	case "NoSuchBucket":
 		return "no such bucket: check the bucket name, and the endpoint for an S3-compatible store"
 	case "InvalidAccessKeyId", "SignatureDoesNotMatch":
