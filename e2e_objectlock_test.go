@@ -235,7 +235,8 @@ func TestObjectLockRefused(t *testing.T) {
 // (plain deletes: delete markers over locked versions). A restore then
 // finds no backup and points to restore-include-deleted; with it, the
 // newest locked backup is restored and its rows equal the source's at
-// that backup.
+// that backup, though its dump was written over before the delete (the
+// locked version is read, not the overwrite).
 func TestObjectLockRestoreDeleted(t *testing.T) {
 	dbs := newTenants(t, "rslock", 1)
 	db := dbs[0]
@@ -254,6 +255,12 @@ func TestObjectLockRestoreDeleted(t *testing.T) {
 	keys := objects(t, d, folder+"/")
 	if len(keys) != 4 {
 		t.Fatalf("the folder holds %v, want two backups", keys)
+	}
+	// Whoever holds the job's credentials first writes over the newest
+	// dump (a new, unlocked version above the locked one), then deletes
+	// everything.
+	if _, err := d.store.Put(context.Background(), folder+"/"+path.Base(newest), strings.NewReader("overwritten")); err != nil {
+		t.Fatal(err)
 	}
 	for _, k := range keys {
 		if err := d.store.Delete(context.Background(), k); err != nil {
