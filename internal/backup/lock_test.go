@@ -11,8 +11,11 @@ import (
 	"time"
 
 	"github.com/pgfleet/pgfleet/internal/fleet"
+	"github.com/pgfleet/pgfleet/internal/input"
+	"github.com/pgfleet/pgfleet/internal/mode"
 	"github.com/pgfleet/pgfleet/internal/storage"
 	"github.com/pgfleet/pgfleet/internal/storage/dir"
+	"github.com/pgfleet/pgfleet/internal/testenv/minio"
 )
 
 // lockingDir is a folder that claims the locks in until, as a bucket with
@@ -247,5 +250,37 @@ func TestPruneFailsOnUnreadableLock(t *testing.T) {
 	}
 	if keys, _ := d.List(context.Background(), folders[0]+"/"); len(keys) != 6 {
 		t.Errorf("the folder holds %d objects, want all 6", len(keys))
+	}
+}
+
+// Prepare warns of a retention shorter than the lock through env.Warn, and
+// an Env without Warn (a caller that gives none, as prepareDrill allows)
+// is no panic: here against a MinIO bucket created with Object Lock.
+func TestPrepareLockWarning(t *testing.T) {
+	srv := minio.StartForTest(t)
+	ctx := context.Background()
+	if err := srv.CreateBucket(ctx, "locked-prepare", true); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_REGION", "us-east-1")
+	given := map[string]string{"destination": "s3://locked-prepare/t", "s3-endpoint": srv.Endpoint, "s3-force-path-style": "true",
+		"object-lock-mode": "governance", "object-lock-days": "30", "retention-days": "7"}
+	table := input.NewTable([]input.ModeDecl{{Name: "backup", Inputs: Mode{}.Inputs(), Outputs: Mode{}.Outputs()}})
+	for _, warn := range []bool{true, false} {
+		var warned []string
+		env := mode.Env{Inputs: input.NewValues(table, func(name string) string { return given[name] }), Workspace: t.TempDir(),
+			Getenv: func(string) string { return "" }, Secret: func(string) {}}
+		if warn {
+			env.Warn = func(f string, a ...any) { warned = append(warned, fmt.Sprintf(f, a...)) }
+		}
+		job, err := Mode{}.Prepare(ctx, env)
+		if err != nil || job == nil {
+			t.Fatalf("Prepare (Warn given: %v): %v", warn, err)
+		}
+		if warn && (len(warned) != 1 || !strings.Contains(warned[0], "shorter than object-lock-days (30)")) {
+			t.Errorf("warnings %q", warned)
+		}
 	}
 }
