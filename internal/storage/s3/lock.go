@@ -118,9 +118,10 @@ func (s *Store) Retention(ctx context.Context, key string) (storage.Retention, e
 // retention is the lock of one version of the object full (its current
 // version when version is nil). A version without a retention is the zero
 // Retention: AWS and MinIO answer NoSuchObjectLockConfiguration for it
-// (MinIO issue 9943), and InvalidRequest "Bucket is missing
-// ObjectLockConfiguration" in a bucket without Object Lock, where no
-// version can be locked. A missing key or a delete marker is no lock
+// (MinIO with status 400; minio issue 9943 made it match AWS), and MinIO
+// InvalidRequest "Bucket is missing ObjectLockConfiguration" in a bucket
+// without Object Lock, where no version can be locked. A missing key or a
+// delete marker (NoSuchKey on MinIO, MethodNotAllowed on AWS) is no lock
 // either: there is nothing left to keep.
 func (s *Store) retention(ctx context.Context, full string, version *string) (storage.Retention, error) {
 	out, err := s.client.GetObjectRetention(ctx, &s3.GetObjectRetentionInput{Bucket: &s.bucket, Key: &full, VersionId: version})

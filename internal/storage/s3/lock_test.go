@@ -252,6 +252,19 @@ func TestLockOptionsValidated(t *testing.T) {
 	}
 }
 
+// lockedObject is a new bucket with Object Lock, a store in it that locks
+// what it writes for a day, and key written there with body.
+func lockedObject(t *testing.T, key, body string) (*minio.Server, string, *Store) {
+	t.Helper()
+	srv := sharedServer(t)
+	bucket := lockedBucket(t, srv)
+	s := lockStore(t, srv, bucket, storage.Lock{Mode: storage.LockGovernance, Days: 1}, nil)
+	if _, err := s.Put(context.Background(), key, bytes.NewReader([]byte(body))); err != nil {
+		t.Fatal(err)
+	}
+	return srv, bucket, s
+}
+
 // Someone with the job's credentials writes over a locked backup (a PUT
 // without a version id adds a new, unlocked version): the view reads the
 // locked version, not the overwrite, and a key whose versions are all
@@ -259,13 +272,8 @@ func TestLockOptionsValidated(t *testing.T) {
 // error, for the unlocked current version and in a bucket without Object
 // Lock.
 func TestIncludingDeletedPrefersLocked(t *testing.T) {
-	srv := sharedServer(t)
-	bucket := lockedBucket(t, srv)
-	s := lockStore(t, srv, bucket, storage.Lock{Mode: storage.LockGovernance, Days: 1}, nil)
+	srv, bucket, s := lockedObject(t, "k/a.dump", "locked")
 	ctx := context.Background()
-	if _, err := s.Put(ctx, "k/a.dump", bytes.NewReader([]byte("locked"))); err != nil {
-		t.Fatal(err)
-	}
 	for _, body := range []string{"overwrite 1", "overwrite 2"} {
 		if _, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(s.prefix + "k/a.dump"), Body: bytes.NewReader([]byte(body))}); err != nil {
 			t.Fatal(err)
@@ -319,13 +327,8 @@ func (d retentionDenied) RoundTrip(req *http.Request) (*http.Response, error) {
 // Credentials that may not read a lock: Retention fails, naming the
 // permission, rather than reporting a locked object as unlocked.
 func TestRetentionDenied(t *testing.T) {
-	srv := sharedServer(t)
-	bucket := lockedBucket(t, srv)
-	s := lockStore(t, srv, bucket, storage.Lock{Mode: storage.LockGovernance, Days: 1}, nil)
+	srv, bucket, s := lockedObject(t, "k/a", "a")
 	ctx := context.Background()
-	if _, err := s.Put(ctx, "k/a", bytes.NewReader([]byte("a"))); err != nil {
-		t.Fatal(err)
-	}
 	denied, err := New(ctx, Options{Bucket: bucket, Prefix: s.prefix, Endpoint: srv.Endpoint, ForcePathStyle: true,
 		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey, HTTPClient: &http.Client{Transport: retentionDenied{http.DefaultTransport}}})
 	if err != nil {
