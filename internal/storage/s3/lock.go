@@ -133,8 +133,9 @@ func (s *Store) retention(ctx context.Context, full string, version *string) (st
 		isAPI && ae.ErrorCode() == "InvalidRequest" && strings.Contains(ae.ErrorMessage(), "ObjectLockConfiguration"):
 		return storage.Retention{}, nil
 	case isAPI && ae.ErrorCode() == "AccessDenied":
-		return storage.Retention{}, &hinted{err: err, hint: "the credentials need s3:GetObjectRetention on the bucket's objects to read their Object Lock (without it a locked backup cannot be told from an unlocked one, so none is pruned); " +
-			"in a bucket without Object Lock, s3:GetBucketObjectLockConfiguration alone lets pgfleet learn that once a run and read no lock"}
+		return storage.Retention{}, &hinted{err: err, hint: "the credentials need s3:GetObjectRetention on the bucket's objects to read their Object Lock: without it a locked version cannot be told from an unlocked one, " +
+			"so retention prunes nothing and restore-include-deleted cannot pick the locked version under an overwrite; in a bucket without Object Lock, " +
+			"s3:GetBucketObjectLockConfiguration alone lets backup learn that once a run and read no lock"}
 	case isAPI && ae.ErrorCode() == "MethodNotAllowed", isNotFound(err):
 		return storage.Retention{}, nil // a delete marker (MethodNotAllowed), or no such key
 	default:
