@@ -38,6 +38,21 @@ func (j *Job) lockedUntil(ctx context.Context, b archive.Backup, now time.Time) 
 	var until time.Time
 	for _, k := range b.Keys() {
 		r, err := l.Retention(ctx, k)
+		if err != nil && j.locks.unknown && !j.o.Lock.On() {
+			// Neither the bucket's Object Lock nor the object's lock can
+			// be read: credentials from before Object Lock, in a run that
+			// asks for none. Pruning as pgfleet always has loses nothing
+			// (on a bucket with Object Lock a delete only adds a marker;
+			// restore-include-deleted finds the version), where failing
+			// would break every such user's retention; so prune, and say
+			// once what could not be told.
+			j.locks.warnOnce.Do(func() {
+				if j.o.Warn != nil {
+					j.o.Warn("retention cannot tell whether backups are locked (%v): pruning as without Object Lock; on a bucket with Object Lock a pruned backup that is still locked is only hidden behind a delete marker", err)
+				}
+			})
+			return time.Time{}, nil
+		}
 		if err != nil {
 			return time.Time{}, err
 		}
@@ -55,9 +70,11 @@ func (j *Job) lockedUntil(ctx context.Context, b archive.Backup, now time.Time) 
 // Object Lock, once on, cannot be turned off), so one
 // GetObjectLockConfiguration a run answers for all of them.
 type lockCheck struct {
-	mu    sync.Mutex
-	asked bool
-	none  bool // the bucket has no Object Lock
+	mu       sync.Mutex
+	asked    bool
+	none     bool // the bucket has no Object Lock
+	unknown  bool // asking failed (refused, most often): it may have
+	warnOnce sync.Once
 }
 
 // mayLock reports whether objects in l may be locked. Only a definite "no
@@ -69,7 +86,9 @@ func (c *lockCheck) mayLock(ctx context.Context, l storage.Locker) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.asked {
-		c.none = errors.Is(l.CheckLock(ctx), storage.ErrNoLock)
+		err := l.CheckLock(ctx)
+		c.none = errors.Is(err, storage.ErrNoLock)
+		c.unknown = err != nil && !c.none
 		c.asked = true
 	}
 	return !c.none

@@ -253,6 +253,32 @@ func TestPruneFailsOnUnreadableLock(t *testing.T) {
 	}
 }
 
+// Credentials that can read neither the bucket's Object Lock nor any
+// object's (a policy from before Object Lock), in a run that locks
+// nothing, prune as pgfleet always did, with one warning for the run: on a
+// locked bucket the delete only hides the version, where failing would
+// stop every such user's retention.
+func TestPruneWithoutLockPermissions(t *testing.T) {
+	d, err := dir.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	folders := lockFolders(t, d, 3)
+	s := &countingLocker{Store: d, check: errors.New("AccessDenied"), retErr: errors.New("AccessDenied (the credentials need s3:GetObjectRetention)")}
+	var warned []string
+	j := NewJob(Options{Store: s, RetentionDays: 7, KeepLast: 1, Now: func() time.Time { return now },
+		Warn: func(f string, a ...any) { warned = append(warned, fmt.Sprintf(f, a...)) }})
+	dets, errs := pruneAll(j, folders)
+	for i, f := range folders {
+		if errs[i] != nil || len(dets[i].Pruned) != 2 {
+			t.Errorf("%s: pruned %v, error %v: want both old backups pruned", f, dets[i].Pruned, errs[i])
+		}
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "cannot tell whether backups are locked") || !strings.Contains(warned[0], "s3:GetObjectRetention") {
+		t.Errorf("warnings %q, want one naming the missing permission", warned)
+	}
+}
+
 // Prepare warns of a retention shorter than the lock through env.Warn, and
 // an Env without Warn (a caller that gives none, as prepareDrill allows)
 // is no panic: here against a MinIO bucket created with Object Lock.

@@ -87,6 +87,8 @@ type Options struct {
 	Drill         *drill       // the restore drill; nil for none
 	// Now is the clock (for tests); default time.Now.
 	Now func() time.Time
+	// Warn prints a warning (an annotation in Actions); nil prints none.
+	Warn func(format string, a ...any)
 }
 
 // Prepare validates every input, opens the store (no request yet, unless
@@ -159,8 +161,9 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 		return nil, err
 	}
 	o.Lock = w.Lock
-	if msg := lockWarning(o); msg != "" && env.Warn != nil {
-		env.Warn("%s", msg)
+	o.Warn = env.Warn
+	if msg := lockWarning(o); msg != "" && o.Warn != nil {
+		o.Warn("%s", msg)
 	}
 	return NewJob(o), nil
 }
