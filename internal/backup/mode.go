@@ -206,8 +206,12 @@ func (j *Job) Describe() string {
 	if len(j.o.Recipients) > 0 {
 		enc = ", encrypted for " + report.Plural(len(j.o.Recipients), "age recipient", "age recipients")
 	}
-	return fmt.Sprintf("to %s (%s format, %s%s%s) with pg_dump %s (%s); keep %d days, at least the last %d per tenant",
-		j.o.Store, j.o.Format, comp, enc, describeLock(j.o.Lock), j.o.PgDump.Version, j.o.PgDump.Path, j.o.RetentionDays, j.o.KeepLast)
+	drill := ""
+	if d := j.o.Drill; d != nil {
+		drill = fmt.Sprintf("; then a restore drill of %s into %s, and only then retention", report.Plural(d.count, "backup", "backups"), d.target)
+	}
+	return fmt.Sprintf("to %s (%s format, %s%s%s) with pg_dump %s (%s); keep %d days, at least the last %d per tenant%s",
+		j.o.Store, j.o.Format, comp, enc, describeLock(j.o.Lock), j.o.PgDump.Version, j.o.PgDump.Path, j.o.RetentionDays, j.o.KeepLast, drill)
 }
 
 func (j *Job) DryRun() bool { return false }
