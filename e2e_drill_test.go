@@ -37,16 +37,16 @@ type drillRecord struct {
 	Rows          int64    `json:"rows"`
 	Pruned        []string `json:"pruned"`
 	RetentionNote string   `json:"retention_note"`
-	Drill  *struct {
-		Target       string `json:"target"`
-		Object       string `json:"object"`
-		Manifest     string `json:"manifest"`
-		OK           bool   `json:"ok"`
-		Error        string `json:"error"`
-		Verified     bool   `json:"sha256_verified"`
-		ExpectedRows int64  `json:"expected_rows"`
-		RestoredRows int64  `json:"restored_rows"`
-		Differing    int    `json:"tables_differing"`
+	Drill         *struct {
+		Target       string  `json:"target"`
+		Object       string  `json:"object"`
+		Manifest     string  `json:"manifest"`
+		OK           bool    `json:"ok"`
+		Error        string  `json:"error"`
+		Verified     bool    `json:"sha256_verified"`
+		ExpectedRows int64   `json:"expected_rows"`
+		RestoredRows int64   `json:"restored_rows"`
+		Differing    int     `json:"tables_differing"`
 		Seconds      float64 `json:"restore_seconds"`
 		Tables       []struct {
 			Table    string `json:"table"`
