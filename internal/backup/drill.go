@@ -344,13 +344,13 @@ func (j *Job) pruneAfterDrill(ctx context.Context, results []fleet.Result) {
 		case d.refused != nil:
 			det.RetentionNote = notPrunedRefused
 			continue
-		case det.Drill != nil && !det.Drill.OK:
+		case det.Drill != nil && !det.Drill.OK && r.Status == fleet.Failed:
 			det.RetentionNote = notPrunedDrillFail
 			continue
-		case r.Status != fleet.Succeeded:
-			continue
-		case ctx.Err() != nil:
+		case ctx.Err() != nil: // a drill cut short by the signal too
 			det.RetentionNote = notPrunedCancelled
+			continue
+		case r.Status != fleet.Succeeded:
 			continue
 		}
 		wg.Add(1)

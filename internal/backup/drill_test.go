@@ -174,6 +174,20 @@ func TestPruneAfterDrill(t *testing.T) {
 	if rows["b"] != notPrunedDrillFail || !strings.HasPrefix(rows["e"], "not pruned: pruning failed") || rows["a"] != strings.Join(old, ", ") {
 		t.Errorf("retention rows: %v", rows)
 	}
+
+	// Cancelled during the drill: nothing more is pruned, and each says so.
+	for _, r := range rs {
+		deferred(r.Detail.(*Detail), current)
+	}
+	rs[0].Status = fleet.Cancelled // its drill was cut short
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	j.pruneAfterDrill(cctx, rs)
+	for _, i := range []int{0, 2, 3} {
+		if d := detOf(i); d.RetentionNote != notPrunedCancelled || d.Cells()[3] != "not pruned" {
+			t.Errorf("cancelled: %s: note %q, cell %q", rs[i].Tenant.ID, d.RetentionNote, d.Cells()[3])
+		}
+	}
 }
 
 // The section says why no drill ran: the run did not reach every tenant
