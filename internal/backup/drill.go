@@ -38,7 +38,7 @@ func DrillInputs() []*input.Input {
 // The drill's outputs.
 var (
 	outputDrilled     = input.Output{Name: "drilled", Description: "With drill-target-url: the project ids (database-urls: names) of the tenants whose new backup was restored into drill-target-url, one per line."}
-	outputDrillFailed = input.Output{Name: "drill-failed", Description: "With drill-target-url: the project ids (database-urls: names) whose drill failed, one per line; empty when every drilled backup came back with every table's rows (give it to projects to back those up again)."}
+	outputDrillFailed = input.Output{Name: "drill-failed", Description: "With drill-target-url: the project ids (database-urls: names) whose drill failed, one per line; empty when every drilled backup came back with every table's rows, and when the drill was refused as a whole (the run's error says why; the backups are fine). Give it to projects to back those up again."}
 )
 
 // drillAppName is the restore program's application_name in a drill.
