@@ -178,14 +178,8 @@ func (d *drill) probe(ctx context.Context) error {
 	// The second safety, beside "is it a tenant": a database of the fleet
 	// this run does not cover (another shard, an excluded project, a host
 	// alias SameDatabase cannot see through) holds tables and no marker.
-	st, err := recovery.ReadScratch(ctx, conn)
-	if err != nil {
-		return err
-	}
-	if why := st.Refusal(); why != "" {
-		return errors.New("the scratch database " + why)
-	}
-	return nil
+	_, err = recovery.CheckScratch(ctx, conn)
+	return err
 }
 
 // Finish runs the restore drill once every tenant is backed up, then
@@ -304,12 +298,9 @@ func claimScratch(ctx context.Context, url string) error {
 		return fmt.Errorf("the scratch database cannot be reached: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	st, err := recovery.ReadScratch(ctx, conn)
+	st, err := recovery.CheckScratch(ctx, conn)
 	if err != nil {
 		return err
-	}
-	if why := st.Refusal(); why != "" {
-		return errors.New("the scratch database " + why)
 	}
 	if !st.Marked {
 		return recovery.MarkScratch(ctx, conn)

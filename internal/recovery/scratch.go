@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -152,6 +153,19 @@ func (s ScratchState) Refusal() string {
 		return "is an empty database the connecting user does not own: the drill marks its scratch database with COMMENT ON DATABASE, which needs the owner, so that a later run can tell its leftovers from someone's tables; connect as the database's owner (a services: postgres container's user is) or give a database that user owns"
 	}
 	return ""
+}
+
+// CheckScratch is ReadScratch, with Refusal as an error naming the
+// scratch database.
+func CheckScratch(ctx context.Context, conn *pgx.Conn) (ScratchState, error) {
+	st, err := ReadScratch(ctx, conn)
+	if err != nil {
+		return st, err
+	}
+	if why := st.Refusal(); why != "" {
+		return st, errors.New("the scratch database " + why)
+	}
+	return st, nil
 }
 
 // MarkScratch puts ScratchMarker on conn's database (the name quoted:
