@@ -6,6 +6,7 @@ package main
 // same run, and a scratch target that is a tenant refused before anything.
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -16,8 +17,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pgfleet/pgfleet/internal/archive"
 	"github.com/pgfleet/pgfleet/internal/testenv"
@@ -27,22 +30,24 @@ import (
 
 // drillRecord is a backup report's tenant with its "drill" field.
 type drillRecord struct {
-	ID     string `json:"id"`
-	Status string `json:"status"`
-	Error  string `json:"error"`
-	Object string `json:"object"`
-	Rows   int64  `json:"rows"`
-	Drill  *struct {
-		Target       string `json:"target"`
-		Object       string `json:"object"`
-		Manifest     string `json:"manifest"`
-		OK           bool   `json:"ok"`
-		Error        string `json:"error"`
-		Verified     bool   `json:"sha256_verified"`
-		ExpectedRows int64  `json:"expected_rows"`
-		RestoredRows int64  `json:"restored_rows"`
-		Differing    int    `json:"tables_differing"`
-		Seconds      float64
+	ID            string   `json:"id"`
+	Status        string   `json:"status"`
+	Error         string   `json:"error"`
+	Object        string   `json:"object"`
+	Rows          int64    `json:"rows"`
+	Pruned        []string `json:"pruned"`
+	RetentionNote string   `json:"retention_note"`
+	Drill         *struct {
+		Target       string  `json:"target"`
+		Object       string  `json:"object"`
+		Manifest     string  `json:"manifest"`
+		OK           bool    `json:"ok"`
+		Error        string  `json:"error"`
+		Verified     bool    `json:"sha256_verified"`
+		ExpectedRows int64   `json:"expected_rows"`
+		RestoredRows int64   `json:"restored_rows"`
+		Differing    int     `json:"tables_differing"`
+		Seconds      float64 `json:"restore_seconds"`
 		Tables       []struct {
 			Table    string `json:"table"`
 			Expected int64  `json:"expected"`
@@ -81,7 +86,8 @@ func summarySection(summary, title string) string {
 }
 
 // Three of four new backups, chosen at random, are restored one after the
-// other into a scratch database that starts with leftovers: each comes
+// other into a scratch database that starts with an earlier drill's
+// leftovers (tables, and the marker a drill puts on the database): each comes
 // back with every table's rows, the summary's "Restore drill" section and
 // the report say so, the outputs name the three, and afterwards the
 // scratch database holds exactly the last one drilled (row checksums,
@@ -95,7 +101,8 @@ func TestBackupDrillThreeTenants(t *testing.T) {
 		sources[db.Name] = digests(t, db.URL)
 	}
 	scratch := freshDB(t, dbName("drillscratch"))
-	execSQL(t, scratch.URL, `CREATE TABLE leftover (x int); CREATE SCHEMA old; CREATE TABLE old.t (y int); SELECT lo_from_bytea(0, 'old')`)
+	execSQL(t, scratch.URL, `CREATE TABLE leftover (x int); CREATE SCHEMA old; CREATE TABLE old.t (y int); SELECT lo_from_bytea(0, 'old');
+COMMENT ON DATABASE `+scratch.Name+` IS 'pgfleet restore-drill scratch database: left by an earlier run'`)
 	d := s3Dest(t, minioServer(t))
 	r, _ := runBackup(t, d, tenantList(dbs), inputs{"drill-target-url": scratch.URL, "drill-count": "3", "concurrency": "2"})
 	mustCode(t, r, 0)
@@ -117,7 +124,7 @@ func TestBackupDrillThreeTenants(t *testing.T) {
 			t.Fatalf("%s: no drill in the report", id)
 		}
 		dr := rec.Drill
-		if !dr.OK || !dr.Verified || dr.Differing != 0 || dr.Object != rec.Object || dr.RestoredRows != rec.Rows || dr.ExpectedRows != rec.Rows || len(dr.Tables) == 0 {
+		if !dr.OK || !dr.Verified || dr.Differing != 0 || dr.Seconds <= 0 || dr.Object != rec.Object || dr.RestoredRows != rec.Rows || dr.ExpectedRows != rec.Rows || len(dr.Tables) == 0 {
 			t.Errorf("%s: drill %+v (backup %s, %d rows)", id, dr, rec.Object, rec.Rows)
 		}
 		for _, tb := range dr.Tables {
@@ -142,6 +149,18 @@ func TestBackupDrillThreeTenants(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(sources[last]) {
 		t.Errorf("the scratch database after the drill differs from %s:\n got %v\nwant %v", last, got, sources[last])
 	}
+	if c := dbComment(t, scratch.URL); !strings.HasPrefix(c, "pgfleet restore-drill scratch database") {
+		t.Errorf("the scratch database's comment is %q: want the drill's marker kept", c)
+	}
+}
+
+// dbComment is the comment on url's database.
+func dbComment(t *testing.T, url string) (c string) {
+	t.Helper()
+	withConn(t, url, func(ctx context.Context, conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, `SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = current_database()`).Scan(&c)
+	})
+	return c
 }
 
 func thousandsOf(n int64) string {
@@ -162,7 +181,10 @@ func thousandsOf(n int64) string {
 // a tampering hand would leave), with no hook in pgfleet. Both are
 // drilled: the corrupted one fails with its key and the checksum mismatch,
 // the run exits 1 and names it in drill-failed and failed-projects; the
-// other's drill passes.
+// other's drill passes. With keep-last 1, retention (which waits for the
+// drill) prunes the intact tenant's older backup but keeps the corrupted
+// one's: it is that tenant's last good backup. The scratch database, empty
+// and unmarked before, carries the drill's marker after.
 func TestBackupDrillCorruptedAfterUpload(t *testing.T) {
 	dbs := newTenants(t, "drillbad", 2)
 	for i, db := range dbs {
@@ -172,23 +194,34 @@ func TestBackupDrillCorruptedAfterUpload(t *testing.T) {
 	d := fileDest(t)
 	root := strings.ReplaceAll(strings.TrimPrefix(d.in["destination"], "file://"), "%20", " ")
 	real := realPgDump(t)
+	oldStamp := archive.Stamp(time.Now().UTC().Add(-10 * 24 * time.Hour))
 	wrapper := script(t, "pg_dump", fmt.Sprintf(`
 if [ "$PGDATABASE" = %[1]q ]; then
-  f=$(find %[2]q -path '*/%[3]s/*' -name '*.dump.zst' | head -1)
+  f=$(find %[2]q -path '*/%[3]s/*' -name '*.dump.zst' ! -name '%[5]s.*' | head -1)
   size=$(stat -c %%s "$f")
   off=$(( size * 2 / 3 ))
   b=$(od -An -tu1 -j "$off" -N1 "$f" | tr -d ' ')
   printf "$(printf '\\%%03o' $(( b ^ 1 )))" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
 fi
 exec %[4]q "$@"
-`, dbs[1].Name, root, archive.Folder(dbs[0].Name, dbs[0].Name), real))
+`, dbs[1].Name, root, archive.Folder(dbs[0].Name, dbs[0].Name), real, oldStamp))
 	// pg_restore and psql are found beside pg_dump.
 	for _, tool := range []string{"pg_restore", "psql"} {
 		if err := os.Symlink(filepath.Join(filepath.Dir(real), tool), filepath.Join(filepath.Dir(wrapper), tool)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	r, _ := runBackup(t, d, tenantList(dbs), inputs{"drill-target-url": scratch.URL, "drill-count": "2", "concurrency": "1", "pg-dump-path": wrapper})
+	// An older good backup in each folder, past retention-days (the
+	// wrapper leaves it alone).
+	for _, db := range dbs {
+		for _, ext := range []string{".dump.zst", ".manifest.json"} {
+			if _, err := d.store.Put(t.Context(), archive.Folder(db.Name, db.Name)+"/"+oldStamp+ext, strings.NewReader("older")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r, _ := runBackup(t, d, tenantList(dbs), inputs{"drill-target-url": scratch.URL, "drill-count": "2", "concurrency": "1", "pg-dump-path": wrapper,
+		"keep-last": "1", "retention-days": "1"})
 	mustCode(t, r, 1)
 	assertNoLeak(t, r, append(passwords(dbs), scratch.Password)...)
 	recs := drillRecords(t, r)
@@ -202,6 +235,19 @@ exec %[4]q "$@"
 	}
 	if good.Status != "succeeded" || !good.Drill.OK || good.Drill.RestoredRows != good.Rows {
 		t.Errorf("intact backup: status %s, drill %+v", good.Status, good.Drill)
+	}
+	if len(bad.Pruned) != 0 || !strings.Contains(bad.RetentionNote, "not pruned: the new backup failed its restore drill") ||
+		len(objects(t, d, archive.Folder(dbs[0].Name, dbs[0].Name)+"/")) != 4 {
+		t.Errorf("corrupted backup's tenant: pruned %v, note %q, folder %v: want its older backup kept", bad.Pruned, bad.RetentionNote, objects(t, d, archive.Folder(dbs[0].Name, dbs[0].Name)+"/"))
+	}
+	if !slices.Equal(good.Pruned, []string{oldStamp}) || len(objects(t, d, archive.Folder(dbs[1].Name, dbs[1].Name)+"/")) != 2 {
+		t.Errorf("intact backup's tenant: pruned %v, folder %v: want the older backup pruned after the drill", good.Pruned, objects(t, d, archive.Folder(dbs[1].Name, dbs[1].Name)+"/"))
+	}
+	if !strings.Contains(summarySection(r.summary, "Retention"), "not pruned: the new backup failed its restore drill") {
+		t.Errorf("Retention section:\n%s", summarySection(r.summary, "Retention"))
+	}
+	if c := dbComment(t, scratch.URL); !strings.HasPrefix(c, "pgfleet restore-drill scratch database") {
+		t.Errorf("the scratch database's comment is %q: want the drill's marker", c)
 	}
 	if r.outputs["drill-failed"] != dbs[0].Name || r.outputs["failed-projects"] != dbs[0].Name {
 		t.Errorf("drill-failed %q, failed-projects %q: want %s", r.outputs["drill-failed"], r.outputs["failed-projects"], dbs[0].Name)
@@ -249,12 +295,16 @@ func readObject(t *testing.T, d dest, key string) []byte {
 // is written (another host name for this machine, no sslmode, another
 // user's credentials), is refused before any tenant is touched: exit 2
 // naming drill-target-url, no object in the destination, no session
-// opened on any tenant. So are a drill-count without a target, a
+// opened on any tenant. So is a database that holds tables and was never
+// a drill's scratch database (a database of the fleet this run does not
+// cover, say): its tables stay. So are a drill-count without a target, a
 // drill-count that is no whole number, a drill of encrypted backups
 // without an identity, and a target that cannot be reached.
 func TestBackupDrillRefusedTargets(t *testing.T) {
 	dbs := newTenants(t, "drillrefuse", 2)
 	scratch := freshDB(t, dbName("drillrefscratch"))
+	someones := freshDB(t, dbName("drillrefothers"))
+	execSQL(t, someones.URL, `CREATE TABLE customers (id int); INSERT INTO customers VALUES (1), (2)`)
 	respelled := strings.Replace(strings.TrimSuffix(dbs[1].URL, "?sslmode=disable"), "127.0.0.1", "localhost", 1)
 	respelled = strings.Replace(respelled, dbs[1].Role+":"+dbs[1].Password, scratch.Role+":"+scratch.Password, 1)
 	before := listSessions(t, dbs)
@@ -271,6 +321,7 @@ func TestBackupDrillRefusedTargets(t *testing.T) {
 	}{
 		{"tenant's own URL", inputs{"drill-target-url": dbs[0].URL}, "drill-target-url", "is the database of tenant " + dbs[0].Name},
 		{"tenant respelled", inputs{"drill-target-url": respelled}, "drill-target-url", "is the database of tenant " + dbs[1].Name},
+		{"tables, never a scratch database", inputs{"drill-target-url": someones.URL}, "drill-target-url", "holds tables (public.customers) and was never a pgfleet drill's scratch database: give an empty database"},
 		{"count without target", inputs{"drill-count": "2"}, "drill-count", "set without drill-target-url"},
 		{"count zero", inputs{"drill-target-url": scratch.URL, "drill-count": "0"}, "drill-count", "want a whole number"},
 		{"encrypted without identity", inputs{"drill-target-url": scratch.URL, "encryption-recipient": recipient}, "encryption-identity", "required for a restore drill of encrypted backups"},
@@ -286,8 +337,11 @@ func TestBackupDrillRefusedTargets(t *testing.T) {
 			if objs := objects(t, d, ""); len(objs) > 0 {
 				t.Errorf("objects written: %v", objs)
 			}
-			assertNoLeak(t, r, append(passwords(dbs), scratch.Password)...)
+			assertNoLeak(t, r, append(passwords(dbs), scratch.Password, someones.Password)...)
 		})
+	}
+	if n := userTables(t, someones.URL); n != 1 || dbComment(t, someones.URL) != "" {
+		t.Errorf("the database with tables refused as a target: %d tables, comment %q: want it untouched", n, dbComment(t, someones.URL))
 	}
 	if after := listSessions(t, dbs); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("sessions on the tenants: before %v, after %v: a refused run touched a tenant", before, after)
@@ -309,29 +363,65 @@ func listSessions(t *testing.T, dbs []pgcluster.TenantDB) map[string]int64 {
 }
 
 // Tenants from the Neon API: their connection strings are known only as
-// each tenant starts, so a scratch target that is one of them passes
-// Prepare; the drill checks again before it writes and refuses: the run
-// fails naming drill-target-url and the tenant, and that tenant's database
-// is untouched (emptying it was never begun).
+// each tenant starts, so Prepare cannot tell a scratch target that is one
+// of them. Two safeties stand in the way:
+//   - the victim's database holds tables and was never a drill's scratch
+//     database: Prepare refuses it (exit 2 naming drill-target-url),
+//     nothing written, the database untouched;
+//   - an empty tenant's database passes that check; the drill compares the
+//     target with every tenant's resolved URL before it writes and refuses:
+//     the run fails (exit 1) with Finish's error naming drill-target-url
+//     and the tenant, the backups stay succeeded (nothing in
+//     failed-projects or drill-failed, the section says "not run"),
+//     nothing is pruned, and the database is untouched (not even marked).
 func TestBackupDrillNeonTenantAsTarget(t *testing.T) {
 	f := newFleet(t, 2, neonapi.Config{})
-	for i, tn := range f.Tenants {
-		seed(t, tn.DB.URL, i)
-	}
+	seed(t, f.Tenants[0].DB.URL, 0)
 	victim := f.Tenants[1]
-	before := digests(t, victim.DB.URL)
+	backup := func(d dest) run {
+		t.Helper()
+		in := with(inputs{"mode": "backup", "neon-api-key": f.APIKey, "neon-api-url": f.Neon.URL(), "drill-target-url": victim.DB.URL, "drill-count": "2"}, d.in)
+		r := runPgfleet(t, in)
+		assertNoLeak(t, r, fleetSecrets(f)...)
+		return r
+	}
+
 	d := fileDest(t)
-	in := with(inputs{"mode": "backup", "neon-api-key": f.APIKey, "neon-api-url": f.Neon.URL(), "drill-target-url": victim.DB.URL, "drill-count": "2"}, d.in)
-	r := runPgfleet(t, in)
+	r := backup(d)
 	mustCode(t, r, 1)
-	assertNoLeak(t, r, fleetSecrets(f)...)
 	recs := drillRecords(t, r)
 	for _, tn := range f.Tenants {
 		rec := recs[tn.ProjectID]
-		if rec.Status != "failed" || rec.Drill == nil || rec.Drill.OK ||
-			!strings.Contains(rec.Error, "drill-target-url is the database of tenant") || !strings.Contains(rec.Error, victim.ProjectID) {
-			t.Errorf("%s: status %s, error %q", tn.ProjectID, rec.Status, rec.Error)
+		if rec.Status != "succeeded" || rec.Drill != nil || rec.Error != "" || !strings.Contains(rec.RetentionNote, "not pruned: the restore drill did not run") {
+			t.Errorf("%s: status %s, error %q, drill %+v, retention note %q", tn.ProjectID, rec.Status, rec.Error, rec.Drill, rec.RetentionNote)
 		}
+	}
+	head := readReport[struct {
+		FinishError string `json:"finish_error"`
+	}](t, r, "backup")
+	if !strings.HasPrefix(head.FinishError, "restore drill not run: drill-target-url is the database of tenant") || !strings.Contains(head.FinishError, victim.ProjectID) {
+		t.Errorf("finish_error %q", head.FinishError)
+	}
+	if r.outputs["failed-projects"] != "" || r.outputs["drill-failed"] != "" || r.outputs["drilled"] != "" {
+		t.Errorf("outputs failed-projects %q, drill-failed %q, drilled %q: want none", r.outputs["failed-projects"], r.outputs["drill-failed"], r.outputs["drilled"])
+	}
+	if sec := summarySection(r.summary, "Restore drill"); !strings.Contains(sec, "Not run: refused") || !strings.Contains(sec, "not run: drill-target-url is the database of tenant") {
+		t.Errorf("Restore drill section:\n%s", sec)
+	}
+	if n, c := userTables(t, victim.DB.URL), dbComment(t, victim.DB.URL); n != 0 || c != "" {
+		t.Errorf("the tenant given as drill target: %d tables, comment %q: want it untouched", n, c)
+	}
+
+	seed(t, victim.DB.URL, 1)
+	before := digests(t, victim.DB.URL)
+	d = fileDest(t)
+	r = backup(d)
+	mustCode(t, r, 2)
+	if !strings.Contains(r.stderr, "drill-target-url") || !strings.Contains(r.stderr, "was never a pgfleet drill's scratch database") {
+		t.Errorf("stderr:\n%s", tail(r.stderr, 2000))
+	}
+	if objs := objects(t, d, ""); len(objs) > 0 {
+		t.Errorf("objects written: %v", objs)
 	}
 	if after := digests(t, victim.DB.URL); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("the tenant given as drill target changed:\nbefore %v\nafter  %v", before, after)

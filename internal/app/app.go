@@ -401,9 +401,8 @@ func registerURLPassword(r *redact.Redactor, line string) {
 		candidates = append(candidates, strings.TrimSpace(u))
 	}
 	for _, c := range candidates {
-		r.Add(tenant.Password(c))
-		if cfg, err := pgconnect.ParseURL(c); err == nil {
-			r.Add(cfg.Password)
+		for _, p := range pgconnect.Passwords(c) {
+			r.Add(p)
 		}
 	}
 }

@@ -34,6 +34,12 @@ type Detail struct {
 	Locked []LockedBackup `json:"locked"`
 
 	complete bool
+	// pruneStamp is the new backup's stamp while retention waits for the
+	// restore drill (Finish); "" once it ran, or with no drill.
+	pruneStamp string
+	// unpruned: retention did not run on the folder (RetentionNote says
+	// why), so the summary says "not pruned" rather than a count.
+	unpruned bool
 }
 
 // Throughput is pg_dump's output per second through the whole stream.
@@ -54,6 +60,9 @@ func (d *Detail) Cells() []string {
 		}
 		object = d.Object
 		pruned = strconv.Itoa(len(d.Pruned))
+		if d.unpruned {
+			pruned = "not pruned"
+		}
 		if n := len(d.Debris) + len(d.Aborted); n > 0 {
 			pruned += fmt.Sprintf(" + %d debris", n)
 		}
@@ -81,6 +90,7 @@ func (j *Job) Columns() []report.Column {
 func (j *Job) Sections(results []fleet.Result) []report.Section {
 	var total, dumped int64
 	backedUp := 0
+	var unpruned [][]string // tenants whose folder retention left alone, and why
 	sec := report.Section{
 		Title:   "Retention",
 		Columns: []report.Column{{Title: "tenant"}, {Title: "pruned backups"}, {Title: "incomplete backups removed"}, {Title: "kept while locked"}},
@@ -93,6 +103,9 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 		backedUp++
 		total += d.Bytes
 		dumped += d.DumpBytes
+		if d.unpruned {
+			unpruned = append(unpruned, []string{r.Tenant.String(), d.RetentionNote, "—", "—"})
+		}
 		if len(d.Pruned)+len(d.Debris)+len(d.Aborted)+len(d.Locked) == 0 {
 			continue
 		}
@@ -109,15 +122,26 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 		}
 		sec.Rows = append(sec.Rows, []string{r.Tenant.String(), list(d.Pruned), list(debris), list(locked)})
 	}
+	afterDrill := ""
+	if j.o.Drill != nil {
+		afterDrill = " and, with a restore drill, only after the drill: not at all when the tenant's new backup failed it or the drill did not run"
+	}
 	ratio := ""
 	if total > 0 {
 		ratio = fmt.Sprintf(" (compression ratio %.1f)", float64(dumped)/float64(total))
 	}
 	sec.Note = fmt.Sprintf("%d new backups, %s stored from %s of dumps%s. Each tenant keeps its newest %d good backups and those of the last %d days; "+
-		"a tenant's folder is pruned only after its new backup and manifest were written, and incomplete backups are removed after a day.",
-		backedUp, archive.HumanBytes(total), archive.HumanBytes(dumped), ratio, j.o.KeepLast, j.o.RetentionDays)
+		"a tenant's folder is pruned only after its new backup and manifest were written%s, and incomplete backups are removed after a day.",
+		backedUp, archive.HumanBytes(total), archive.HumanBytes(dumped), ratio, j.o.KeepLast, j.o.RetentionDays, afterDrill)
 	if j.o.Lock.On() {
 		sec.Note += fmt.Sprintf(" New dumps and manifests are locked (%s) for %s: a backup past retention whose lock has not passed is kept until it has.", j.o.Lock.Mode, report.Plural(j.o.Lock.Days, "day", "days"))
+	}
+	switch {
+	case len(unpruned) > 0 && len(unpruned) == backedUp && sameNote(unpruned):
+		// One reason for the whole run (the drill did not run): one row.
+		sec.Rows = append([][]string{{"every tenant", unpruned[0][1], "—", "—"}}, sec.Rows...)
+	default:
+		sec.Rows = append(unpruned, sec.Rows...)
 	}
 	if len(sec.Rows) == 0 {
 		sec.Rows = append(sec.Rows, []string{"every tenant", "none", "none", "none"})
@@ -140,6 +164,16 @@ func (j *Job) Outputs(results []fleet.Result) map[string]string {
 	out := j.drillOutputs()
 	out["bytes"] = strconv.FormatInt(total, 10)
 	return out
+}
+
+// sameNote reports whether every row has the first's note.
+func sameNote(rows [][]string) bool {
+	for _, r := range rows {
+		if r[1] != rows[0][1] {
+			return false
+		}
+	}
+	return true
 }
 
 func list(items []string) string {

@@ -8,6 +8,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -25,7 +26,7 @@ import (
 
 // The restore drill's inputs.
 var (
-	InputDrillTargetURL = &input.Input{Name: "drill-target-url", Secret: true, Env: "PGFLEET_DRILL_TARGET_URL", Description: "A scratch database (store it as a secret; e.g. a `services: postgres` container of the same job): after the backups, drill-count tenants backed up in this run, chosen at random, are each restored into it exactly as mode: restore does (checksum, one transaction, every table's rows compared with the manifest), the database emptied before each (every non-system schema dropped). A drill that fails fails the run. Refused if it is one of the fleet's databases, and the drill fails if its PostgreSQL is older than the newest server dumped. CLI: also PGFLEET_DRILL_TARGET_URL."}
+	InputDrillTargetURL = &input.Input{Name: "drill-target-url", Secret: true, Env: "PGFLEET_DRILL_TARGET_URL", Description: "A scratch database (store it as a secret; e.g. a `services: postgres` container of the same job): after the backups, drill-count tenants backed up in this run, chosen at random, are each restored into it exactly as mode: restore does (checksum, one transaction, every table's rows compared with the manifest), the database emptied before each (every non-system schema dropped). A drill that fails fails the run, and that tenant's folder is not pruned (retention runs after the drill). Refused if it is one of this run's databases, or holds tables and was never a drill's scratch database (pgfleet marks it with COMMENT ON DATABASE, so connect as its owner); the drill does not run, and the run fails, if its PostgreSQL is older than the newest server dumped. CLI: also PGFLEET_DRILL_TARGET_URL."}
 	InputDrillCount     = &input.Input{Name: "drill-count", Description: "How many of the tenants backed up in this run the drill restores (default 1 when drill-target-url is set; all of them when fewer were backed up)."}
 )
 
@@ -37,7 +38,7 @@ func DrillInputs() []*input.Input {
 // The drill's outputs.
 var (
 	outputDrilled     = input.Output{Name: "drilled", Description: "With drill-target-url: the project ids (database-urls: names) of the tenants whose new backup was restored into drill-target-url, one per line."}
-	outputDrillFailed = input.Output{Name: "drill-failed", Description: "With drill-target-url: the project ids (database-urls: names) whose drill failed, one per line; empty when every drilled backup came back with every table's rows (give it to projects to back those up again)."}
+	outputDrillFailed = input.Output{Name: "drill-failed", Description: "With drill-target-url: the project ids (database-urls: names) whose drill failed, one per line; empty when every drilled backup came back with every table's rows, and when the drill was refused as a whole (the run's error says why; the backups are fine). Give it to projects to back those up again."}
 )
 
 // drillAppName is the restore program's application_name in a drill.
@@ -52,10 +53,12 @@ type drill struct {
 	tool        pgtools.Tool // pg_restore or psql, for the backup's format
 	targetMajor int
 	targetVer   string
-	timeout     time.Duration // each drill's, tenant-timeout
+	timeout     time.Duration // each drill's, tenant-timeout (and each deferred prune's)
+	concurrency int           // deferred prunes at once (the run's concurrency)
 	log         func(format string, a ...any)
 
 	ran     bool     // Finish ran (every tenant was reached)
+	refused error    // why the whole drill did not run, found in Finish
 	drilled []string // ids of the tenants drilled, in drill order
 	failed  []string // ids whose drill failed
 	offered int      // tenants backed up in this run
@@ -80,8 +83,7 @@ type Drill struct {
 // tenants' servers after the backups, when they are known.
 func prepareDrill(ctx context.Context, env mode.Env, o *Options) error {
 	in := env.Inputs
-	targetURL := strings.TrimSpace(in.Raw(InputDrillTargetURL))
-	env.Secret(tenant.Password(targetURL))
+	targetURL, ok := recovery.TargetURL(in, InputDrillTargetURL, env.Secret)
 	if targetURL == "" {
 		if in.IsSet(InputDrillCount) {
 			in.Bad(InputDrillCount, "set without drill-target-url: give the scratch database the drill restores into, or remove drill-count")
@@ -93,19 +95,15 @@ func prepareDrill(ctx context.Context, env mode.Env, o *Options) error {
 		}
 		return nil
 	}
-	d := &drill{targetURL: targetURL, target: tenant.HostDB(targetURL), count: 1, timeout: env.Config.TenantTimeout, log: env.Log}
+	d := &drill{targetURL: targetURL, target: tenant.HostDB(targetURL), count: 1, timeout: env.Config.TenantTimeout, concurrency: env.Config.Concurrency, log: env.Log}
 	if d.log == nil {
 		d.log = func(string, ...any) {}
 	}
 	if in.IsSet(InputDrillCount) {
 		d.count = in.Int(InputDrillCount, 1, 100000, "tenants")
 	}
-	if _, err := pgconnect.ParseURL(targetURL); err != nil {
-		in.Bad(InputDrillTargetURL, "%v", err)
+	if !ok {
 		return nil
-	}
-	if p := pgtools.PoolerProblem(targetURL); p != "" {
-		in.Bad(InputDrillTargetURL, "%s", p)
 	}
 	// The drill empties its target: it must be no tenant's database. The
 	// static list is known now; Neon's connection strings only once each
@@ -177,20 +175,37 @@ func (d *drill) probe(ctx context.Context) error {
 		return errors.New("the scratch database is a standby (read-only): the drill must restore into it")
 	}
 	d.targetMajor, d.targetVer = num/10000, conn.PgConn().ParameterStatus("server_version")
-	return nil
+	// The second safety, beside "is it a tenant": a database of the fleet
+	// this run does not cover (another shard, an excluded project, a host
+	// alias SameDatabase cannot see through) holds tables and no marker.
+	_, err = recovery.CheckScratch(ctx, conn)
+	return err
 }
 
-// Finish runs the restore drill once every tenant is backed up: count of
-// this run's new backups, chosen at random, are restored one after the
-// other into the scratch database. A drill that fails fails its tenant
-// (the backup made is not proven restorable, and failed-projects then
-// names it for a retry) and the run: Finish's error names each.
+// Finish runs the restore drill once every tenant is backed up, then
+// retention, which waited for it (Work defers pruning when a drill is set):
+// count of this run's new backups, chosen at random, are restored one after
+// the other into the scratch database. A drill that fails fails its tenant
+// (the backup made is not proven restorable, and failed-projects then names
+// it for a retry), keeps that tenant's older backups, and fails the run:
+// Finish's error names each. A drill refused as a whole (the scratch
+// database cannot take this run's dumps, or cannot be shown not to be a
+// tenant's) is the run's error, not the tenants': their backups are fine,
+// and a retry of them would meet the same refusal; nothing is pruned then.
 func (j *Job) Finish(ctx context.Context, results []fleet.Result) error {
 	d := j.o.Drill
 	if d == nil {
 		return nil
 	}
 	d.ran = true
+	err := j.drillAll(ctx, results)
+	j.pruneAfterDrill(ctx, results)
+	return err
+}
+
+// drillAll chooses the backups to drill and restores each.
+func (j *Job) drillAll(ctx context.Context, results []fleet.Result) error {
+	d := j.o.Drill
 	var offered []int
 	newest, newestAt := 0, -1
 	for i, r := range results {
@@ -204,60 +219,39 @@ func (j *Job) Finish(ctx context.Context, results []fleet.Result) error {
 		}
 	}
 	d.offered = len(offered)
+	if d.offered == 0 {
+		return nil
+	}
+	if d.refused = j.refusal(ctx, results, newest, newestAt); d.refused != nil {
+		d.log("restore drill  not run: %s", report.OneLine(d.refused.Error()))
+		return fmt.Errorf("restore drill not run: %w", d.refused)
+	}
 	rand.Shuffle(len(offered), func(a, b int) { offered[a], offered[b] = offered[b], offered[a] })
 	chosen := offered[:min(d.count, len(offered))]
 	var names []string
 	for _, i := range chosen {
 		names = append(names, results[i].Tenant.String())
 	}
-	if len(chosen) > 0 {
-		d.log("restore drill: %s of the %s backed up, chosen at random, into %s: %s",
-			report.Plural(len(chosen), "backup", "backups"), report.Plural(d.offered, "tenant", "tenants"), d.target, strings.Join(names, ", "))
-	}
+	d.log("restore drill: %s of the %s backed up, chosen at random, into %s: %s",
+		report.Plural(len(chosen), "backup", "backups"), report.Plural(d.offered, "tenant", "tenants"), d.target, strings.Join(names, ", "))
 
-	// Refusals that hold for every drill, checked before anything is
-	// written: the target is a tenant (Neon's URLs are known only now), or
-	// older than a server dumped (a dump restores into its server's major
-	// version or a newer one; which tenants were chosen must not decide
-	// whether the drill can pass).
-	var refused error
-	for _, r := range results {
-		switch {
-		case r.Tenant.URL == "":
-			// Its connection string was never resolved (Neon answered
-			// with an error): the target cannot be shown not to be it.
-			refused = fmt.Errorf("not restored: tenant %s's connection string could not be resolved, so drill-target-url cannot be shown not to be its database; the drill empties its target and never risks a tenant's", r.Tenant)
-		case pgconnect.SameDatabase(d.targetURL, r.Tenant.URL):
-			refused = fmt.Errorf("not restored: drill-target-url is the database of tenant %s (%s); the drill empties its target, so it never writes into a tenant's database", r.Tenant, tenant.HostDB(r.Tenant.URL))
-		}
-		if refused != nil {
-			break
-		}
-	}
-	if refused == nil && newest > d.targetMajor {
-		nd := results[newestAt].Detail.(*Detail)
-		refused = fmt.Errorf("not restored: the scratch database runs PostgreSQL %s, older than the newest server dumped in this run (%s, PostgreSQL %s): a dump restores into its server's major version or a newer one; give a drill-target-url of PostgreSQL %d or later", d.targetVer, results[newestAt].Tenant, nd.ServerVersion, newest)
-	}
 	var failures []string
 	for _, i := range chosen {
 		r := &results[i]
 		det := r.Detail.(*Detail)
 		dr := &Drill{Target: d.target, Object: det.Object, Manifest: det.Manifest}
 		det.Drill = dr
-		err := refused
-		if err == nil {
-			err = j.drillOne(ctx, r.Tenant, dr)
-		}
-		d.drilled = append(d.drilled, projectID(r.Tenant))
+		err := j.drillOne(ctx, r.Tenant, dr)
+		d.drilled = append(d.drilled, r.Tenant.ProjectID())
 		if err != nil {
 			dr.Error = err.Error()
-			d.failed = append(d.failed, projectID(r.Tenant))
+			d.failed = append(d.failed, r.Tenant.ProjectID())
 			r.Status = fleet.Failed
 			if ctx.Err() != nil {
 				r.Status = fleet.Cancelled // the run was stopped during its drill
 			}
 			r.Err = fmt.Errorf("restore drill: the backup %s could not be restored into the scratch database %s: %w", det.Object, d.target, err)
-			d.log("restore drill  failed     %s: %s: %v", r.Tenant, det.Object, err)
+			d.log("restore drill  failed     %s: %s: %s", r.Tenant, det.Object, report.OneLine(err.Error()))
 			failures = append(failures, fmt.Sprintf("the backup %s of %s: %v", det.Object, r.Tenant, err))
 			continue
 		}
@@ -268,6 +262,111 @@ func (j *Job) Finish(ctx context.Context, results []fleet.Result) error {
 		return fmt.Errorf("restore drill: %d of %d backups could not be restored: %s", len(failures), len(chosen), strings.Join(failures, "; "))
 	}
 	return nil
+}
+
+// refusal is why no drill of this run may go ahead, checked before
+// anything is written: the target is a tenant (Neon's URLs are known only
+// now) or a tenant's URL is unknown, the target is older than a server
+// dumped (a dump restores into its server's major version or a newer one;
+// which tenants were chosen must not decide whether the drill can pass), or
+// the target now holds tables it was never marked for. An empty target is
+// marked as the drill's scratch database here, before its first restore.
+func (j *Job) refusal(ctx context.Context, results []fleet.Result, newest, newestAt int) error {
+	d := j.o.Drill
+	for _, r := range results {
+		switch {
+		case r.Tenant.URL == "":
+			// Its connection string was never resolved (Neon answered
+			// with an error): the target cannot be shown not to be it.
+			return fmt.Errorf("tenant %s's connection string could not be resolved, so drill-target-url cannot be shown not to be its database; the drill empties its target and never risks a tenant's", r.Tenant)
+		case pgconnect.SameDatabase(d.targetURL, r.Tenant.URL):
+			return fmt.Errorf("drill-target-url is the database of tenant %s (%s); the drill empties its target, so it never writes into a tenant's database", r.Tenant, tenant.HostDB(r.Tenant.URL))
+		}
+	}
+	if newest > d.targetMajor {
+		nd := results[newestAt].Detail.(*Detail)
+		return fmt.Errorf("the scratch database runs PostgreSQL %s, older than the newest server dumped in this run (%s, PostgreSQL %s): a dump restores into its server's major version or a newer one; give a drill-target-url of PostgreSQL %d or later", d.targetVer, results[newestAt].Tenant, nd.ServerVersion, newest)
+	}
+	return claimScratch(ctx, d.targetURL)
+}
+
+// claimScratch checks the scratch database again (Prepare did, but the
+// backups took a while) and marks it if it is not yet.
+func claimScratch(ctx context.Context, url string) error {
+	conn, err := pgconnect.Connect(ctx, url, pgconnect.Options{AppName: appName})
+	if err != nil {
+		return fmt.Errorf("the scratch database cannot be reached: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	st, err := recovery.CheckScratch(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if !st.Marked {
+		return recovery.MarkScratch(ctx, conn)
+	}
+	return nil
+}
+
+// Why a deferred prune did not happen, in the tenant's retention_note.
+const (
+	notPrunedNotReached = "not pruned: with a restore drill, retention runs after the drill, once every tenant is done, and this run did not get there (cancelled, stopped early, or listing failed)"
+	notPrunedDrillFail  = "not pruned: the new backup failed its restore drill, so the older backups are all kept"
+	notPrunedRefused    = "not pruned: the restore drill did not run (the run's error says why), so retention did not either"
+	notPrunedCancelled  = "not pruned: the run was cancelled before retention ran"
+)
+
+// pruneAfterDrill applies retention to every folder Work left for it,
+// except a tenant whose new backup failed its drill and every tenant when
+// the drill was refused. Prunes run the run's concurrency at once, each
+// under tenant-timeout; one that fails fails its tenant, as in Work.
+func (j *Job) pruneAfterDrill(ctx context.Context, results []fleet.Result) {
+	d := j.o.Drill
+	sem := make(chan struct{}, max(d.concurrency, 1))
+	var wg sync.WaitGroup
+	var logMu sync.Mutex
+	for i := range results {
+		r := &results[i]
+		det, _ := r.Detail.(*Detail)
+		if det == nil || det.pruneStamp == "" {
+			continue
+		}
+		switch {
+		case d.refused != nil:
+			det.RetentionNote = notPrunedRefused
+			continue
+		case det.Drill != nil && !det.Drill.OK && r.Status == fleet.Failed:
+			det.RetentionNote = notPrunedDrillFail
+			continue
+		case ctx.Err() != nil: // a drill cut short by the signal too
+			det.RetentionNote = notPrunedCancelled
+			continue
+		case r.Status != fleet.Succeeded:
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			pctx, cancel := context.WithTimeout(ctx, d.timeout)
+			defer cancel()
+			det.RetentionNote, det.unpruned = "", false
+			err := j.prune(pctx, archive.Folder(r.Tenant.Name, r.Tenant.ID), det.pruneStamp, det)
+			det.pruneStamp = ""
+			if err == nil {
+				return
+			}
+			det.unpruned, det.RetentionNote = true, "not pruned: pruning failed (the tenant's error says why)"
+			r.Status, r.Err = fleet.Failed, pruneFailed(det.Object, err)
+			if ctx.Err() != nil {
+				r.Status = fleet.Cancelled
+			}
+			logMu.Lock()
+			defer logMu.Unlock()
+			d.log("retention      failed     %s: %s", r.Tenant, report.OneLine(r.Err.Error()))
+		}()
+	}
+	wg.Wait()
 }
 
 // drillOne restores one new backup into the emptied scratch database the
@@ -319,15 +418,6 @@ func emptyScratch(ctx context.Context, url string) error {
 	return nil
 }
 
-// projectID is a tenant's project id (database-urls: its name), as
-// failed-projects gives it.
-func projectID(t tenant.Tenant) string {
-	if t.ID != "" {
-		return t.ID
-	}
-	return t.Name
-}
-
 // drillSection is the summary's "Restore drill" section: one row per
 // drilled backup.
 func (j *Job) drillSection(results []fleet.Result) (report.Section, bool) {
@@ -339,16 +429,29 @@ func (j *Job) drillSection(results []fleet.Result) (report.Section, bool) {
 		Title:   "Restore drill",
 		Columns: []report.Column{{Title: "tenant"}, {Title: "backup"}, {Title: "tables"}, {Title: "rows", Numeric: true}, {Title: "restore time", Numeric: true}, {Title: ""}},
 	}
-	switch {
-	case !d.ran:
-		sec.Note = fmt.Sprintf("Not run: the run did not reach every tenant (cancelled, stopped early, or listing failed), so no backup was restored into %s.", d.target)
-		return sec, true
-	case d.offered == 0:
-		sec.Note = fmt.Sprintf("Not run: no tenant was backed up in this run, so nothing was restored into %s.", d.target)
+	// A drill that did not run has one row saying so: a section without
+	// rows is not written at all.
+	notRun := func(note, why string) (report.Section, bool) {
+		sec.Note = note
+		sec.Rows = [][]string{{"—", "—", "—", "—", "—", "not run: " + why}}
 		return sec, true
 	}
-	sec.Note = fmt.Sprintf("%d of the %s backed up in this run, chosen at random, restored into the scratch database %s (emptied before each) as mode: restore does: SHA-256 checked, one transaction, every table's rows compared with the manifest. %d failed.",
+	switch {
+	case !d.ran:
+		return notRun(fmt.Sprintf("Not run: the run did not reach every tenant (cancelled, stopped early, or listing failed), so no backup was restored into %s, and retention, which waits for the drill, pruned nothing.", d.target),
+			"the run did not reach every tenant")
+	case d.offered == 0:
+		return notRun(fmt.Sprintf("Not run: no tenant was backed up in this run, so nothing was restored into %s.", d.target), "no tenant was backed up")
+	case d.refused != nil:
+		return notRun(fmt.Sprintf("Not run: refused before anything was restored into %s, which fails the run; no tenant's status changed (their backups were made), and retention, which waits for the drill, pruned nothing.", d.target),
+			d.refused.Error())
+	}
+	sec.Note = fmt.Sprintf("%d of the %s backed up in this run, chosen at random, restored one after the other into the scratch database %s (emptied before each) as mode: restore does: SHA-256 checked, one transaction, every table's rows compared with the manifest. %d failed",
 		len(d.drilled), report.Plural(d.offered, "tenant", "tenants"), d.target, len(d.failed))
+	if len(d.failed) > 0 {
+		sec.Note += ": each such tenant failed, and kept all its older backups (retention ran after the drill and left its folder alone)"
+	}
+	sec.Note += "."
 	for _, r := range results {
 		det, _ := r.Detail.(*Detail)
 		if det == nil || det.Drill == nil {
@@ -364,7 +467,7 @@ func (j *Job) drillSection(results []fleet.Result) (report.Section, bool) {
 			secs = strconv.FormatFloat(dr.Seconds, 'f', 1, 64) + "s"
 		}
 		if !dr.OK {
-			mark = "❌ " + oneLine(dr.Error, 300)
+			mark = "❌ " + dr.Error // the summary puts it on one line and cuts it
 		}
 		sec.Rows = append(sec.Rows, []string{r.Tenant.String(), path.Base(dr.Object), tables, rows, secs, mark})
 	}
@@ -378,13 +481,4 @@ func (j *Job) drillOutputs() map[string]string {
 		return map[string]string{outputDrilled.Name: "", outputDrillFailed.Name: ""}
 	}
 	return map[string]string{outputDrilled.Name: strings.Join(d.drilled, "\n"), outputDrillFailed.Name: strings.Join(d.failed, "\n")}
-}
-
-// oneLine is s on one line, at most n bytes.
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = strings.ToValidUTF8(s[:n], "") + "…"
-	}
-	return s
 }

@@ -49,7 +49,7 @@ var (
 	InputCompressionLevel    = &input.Input{Name: "compression-level", Description: "zstd 1-22 (default 1, the fastest: on a two-core runner level 3 made the stream slower than pg_dump alone) or gzip 1-9 (default 6; gzip is several times slower than zstd)."}
 	InputEncryptionRecipient = &input.Input{Name: "encryption-recipient", Description: "age public keys (age1..., separated by newlines, commas or spaces): each dump is encrypted on the runner for them before it leaves, so whoever reads the bucket cannot read the data. Restore needs a matching encryption-identity."}
 	InputPgDumpArgs          = &input.Input{Name: "pg-dump-args", Default: "--no-owner --no-privileges", Description: "Extra pg_dump arguments, separated by spaces. pgfleet sets the connection, format, compression and snapshot itself; options that leave tables or rows out (-t, -n, -s, --exclude-table-data...) are refused, since the manifest's row counts prove every table."}
-	InputRetentionDays       = &input.Input{Name: "retention-days", Default: "7", Description: "After a tenant's new backup and manifest are written, its good backups older than this many days (by the time in their names) are pruned, keep-last excepted."}
+	InputRetentionDays       = &input.Input{Name: "retention-days", Default: "7", Description: "After a tenant's new backup and manifest are written, its good backups older than this many days (by the time in their names) are pruned, keep-last excepted. With drill-target-url, only after the restore drill, and not for a tenant whose new backup failed it."}
 	InputKeepLast            = &input.Input{Name: "keep-last", Default: "3", Description: "The newest this many good backups of each tenant are never pruned, whatever their age (at least 1)."}
 )
 
@@ -214,8 +214,12 @@ func (j *Job) Describe() string {
 	if len(j.o.Recipients) > 0 {
 		enc = ", encrypted for " + report.Plural(len(j.o.Recipients), "age recipient", "age recipients")
 	}
-	return fmt.Sprintf("to %s (%s format, %s%s%s) with pg_dump %s (%s); keep %d days, at least the last %d per tenant",
-		j.o.Store, j.o.Format, comp, enc, describeLock(j.o.Lock), j.o.PgDump.Version, j.o.PgDump.Path, j.o.RetentionDays, j.o.KeepLast)
+	drill := ""
+	if d := j.o.Drill; d != nil {
+		drill = fmt.Sprintf("; then a restore drill of %s into %s, and only then retention", report.Plural(d.count, "backup", "backups"), d.target)
+	}
+	return fmt.Sprintf("to %s (%s format, %s%s%s) with pg_dump %s (%s); keep %d days, at least the last %d per tenant%s",
+		j.o.Store, j.o.Format, comp, enc, describeLock(j.o.Lock), j.o.PgDump.Version, j.o.PgDump.Path, j.o.RetentionDays, j.o.KeepLast, drill)
 }
 
 func (j *Job) DryRun() bool { return false }

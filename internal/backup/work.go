@@ -35,7 +35,8 @@ const (
 
 // Work backs up one tenant: its own session exports a snapshot, pg_dump
 // dumps that snapshot while the session counts every table's rows in it,
-// the dump is stored, then its manifest, then the folder is pruned.
+// the dump is stored, then its manifest, then the folder is pruned (with a
+// restore drill, in Finish, after the drill).
 func (j *Job) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fleet.Detail, error) {
 	d := &Detail{}
 	if p := pgtools.PoolerProblem(t.URL); p != "" {
@@ -163,10 +164,22 @@ func (j *Job) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fleet.De
 	d.Manifest = archive.ManifestKey(key)
 	d.complete = true
 
+	if j.o.Drill != nil {
+		// Retention waits for the restore drill (Finish): a new backup
+		// that fails its drill must not have cost the tenant the older
+		// ones, and a run that never gets to the drill prunes nothing.
+		d.pruneStamp, d.unpruned, d.RetentionNote = archive.Stamp(started), true, notPrunedNotReached
+		return fleet.Succeeded, d, nil
+	}
 	if err := j.prune(ctx, folder, archive.Stamp(started), d); err != nil {
-		return fleet.Failed, d, fmt.Errorf("the backup %s is complete with its manifest, but pruning the folder failed: %w", key, err)
+		return fleet.Failed, d, pruneFailed(key, err)
 	}
 	return fleet.Succeeded, d, nil
+}
+
+// pruneFailed is a tenant's error when retention failed after its backup.
+func pruneFailed(key string, err error) error {
+	return fmt.Errorf("the backup %s is complete with its manifest, but pruning the folder failed: %w", key, err)
 }
 
 // freeStamp is this backup's time: now, to the second, unless the folder

@@ -220,3 +220,15 @@ func transientCode(code string) bool {
 	}
 	return false
 }
+
+// Passwords are the password of a connection string as Go's URL parser
+// (tenant.Password) and as pgx read it, for the log's redactor: a string
+// not yet validated may mean one password to one and another to the other,
+// and whichever a connection would use must never be printed.
+func Passwords(rawURL string) []string {
+	ps := []string{tenant.Password(rawURL)}
+	if cfg, err := ParseURL(rawURL); err == nil && cfg.Password != ps[0] {
+		ps = append(ps, cfg.Password)
+	}
+	return ps
+}

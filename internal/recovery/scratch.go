@@ -2,7 +2,9 @@ package recovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -96,6 +98,85 @@ func EmptyScratch(ctx context.Context, conn *pgx.Conn) error {
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("empty the scratch database: %w", err)
+	}
+	return nil
+}
+
+// ScratchMarker begins the comment pgfleet puts on a database it drills
+// into (COMMENT ON DATABASE): a database's comment is a shared object, so it
+// survives EmptyScratch's drops, and it lets a later run tell its own
+// leftovers from a database that holds someone's data.
+const ScratchMarker = "pgfleet restore-drill scratch database"
+
+// scratchComment is the whole comment.
+const scratchComment = ScratchMarker + ": emptied (every non-system schema dropped) before each restore drill; do not keep data here"
+
+// ScratchState is what a would-be scratch database holds, read before
+// anything is written to it.
+type ScratchState struct {
+	Marked  bool     // it carries ScratchMarker: an earlier drill's scratch database
+	CanMark bool     // the session may comment on it (owns it, or is a superuser)
+	Objects []string // up to 6 of its tables and views (UserObjects)
+}
+
+// ReadScratch reads conn's database's marker, whether the session could
+// mark it, and its tables, touching nothing.
+func ReadScratch(ctx context.Context, conn *pgx.Conn) (ScratchState, error) {
+	var s ScratchState
+	var comment string
+	err := conn.QueryRow(ctx, `SELECT coalesce(pg_catalog.shobj_description(d.oid, 'pg_database'), ''),
+		pg_catalog.pg_has_role(current_user, d.datdba, 'USAGE') OR (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
+		FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()`).Scan(&comment, &s.CanMark)
+	if err != nil {
+		return s, fmt.Errorf("read the scratch database's comment: %w", err)
+	}
+	s.Marked = strings.HasPrefix(comment, ScratchMarker)
+	s.Objects, err = UserObjects(ctx, conn)
+	return s, err
+}
+
+// Refusal is why a drill must not empty this database, "" when it may: one
+// that holds tables and was never marked is someone's, however it came to
+// be named; an unmarked empty one is marked before its first drill, which
+// needs its owner (or a superuser).
+func (s ScratchState) Refusal() string {
+	switch {
+	case s.Marked:
+		return ""
+	case len(s.Objects) > 0:
+		more := ""
+		if len(s.Objects) > 5 {
+			s.Objects, more = s.Objects[:5], ", …"
+		}
+		return "holds tables (" + strings.Join(s.Objects, ", ") + more + ") and was never a pgfleet drill's scratch database: give an empty database (the drill empties its target before each restore)"
+	case !s.CanMark:
+		return "is an empty database the connecting user does not own: the drill marks its scratch database with COMMENT ON DATABASE, which needs the owner, so that a later run can tell its leftovers from someone's tables; connect as the database's owner (a services: postgres container's user is) or give a database that user owns"
+	}
+	return ""
+}
+
+// CheckScratch is ReadScratch, with Refusal as an error naming the
+// scratch database.
+func CheckScratch(ctx context.Context, conn *pgx.Conn) (ScratchState, error) {
+	st, err := ReadScratch(ctx, conn)
+	if err != nil {
+		return st, err
+	}
+	if why := st.Refusal(); why != "" {
+		return st, errors.New("the scratch database " + why)
+	}
+	return st, nil
+}
+
+// MarkScratch puts ScratchMarker on conn's database (the name quoted:
+// COMMENT ON DATABASE takes no expression).
+func MarkScratch(ctx context.Context, conn *pgx.Conn) error {
+	var stmt string
+	if err := conn.QueryRow(ctx, `SELECT pg_catalog.format('COMMENT ON DATABASE %I IS %L', pg_catalog.current_database(), $1::text)`, scratchComment).Scan(&stmt); err != nil {
+		return fmt.Errorf("mark the scratch database: %w", err)
+	}
+	if _, err := conn.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("mark the scratch database (COMMENT ON DATABASE): %w", err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -38,6 +39,7 @@ SELECT lo_from_bytea(0, 'a large object');
 CREATE PUBLICATION pub FOR TABLE customers;
 `
 	cluster := pgcluster.StartForTest(t)
+	t.Run("marker", func(t *testing.T) { testScratchMarker(t, cluster) })
 	for _, as := range []string{"superuser", "owner"} {
 		t.Run(as, func(t *testing.T) {
 			db := cluster.TenantForTest(t, "scratch_"+as)
@@ -91,5 +93,69 @@ CREATE EVENT TRIGGER et ON ddl_command_start EXECUTE FUNCTION et()`); err != nil
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// The drill's marker: a database with tables and no marker is refused, an
+// empty one may be marked by its owner (and by a superuser, whatever its
+// name: COMMENT ON DATABASE takes the name quoted) but is refused for a
+// user who could not mark it; the marker survives EmptyScratch, and a
+// marked database with tables (an earlier drill's) is accepted.
+func testScratchMarker(t *testing.T, cluster *pgcluster.Cluster) {
+	ctx := context.Background()
+	read := func(conn *pgx.Conn) ScratchState {
+		t.Helper()
+		st, err := ReadScratch(ctx, conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	db := cluster.TenantForTest(t, "scratch_marker")
+	other := cluster.TenantForTest(t, "scratch_marker_other")
+	// other's role, connected to db: it may connect, not comment.
+	admin := pgcluster.Connect(t, cluster.AdminURL("postgres"))
+	if _, err := admin.Exec(ctx, `GRANT CONNECT ON DATABASE `+db.Name+` TO `+other.Role); err != nil {
+		t.Fatal(err)
+	}
+	stranger := pgcluster.Connect(t, strings.Replace(other.URL, "/"+other.Name+"?", "/"+db.Name+"?", 1))
+	if st := read(stranger); st.Marked || st.CanMark || !strings.Contains(st.Refusal(), "the connecting user does not own") {
+		t.Errorf("as another user: %+v, refusal %q", st, st.Refusal())
+	}
+	owner := pgcluster.Connect(t, db.URL)
+	if st := read(owner); st.Marked || !st.CanMark || st.Refusal() != "" {
+		t.Errorf("empty, as its owner: %+v, refusal %q", st, st.Refusal())
+	}
+	if _, err := owner.Exec(ctx, `CREATE TABLE customers (id int)`); err != nil {
+		t.Fatal(err)
+	}
+	if st := read(owner); !strings.HasPrefix(st.Refusal(), "holds tables (public.customers) and was never a pgfleet drill's scratch database") {
+		t.Errorf("with a table, unmarked: refusal %q", st.Refusal())
+	}
+	if err := MarkScratch(ctx, owner); err != nil {
+		t.Fatal(err)
+	}
+	if st := read(owner); !st.Marked || st.Refusal() != "" {
+		t.Errorf("marked, with a table: %+v, refusal %q", st, st.Refusal())
+	}
+	if err := EmptyScratch(ctx, owner); err != nil {
+		t.Fatal(err)
+	}
+	if st := read(stranger); !st.Marked || st.Refusal() != "" {
+		t.Errorf("after EmptyScratch: %+v: want the marker kept", st)
+	}
+
+	// A name that needs quoting, marked by the superuser.
+	const odd = `Drill "Scratch"-1`
+	if _, err := admin.Exec(ctx, `CREATE DATABASE "Drill ""Scratch""-1"`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec(context.Background(), `DROP DATABASE IF EXISTS "Drill ""Scratch""-1" WITH (FORCE)`) })
+	conn := pgcluster.Connect(t, cluster.AdminURL(odd))
+	if err := MarkScratch(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if st := read(conn); !st.Marked || !st.CanMark {
+		t.Errorf("%s: %+v", odd, st)
 	}
 }

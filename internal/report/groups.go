@@ -52,7 +52,7 @@ func FailureKey(res fleet.Result) string {
 	if res.Err != nil {
 		msg = res.Err.Error()
 	}
-	return string(res.Status) + ": " + errorPattern(oneLine(msg), ownWords(res.Tenant, nil))
+	return string(res.Status) + ": " + errorPattern(OneLine(msg), ownWords(res.Tenant, nil))
 }
 
 // What a pattern shows in place of what differs between tenants, in the

@@ -31,17 +31,17 @@ var mdEscaper = strings.NewReplacer(
 
 // md renders user text as one line of inert Markdown.
 func md(s string) string {
-	return mdEscaper.Replace(oneLine(s))
+	return mdEscaper.Replace(OneLine(s))
 }
 
 // mdCut is md of s shortened to at most n runes.
 func mdCut(s string, n int) string {
-	return md(truncate(oneLine(s), n))
+	return md(truncate(OneLine(s), n))
 }
 
-// oneLine turns newlines, tabs and other control or direction-changing
+// OneLine turns newlines, tabs and other control or direction-changing
 // characters into spaces and collapses runs of white space.
-func oneLine(s string) string {
+func OneLine(s string) string {
 	clean := func(r rune) rune {
 		if unicode.IsControl(r) || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') {
 			return ' '

@@ -128,11 +128,7 @@ func failedProjects(results []fleet.Result) []string {
 		if res.Status != fleet.Failed {
 			continue
 		}
-		id := res.Tenant.ID
-		if id == "" {
-			id = res.Tenant.Name
-		}
-		ids = append(ids, id)
+		ids = append(ids, res.Tenant.ProjectID())
 	}
 	return ids
 }

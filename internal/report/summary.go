@@ -100,7 +100,7 @@ func prepare(r Run) []entry {
 			e.label = e.id
 		}
 		if e.status == fleet.Failed || e.status == fleet.Cancelled {
-			e.kind = errorPattern(oneLine(problem(e)), ownWords(res.Tenant, r.scrub))
+			e.kind = errorPattern(OneLine(problem(e)), ownWords(res.Tenant, r.scrub))
 		}
 		if res.Duration > 0 {
 			e.dur = human(res.Duration)
@@ -238,7 +238,7 @@ func reportRef(path string) string {
 	if path == "" {
 		return ""
 	}
-	return " " + codeSpan(oneLine(path))
+	return " " + codeSpan(OneLine(path))
 }
 
 // codeSpan wraps s in a code span that its own backticks cannot close.
@@ -458,7 +458,7 @@ func problem(e entry) string {
 
 // skippedLine summarizes many skipped tenants by reason, most common first.
 func skippedLine(skipped []entry) string {
-	groups := groupBy(skipped, func(e entry) string { return truncate(oneLine(e.reason), 120) })
+	groups := groupBy(skipped, func(e entry) string { return truncate(OneLine(e.reason), 120) })
 	const shown = 5
 	parts := make([]string, 0, shown+1)
 	for i, g := range groups {

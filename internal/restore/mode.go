@@ -92,17 +92,9 @@ func (Mode) Prepare(ctx context.Context, env mode.Env) (mode.Job, error) {
 		in.Bad(InputRestoreProject, "required: the project name or id whose backup to restore")
 	}
 	spec := in.String(InputRestoreBackup)
-	o.TargetURL = strings.TrimSpace(in.Raw(InputRestoreTargetURL))
-	env.Secret(tenant.Password(o.TargetURL))
-	switch {
-	case o.TargetURL == "":
+	o.TargetURL, _ = recovery.TargetURL(in, InputRestoreTargetURL, env.Secret)
+	if o.TargetURL == "" {
 		in.Bad(InputRestoreTargetURL, "required: the database to restore into")
-	default:
-		if _, err := pgconnect.ParseURL(o.TargetURL); err != nil {
-			in.Bad(InputRestoreTargetURL, "%v", err)
-		} else if p := pgtools.PoolerProblem(o.TargetURL); p != "" {
-			in.Bad(InputRestoreTargetURL, "%s", p)
-		}
 	}
 	o.Clean = in.Bool(InputRestoreClean)
 	if in.IsSet(InputEncryptionIdentity) {

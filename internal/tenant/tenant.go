@@ -32,6 +32,16 @@ type Tenant struct {
 	StorageBytes int64 `json:"-"`
 }
 
+// ProjectID is the tenant's project id as the projects input and the
+// failed-projects output give it: its ID, or its name where it has none
+// (database-urls: the name is the id).
+func (t Tenant) ProjectID() string {
+	if t.ID != "" {
+		return t.ID
+	}
+	return t.Name
+}
+
 // String names the tenant for humans without any credential:
 // "name (id, host/db)".
 func (t Tenant) String() string { return printable(t.label()) }
