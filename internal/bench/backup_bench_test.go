@@ -36,7 +36,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 
@@ -275,11 +274,7 @@ type scriptRun struct {
 func (e *backupEnv) neonStyle(b *testing.B, dbs []pgcluster.TenantDB, prefix string) scriptRun {
 	b.Helper()
 	ctx := context.Background()
-	client := awss3.New(awss3.Options{
-		Region: minio.Region, BaseEndpoint: aws.String(e.s3Endpoint()), UsePathStyle: true,
-		Credentials:                credentials.NewStaticCredentialsProvider(e.srv.AccessKey, e.srv.SecretKey, ""),
-		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
-	})
+	client := e.srv.ClientAt(e.s3Endpoint())
 	dir := b.TempDir()
 	var r scriptRun
 	cpu0, start := e.cpuNow(b), time.Now()

@@ -252,10 +252,14 @@ func StartForTest(tb testing.TB) *Server {
 
 // Client is an S3 client for the server, as root, with path-style
 // addressing and checksums only where S3 requires them.
-func (s *Server) Client() *s3.Client {
+func (s *Server) Client() *s3.Client { return s.ClientAt(s.Endpoint) }
+
+// ClientAt is Client reaching the server through endpoint (a latency
+// proxy in front of it, in the benchmarks).
+func (s *Server) ClientAt(endpoint string) *s3.Client {
 	return s3.New(s3.Options{
 		Region:                     Region,
-		BaseEndpoint:               aws.String(s.Endpoint),
+		BaseEndpoint:               aws.String(endpoint),
 		UsePathStyle:               true,
 		Credentials:                credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
