@@ -32,16 +32,21 @@ func (l LockedBackup) String() string {
 // tenant rather than delete a backup that may be locked.
 func (j *Job) lockedUntil(ctx context.Context, b archive.Backup, now time.Time) (time.Time, error) {
 	l, ok := j.o.Store.(storage.Locker)
-	if !ok || !j.locks.mayLock(ctx, l) {
+	if !ok {
+		return time.Time{}, nil
+	}
+	may, checkDenied := j.locks.mayLock(ctx, l)
+	if !may {
 		return time.Time{}, nil
 	}
 	var until time.Time
 	for _, k := range b.Keys() {
 		r, err := l.Retention(ctx, k)
-		if err != nil && j.locks.unknown && !j.o.Lock.On() {
-			// Neither the bucket's Object Lock nor the object's lock can
+		if errors.Is(err, storage.ErrDenied) && checkDenied && !j.o.Lock.On() {
+			// Neither the bucket's Object Lock nor the object's lock may
 			// be read: credentials from before Object Lock, in a run that
-			// asks for none. Pruning as pgfleet always has loses nothing
+			// asks for none (a failure to answer is no such case: it fails
+			// the prune below). Pruning as pgfleet always has loses nothing
 			// (on a bucket with Object Lock a delete only adds a marker;
 			// restore-include-deleted finds the version), where failing
 			// would break every such user's retention; so prune, and say
@@ -73,25 +78,28 @@ type lockCheck struct {
 	mu       sync.Mutex
 	asked    bool
 	none     bool // the bucket has no Object Lock
-	unknown  bool // asking failed (refused, most often): it may have
+	denied   bool // the credentials may not ask (AccessDenied)
 	warnOnce sync.Once
 }
 
-// mayLock reports whether objects in l may be locked. Only a definite "no
-// Object Lock" (storage.ErrNoLock) says no: a refused check (credentials
-// without s3:GetBucketObjectLockConfiguration) or a failed one says yes,
-// so each object is still asked, and that answer is kept for the run
-// rather than asked again by every tenant.
-func (c *lockCheck) mayLock(ctx context.Context, l storage.Locker) bool {
+// mayLock reports whether objects in l may be locked, and whether the
+// check was refused. Only a definite "no Object Lock" (storage.ErrNoLock)
+// says no. A refused check (credentials without
+// s3:GetBucketObjectLockConfiguration) says yes, so each object is still
+// asked; like "no", that answer is kept for the run rather than asked again
+// by every tenant. A check that failed to answer (a 5xx, throttling, the
+// tenant's time running out) says yes and is asked again by the next
+// tenant: a passing outage must not decide for the whole run.
+func (c *lockCheck) mayLock(ctx context.Context, l storage.Locker) (may, denied bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.asked {
 		err := l.CheckLock(ctx)
 		c.none = errors.Is(err, storage.ErrNoLock)
-		c.unknown = err != nil && !c.none
-		c.asked = true
+		c.denied = errors.Is(err, storage.ErrDenied)
+		c.asked = err == nil || c.none || c.denied
 	}
-	return !c.none
+	return !c.none, c.denied
 }
 
 // lockWarning is the warning for a retention shorter than the lock, "" when

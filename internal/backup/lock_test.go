@@ -198,7 +198,9 @@ func TestPruneAsksForLocksOncePerRun(t *testing.T) {
 		pruned             int // per tenant
 	}{
 		{"bucket without Object Lock", fmt.Errorf("check: %w", storage.ErrNoLock), storage.Lock{}, 1, 0, 2},
-		{"check refused", errors.New("AccessDenied"), storage.Lock{}, 1, tenants * 2 * 2, 1},
+		{"check refused", fmt.Errorf("AccessDenied: %w", storage.ErrDenied), storage.Lock{}, 1, tenants * 2 * 2, 1},
+		// A failure to answer is no answer: the next backup asks again.
+		{"check failed", errors.New("503 SlowDown"), storage.Lock{}, tenants * 2, tenants * 2 * 2, 1},
 		{"bucket with Object Lock", nil, storage.Lock{}, 1, tenants * 2 * 2, 1},
 		{"a run that locks", nil, storage.Lock{Mode: storage.LockCompliance, Days: 3}, 0, tenants * 2 * 2, 1},
 	} {
@@ -264,7 +266,7 @@ func TestPruneWithoutLockPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	folders := lockFolders(t, d, 3)
-	s := &countingLocker{Store: d, check: errors.New("AccessDenied"), retErr: errors.New("AccessDenied (the credentials need s3:GetObjectRetention)")}
+	s := &countingLocker{Store: d, check: fmt.Errorf("AccessDenied: %w", storage.ErrDenied), retErr: fmt.Errorf("AccessDenied (the credentials need s3:GetObjectRetention): %w", storage.ErrDenied)}
 	var warned []string
 	j := NewJob(Options{Store: s, RetentionDays: 7, KeepLast: 1, Now: func() time.Time { return now },
 		Warn: func(f string, a ...any) { warned = append(warned, fmt.Sprintf(f, a...)) }})
@@ -276,6 +278,20 @@ func TestPruneWithoutLockPermissions(t *testing.T) {
 	}
 	if len(warned) != 1 || !strings.Contains(warned[0], "cannot tell whether backups are locked") || !strings.Contains(warned[0], "s3:GetObjectRetention") {
 		t.Errorf("warnings %q, want one naming the missing permission", warned)
+	}
+
+	// Failures to answer (an outage, not a refusal) are no such case: the
+	// prune fails and deletes nothing.
+	d2, err := dir.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	folders = lockFolders(t, d2, 1)
+	s = &countingLocker{Store: d2, check: errors.New("503 SlowDown"), retErr: errors.New("503 SlowDown")}
+	j = NewJob(Options{Store: s, RetentionDays: 7, KeepLast: 1, Now: func() time.Time { return now }})
+	det := &Detail{}
+	if err := j.prune(context.Background(), folders[0], ago(0), det); err == nil || len(det.Pruned) != 0 {
+		t.Errorf("prune with the store failing to answer = %v, pruned %v: want the error and nothing pruned", err, det.Pruned)
 	}
 }
 

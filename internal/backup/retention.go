@@ -88,7 +88,7 @@ func (j *Job) prune(ctx context.Context, folder, current string, d *Detail) erro
 		}
 	}
 	if !found {
-		d.RetentionNote = "skipped: the new backup was not listed yet"
+		d.RetentionNote, d.unpruned = "skipped: the new backup was not listed yet", true
 		return nil
 	}
 	now := j.o.Now()

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/pgfleet/pgfleet/internal/archive"
 	"github.com/pgfleet/pgfleet/internal/storage"
+	"github.com/pgfleet/pgfleet/internal/storage/dir"
 )
 
 var now = time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
@@ -135,5 +137,23 @@ func TestParseDumpArgs(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), why) {
 			t.Errorf("ParseDumpArgs(%q) = %v, want a refusal saying %q", bad, err, why)
 		}
+	}
+}
+
+// A listing that does not show the new backup yet (an eventually
+// consistent store) skips retention, and the summary says "not pruned",
+// not a count of none.
+func TestPruneSkippedWhenNewBackupNotListed(t *testing.T) {
+	d, err := dir.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := NewJob(Options{Store: d, RetentionDays: 7, KeepLast: 1})
+	det := &Detail{complete: true}
+	if err := j.prune(context.Background(), "acme-p1", archive.Stamp(time.Now()), det); err != nil {
+		t.Fatal(err)
+	}
+	if cells := det.Cells(); cells[3] != "not pruned" || !strings.Contains(det.RetentionNote, "not listed yet") {
+		t.Errorf("cells %q, note %q: want not pruned, and why", cells, det.RetentionNote)
 	}
 }

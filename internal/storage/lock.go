@@ -33,6 +33,11 @@ func (l Lock) On() bool { return l.Mode != "" }
 // it writes (a bucket created without Object Lock).
 var ErrNoLock = errors.New("object lock is not enabled")
 
+// ErrDenied is wrapped by Locker's errors when the store refused to say
+// (credentials without the permission), as against failing to answer:
+// retention tells the two apart (see backup's lockCheck).
+var ErrDenied = errors.New("access denied")
+
 // Retention is the lock an object version carries; the zero value is none.
 type Retention struct {
 	Mode  LockMode

@@ -86,12 +86,10 @@ func (s *Store) CheckLock(ctx context.Context) error {
 	switch {
 	case errors.As(err, &ae) && ae.ErrorCode() == "ObjectLockConfigurationNotFoundError":
 		return s.fail("check object lock", "", fmt.Errorf("%w on bucket %s: Object Lock can only be turned on when a bucket is created (aws s3api create-bucket --object-lock-enabled-for-bucket)", storage.ErrNoLock, s.bucket))
+	case errors.As(err, &ae) && ae.ErrorCode() == "AccessDenied":
+		return s.fail("check object lock", "", &hinted{err: err, denied: true, hint: "the credentials need s3:GetBucketObjectLockConfiguration on the bucket to check its Object Lock"})
 	case err != nil:
-		e := s.fail("check object lock", "", err)
-		if errors.As(err, &ae) && ae.ErrorCode() == "AccessDenied" {
-			e.(*storage.Error).Hint = "the credentials need s3:GetBucketObjectLockConfiguration on the bucket to check its Object Lock"
-		}
-		return e
+		return s.fail("check object lock", "", err)
 	case out.ObjectLockConfiguration == nil || out.ObjectLockConfiguration.ObjectLockEnabled != types.ObjectLockEnabledEnabled:
 		return s.fail("check object lock", "", fmt.Errorf("%w on bucket %s", storage.ErrNoLock, s.bucket))
 	}
@@ -130,11 +128,11 @@ func (s *Store) retention(ctx context.Context, full string, version *string) (st
 	switch {
 	case err == nil:
 	case isAPI && ae.ErrorCode() == "NoSuchObjectLockConfiguration",
-		isAPI && ae.ErrorCode() == "InvalidRequest" && strings.Contains(ae.ErrorMessage(), "ObjectLockConfiguration"):
+		isAPI && ae.ErrorCode() == "InvalidRequest" && missingLockConfiguration(ae.ErrorMessage()):
 		return storage.Retention{}, nil
 	case isAPI && ae.ErrorCode() == "AccessDenied":
-		return storage.Retention{}, &hinted{err: err, hint: "the credentials need s3:GetObjectRetention on the bucket's objects to read their Object Lock: without it a locked version cannot be told from an unlocked one, " +
-			"so retention prunes nothing and restore-include-deleted cannot pick the locked version under an overwrite; in a bucket without Object Lock, " +
+		return storage.Retention{}, &hinted{err: err, denied: true, hint: "the credentials need s3:GetObjectRetention on the bucket's objects to read their Object Lock: without it a locked version cannot be told from an unlocked one, " +
+			"so retention cannot keep locked backups and restore-include-deleted cannot pick the locked version under an overwrite; in a bucket without Object Lock, " +
 			"s3:GetBucketObjectLockConfiguration alone lets backup learn that once a run and read no lock"}
 	case isAPI && ae.ErrorCode() == "MethodNotAllowed", isNotFound(err):
 		return storage.Retention{}, nil // a delete marker (MethodNotAllowed), or no such key
@@ -147,14 +145,24 @@ func (s *Store) retention(ctx context.Context, full string, version *string) (st
 	return storage.Retention{Mode: storage.LockMode(strings.ToLower(string(out.Retention.Mode))), Until: *out.Retention.RetainUntilDate}, nil
 }
 
-// hinted is an error with the hint Store.fail should give for it.
-type hinted struct {
-	err  error
-	hint string
+// missingLockConfiguration reports whether an InvalidRequest's message
+// says the bucket has no Object Lock: MinIO writes "Bucket is missing
+// ObjectLockConfiguration", AWS (and the stores copying it) "Bucket is
+// missing Object Lock Configuration".
+func missingLockConfiguration(msg string) bool {
+	return strings.Contains(strings.ToLower(strings.ReplaceAll(msg, " ", "")), "missingobjectlockconfiguration")
 }
 
-func (h *hinted) Error() string { return h.err.Error() }
-func (h *hinted) Unwrap() error { return h.err }
+// hinted is an error with the hint Store.fail should give for it.
+type hinted struct {
+	err    error
+	hint   string
+	denied bool // S3 answered AccessDenied: errors.Is(storage.ErrDenied)
+}
+
+func (h *hinted) Error() string        { return h.err.Error() }
+func (h *hinted) Unwrap() error        { return h.err }
+func (h *hinted) Is(target error) bool { return h.denied && target == storage.ErrDenied }
 
 // IsLockRefusal reports whether err is S3 refusing to delete or overwrite
 // a locked version: AccessDenied on AWS, InvalidRequest "Object is WORM

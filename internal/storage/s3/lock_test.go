@@ -338,5 +338,23 @@ func TestRetentionDenied(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "s3:GetObjectRetention") {
 		t.Fatalf("Retention without the permission = %+v, %v, want an error naming s3:GetObjectRetention", r, err)
 	}
+	if !errors.Is(err, storage.ErrDenied) {
+		t.Errorf("Retention's refusal is not storage.ErrDenied: %v", err)
+	}
 	t.Logf("Retention: %v", err)
+}
+
+// A bucket without Object Lock answers GetObjectRetention with
+// InvalidRequest, worded by MinIO and by AWS differently: both are no lock.
+func TestMissingLockConfiguration(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"Bucket is missing ObjectLockConfiguration":          true, // MinIO
+		"Bucket is missing Object Lock Configuration":        true, // AWS
+		"Object is WORM protected and cannot be overwritten": false,
+		"Invalid version id specified":                       false,
+	} {
+		if got := missingLockConfiguration(msg); got != want {
+			t.Errorf("missingLockConfiguration(%q) = %v, want %v", msg, got, want)
+		}
+	}
 }
