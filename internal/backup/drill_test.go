@@ -231,11 +231,21 @@ func TestDrillNotRun(t *testing.T) {
 }
 
 // cancellingStore runs hook on each Get or List of a key under prefix,
-// and returns the hook's error.
+// and returns the hook's error; del, when set, answers each Delete.
 type cancellingStore struct {
 	*dir.Store
 	prefix string
 	hook   func(key string) error
+	del    func(key string) error
+}
+
+func (s cancellingStore) Delete(ctx context.Context, key string) error {
+	if s.del != nil {
+		if err := s.del(key); err != nil {
+			return err
+		}
+	}
+	return s.Store.Delete(ctx, key)
 }
 
 func (s cancellingStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
@@ -257,10 +267,7 @@ func (s cancellingStore) List(ctx context.Context, prefix string) ([]storage.Obj
 // named in drill-failed or in "N of M could not be restored" (they were
 // never shown bad); the error says which were not drilled.
 func TestDrillStopsWhenCancelled(t *testing.T) {
-	store, err := dir.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := tempFolder(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var got []string
@@ -278,7 +285,7 @@ func TestDrillStopsWhenCancelled(t *testing.T) {
 	}}
 	j.o.Drill.ran, j.o.Drill.offered = true, 3
 	rs := drillResults()
-	err = j.drillChosen(ctx, rs, []int{0, 1, 2})
+	err := j.drillChosen(ctx, rs, []int{0, 1, 2})
 	if len(got) != 2 {
 		t.Errorf("manifests read: %v, want the first two drills only", got)
 	}
@@ -309,10 +316,7 @@ func TestDrillStopsWhenCancelled(t *testing.T) {
 // the run fails) names every tenant whose retention did not run; their
 // statuses alone would let a run stopped before retention end clean.
 func TestPruneAfterDrillCancelled(t *testing.T) {
-	store, err := dir.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := tempFolder(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rs := drillResults()
@@ -328,7 +332,7 @@ func TestPruneAfterDrillCancelled(t *testing.T) {
 	j.o.RetentionDays, j.o.KeepLast, j.o.Now = 7, 1, func() time.Time { return now }
 	j.o.Drill.ran, j.o.Drill.offered, j.o.Drill.concurrency = true, 4, 1
 	rs[1].Detail.(*Detail).Drill, rs[1].Status = &Drill{Error: "the dump does not match its manifest"}, fleet.Failed
-	err = j.pruneAfterDrill(ctx, rs)
+	err := j.pruneAfterDrill(ctx, rs)
 	if err == nil || !strings.Contains(err.Error(), "retention did not run, or did not finish, for 3 tenants because the run was cancelled") ||
 		!strings.Contains(err.Error(), "a (db1.example.com/a), c (db1.example.com/c), d (db1.example.com/d)") {
 		t.Errorf("error: %v", err)
@@ -343,28 +347,12 @@ func TestPruneAfterDrillCancelled(t *testing.T) {
 	}
 }
 
-// failingDelete is a folder whose third delete fails.
-type failingDelete struct {
-	*dir.Store
-	n *int
-}
-
-func (f failingDelete) Delete(ctx context.Context, key string) error {
-	if *f.n++; *f.n == 3 {
-		return errors.New("403 AccessDenied")
-	}
-	return f.Store.Delete(ctx, key)
-}
-
 // A prune that fails part-way says what it removed before it stopped: the
 // cell counts the backups gone ("partly"), the note says why it stopped,
 // rather than "not pruned" for a folder that lost backups.
 func TestPruneAfterDrillPartly(t *testing.T) {
 	ctx := context.Background()
-	store, err := dir.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := tempFolder(t)
 	rs := drillResults()[:1]
 	f := archive.Folder("a", "a")
 	for _, s := range []string{ago(0), ago(10 * day), ago(20 * day)} {
@@ -377,7 +365,13 @@ func TestPruneAfterDrillPartly(t *testing.T) {
 	d := rs[0].Detail.(*Detail)
 	deferred(d, ago(0))
 	j := drillJob("postgres://s:p@scratch.example.com/s", 1, 18)
-	j.o.Store = failingDelete{Store: store, n: new(int)}
+	deletes := 0
+	j.o.Store = cancellingStore{Store: store, prefix: "none/", del: func(string) error {
+		if deletes++; deletes == 3 { // the first backup's two keys went
+			return errors.New("403 AccessDenied")
+		}
+		return nil
+	}}
 	j.o.RetentionDays, j.o.KeepLast, j.o.Now = 7, 1, func() time.Time { return now }
 	j.o.Drill.ran, j.o.Drill.offered = true, 1
 	if err := j.pruneAfterDrill(ctx, rs); err != nil {
@@ -390,4 +384,14 @@ func TestPruneAfterDrillPartly(t *testing.T) {
 	if rows := j.Sections(rs)[0].Rows; len(rows) != 2 || rows[0][1] != d.RetentionNote || rows[1][1] != d.Pruned[0] {
 		t.Errorf("retention rows: %v", rows)
 	}
+}
+
+// tempFolder is an empty folder store.
+func tempFolder(t *testing.T) *dir.Store {
+	t.Helper()
+	store, err := dir.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
 }
