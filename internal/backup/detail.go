@@ -40,6 +40,29 @@ type Detail struct {
 	// unpruned: retention did not run on the folder (RetentionNote says
 	// why), so the summary says "not pruned" rather than a count.
 	unpruned bool
+	// partlyPruned: retention stopped part-way, after removing some of
+	// what it meant to (RetentionNote says what and why).
+	partlyPruned bool
+}
+
+// notePruneFailed records a prune that stopped with err (why: "pruning
+// failed", or the run was cancelled): "not pruned" only when it removed
+// nothing; otherwise what went before it stopped stays counted, with a note
+// saying the folder was only partly pruned.
+func (d *Detail) notePruneFailed(why string, err error) {
+	var removed []string
+	if n := len(d.Pruned); n > 0 {
+		removed = append(removed, report.Plural(n, "backup", "backups"))
+	}
+	if n := len(d.Debris) + len(d.Aborted); n > 0 {
+		removed = append(removed, report.Plural(n, "incomplete backup", "incomplete backups"))
+	}
+	if len(removed) == 0 {
+		d.unpruned, d.RetentionNote = true, "not pruned: "+why+" (the tenant's error says why)"
+		return
+	}
+	d.unpruned, d.partlyPruned = false, true
+	d.RetentionNote = fmt.Sprintf("partly pruned: %s after removing %s: %s", why, strings.Join(removed, " and "), report.OneLine(err.Error()))
 }
 
 // Throughput is pg_dump's output per second through the whole stream.
@@ -62,6 +85,9 @@ func (d *Detail) Cells() []string {
 		pruned = strconv.Itoa(len(d.Pruned))
 		if d.unpruned {
 			pruned = "not pruned"
+		}
+		if d.partlyPruned {
+			pruned += " (partly: stopped)"
 		}
 		if n := len(d.Debris) + len(d.Aborted); n > 0 {
 			pruned += fmt.Sprintf(" + %d debris", n)
@@ -103,7 +129,7 @@ func (j *Job) Sections(results []fleet.Result) []report.Section {
 		backedUp++
 		total += d.Bytes
 		dumped += d.DumpBytes
-		if d.unpruned {
+		if d.unpruned || d.partlyPruned {
 			unpruned = append(unpruned, []string{r.Tenant.String(), d.RetentionNote, "—", "—"})
 		}
 		if len(d.Pruned)+len(d.Debris)+len(d.Aborted)+len(d.Locked) == 0 {

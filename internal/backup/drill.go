@@ -61,7 +61,10 @@ type drill struct {
 	refused error    // why the whole drill did not run, found in Finish
 	drilled []string // ids of the tenants drilled, in drill order
 	failed  []string // ids whose drill failed
-	offered int      // tenants backed up in this run
+	// cancelled are the ids whose drill the signal cut short: neither
+	// drilled nor failed, their backups were not shown bad.
+	cancelled []string
+	offered   int // tenants backed up in this run
 }
 
 // Drill is one drilled backup, the "drill" field of its tenant's record in
@@ -72,6 +75,9 @@ type Drill struct {
 	Manifest string `json:"manifest"`
 	OK       bool   `json:"ok"`
 	Error    string `json:"error,omitempty"`
+	// Cancelled: the run was stopped during this drill, which proves
+	// nothing either way.
+	Cancelled bool `json:"cancelled,omitempty"`
 	recovery.Result
 }
 
@@ -199,8 +205,7 @@ func (j *Job) Finish(ctx context.Context, results []fleet.Result) error {
 	}
 	d.ran = true
 	err := j.drillAll(ctx, results)
-	j.pruneAfterDrill(ctx, results)
-	return err
+	return errors.Join(err, j.pruneAfterDrill(ctx, results))
 }
 
 // drillAll chooses the backups to drill and restores each.
@@ -234,22 +239,43 @@ func (j *Job) drillAll(ctx context.Context, results []fleet.Result) error {
 	}
 	d.log("restore drill: %s of the %s backed up, chosen at random, into %s: %s",
 		report.Plural(len(chosen), "backup", "backups"), report.Plural(d.offered, "tenant", "tenants"), d.target, strings.Join(names, ", "))
+	return j.drillChosen(ctx, results, chosen)
+}
 
-	var failures []string
-	for _, i := range chosen {
+// drillChosen restores the chosen backups (indexes into results) one after
+// the other, until the run is cancelled.
+func (j *Job) drillChosen(ctx context.Context, results []fleet.Result, chosen []int) error {
+	d := j.o.Drill
+	var failures, notDrilled []string
+	for n, i := range chosen {
 		r := &results[i]
+		if ctx.Err() != nil {
+			// The run was stopped: the drills left are not run at all,
+			// rather than each failing at once on the cancelled context
+			// and naming in drill-failed a backup that was never tried.
+			for _, k := range chosen[n:] {
+				notDrilled = append(notDrilled, results[k].Tenant.String())
+			}
+			break
+		}
 		det := r.Detail.(*Detail)
 		dr := &Drill{Target: d.target, Object: det.Object, Manifest: det.Manifest}
 		det.Drill = dr
 		err := j.drillOne(ctx, r.Tenant, dr)
+		if err != nil && ctx.Err() != nil {
+			// Cut short by the signal: the backup was not shown bad.
+			dr.Cancelled, dr.Error = true, err.Error()
+			r.Status, r.Err = fleet.Cancelled, fmt.Errorf("restore drill of the backup %s cut short: the run was cancelled: %w", det.Object, err)
+			d.cancelled = append(d.cancelled, r.Tenant.ProjectID())
+			d.log("restore drill  cancelled  %s: %s", r.Tenant, det.Object)
+			notDrilled = append(notDrilled, r.Tenant.String())
+			continue
+		}
 		d.drilled = append(d.drilled, r.Tenant.ProjectID())
 		if err != nil {
 			dr.Error = err.Error()
 			d.failed = append(d.failed, r.Tenant.ProjectID())
 			r.Status = fleet.Failed
-			if ctx.Err() != nil {
-				r.Status = fleet.Cancelled // the run was stopped during its drill
-			}
 			r.Err = fmt.Errorf("restore drill: the backup %s could not be restored into the scratch database %s: %w", det.Object, d.target, err)
 			d.log("restore drill  failed     %s: %s: %s", r.Tenant, det.Object, report.OneLine(err.Error()))
 			failures = append(failures, fmt.Sprintf("the backup %s of %s: %v", det.Object, r.Tenant, err))
@@ -258,10 +284,14 @@ func (j *Job) drillAll(ctx context.Context, results []fleet.Result) error {
 		dr.OK = true
 		d.log("restore drill  matched    %s: %s: %d/%d tables, %s in %.1fs", r.Tenant, det.Object, dr.Matched(), len(dr.Tables), report.Plural(int(dr.RestoredRows), "row", "rows"), dr.Seconds)
 	}
+	var errs []error
 	if len(failures) > 0 {
-		return fmt.Errorf("restore drill: %d of %d backups could not be restored: %s", len(failures), len(chosen), strings.Join(failures, "; "))
+		errs = append(errs, fmt.Errorf("restore drill: %d of %d backups could not be restored: %s", len(failures), len(d.drilled), strings.Join(failures, "; ")))
 	}
-	return nil
+	if len(notDrilled) > 0 {
+		errs = append(errs, fmt.Errorf("restore drill cancelled: %d of %d chosen backups were drilled; not drilled: %s", len(d.drilled), len(chosen), strings.Join(notDrilled, ", ")))
+	}
+	return errors.Join(errs...)
 }
 
 // refusal is why no drill of this run may go ahead, checked before
@@ -319,12 +349,21 @@ const (
 // pruneAfterDrill applies retention to every folder Work left for it,
 // except a tenant whose new backup failed its drill and every tenant when
 // the drill was refused. Prunes run the run's concurrency at once, each
-// under tenant-timeout; one that fails fails its tenant, as in Work.
-func (j *Job) pruneAfterDrill(ctx context.Context, results []fleet.Result) {
+// under tenant-timeout; one that fails fails its tenant, as in Work. Its
+// error names the tenants whose retention the signal skipped or cut
+// short: their statuses may still say succeeded, so without it a run
+// stopped before retention would end as clean as one that pruned.
+func (j *Job) pruneAfterDrill(ctx context.Context, results []fleet.Result) error {
 	d := j.o.Drill
 	sem := make(chan struct{}, max(d.concurrency, 1))
 	var wg sync.WaitGroup
-	var logMu sync.Mutex
+	var mu sync.Mutex // d.log and skipped
+	var skipped []string
+	cancelled := func(r *fleet.Result) {
+		mu.Lock()
+		defer mu.Unlock()
+		skipped = append(skipped, r.Tenant.String())
+	}
 	for i := range results {
 		r := &results[i]
 		det, _ := r.Detail.(*Detail)
@@ -340,12 +379,21 @@ func (j *Job) pruneAfterDrill(ctx context.Context, results []fleet.Result) {
 			continue
 		case ctx.Err() != nil: // a drill cut short by the signal too
 			det.RetentionNote = notPrunedCancelled
+			cancelled(r)
 			continue
 		case r.Status != fleet.Succeeded:
 			continue
 		}
-		wg.Add(1)
 		sem <- struct{}{}
+		if ctx.Err() != nil {
+			// The signal came while this prune waited for its turn: it
+			// is not started, rather than failing at once.
+			<-sem
+			det.RetentionNote = notPrunedCancelled
+			cancelled(r)
+			continue
+		}
+		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			pctx, cancel := context.WithTimeout(ctx, d.timeout)
@@ -356,17 +404,25 @@ func (j *Job) pruneAfterDrill(ctx context.Context, results []fleet.Result) {
 			if err == nil {
 				return
 			}
-			det.unpruned, det.RetentionNote = true, "not pruned: pruning failed (the tenant's error says why)"
-			r.Status, r.Err = fleet.Failed, pruneFailed(det.Object, err)
 			if ctx.Err() != nil {
-				r.Status = fleet.Cancelled
+				det.notePruneFailed("the run was cancelled while pruning", err)
+				r.Status, r.Err = fleet.Cancelled, fmt.Errorf("retention cut short: the run was cancelled: %w", err)
+				cancelled(r)
+				return
 			}
-			logMu.Lock()
-			defer logMu.Unlock()
+			det.notePruneFailed("pruning failed", err)
+			r.Status, r.Err = fleet.Failed, pruneFailed(det.Object, err)
+			mu.Lock()
+			defer mu.Unlock()
 			d.log("retention      failed     %s: %s", r.Tenant, report.OneLine(r.Err.Error()))
 		}()
 	}
 	wg.Wait()
+	if len(skipped) == 0 {
+		return nil
+	}
+	return fmt.Errorf("retention did not run, or did not finish, for %s because the run was cancelled: their folders keep older backups retention would have removed: %s",
+		report.Plural(len(skipped), "tenant", "tenants"), strings.Join(skipped, ", "))
 }
 
 // drillOne restores one new backup into the emptied scratch database the
@@ -451,6 +507,9 @@ func (j *Job) drillSection(results []fleet.Result) (report.Section, bool) {
 	if len(d.failed) > 0 {
 		sec.Note += ": each such tenant failed, and kept all its older backups (retention ran after the drill and left its folder alone)"
 	}
+	if len(d.cancelled) > 0 {
+		sec.Note += fmt.Sprintf("; %d cut short when the run was cancelled (neither restored nor failed)", len(d.cancelled))
+	}
 	sec.Note += "."
 	for _, r := range results {
 		det, _ := r.Detail.(*Detail)
@@ -466,7 +525,10 @@ func (j *Job) drillSection(results []fleet.Result) (report.Section, bool) {
 		if dr.Seconds > 0 {
 			secs = strconv.FormatFloat(dr.Seconds, 'f', 1, 64) + "s"
 		}
-		if !dr.OK {
+		switch {
+		case dr.Cancelled:
+			mark = "⏹ cancelled: " + dr.Error
+		case !dr.OK:
 			mark = "❌ " + dr.Error // the summary puts it on one line and cuts it
 		}
 		sec.Rows = append(sec.Rows, []string{r.Tenant.String(), path.Base(dr.Object), tables, rows, secs, mark})

@@ -3,6 +3,7 @@ package backup
 import (
 	"context"
 	"errors"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -227,4 +228,170 @@ func TestDrillNotRun(t *testing.T) {
 	if secs := j.Sections(drillResults()); len(secs) != 1 {
 		t.Errorf("sections without a drill: %+v", secs)
 	}
+}
+
+// cancellingStore runs hook on each Get or List of a key under prefix,
+// and returns the hook's error; del, when set, answers each Delete.
+type cancellingStore struct {
+	*dir.Store
+	prefix string
+	hook   func(key string) error
+	del    func(key string) error
+}
+
+func (s cancellingStore) Delete(ctx context.Context, key string) error {
+	if s.del != nil {
+		if err := s.del(key); err != nil {
+			return err
+		}
+	}
+	return s.Store.Delete(ctx, key)
+}
+
+func (s cancellingStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if strings.HasPrefix(key, s.prefix) {
+		return nil, s.hook(key)
+	}
+	return s.Store.Get(ctx, key)
+}
+
+func (s cancellingStore) List(ctx context.Context, prefix string) ([]storage.Object, error) {
+	if strings.HasPrefix(prefix, s.prefix) {
+		return nil, s.hook(prefix)
+	}
+	return s.Store.List(ctx, prefix)
+}
+
+// A signal during the drills stops them: the drill it cut short is
+// cancelled, not failed, the drills after it never run, and neither is
+// named in drill-failed or in "N of M could not be restored" (they were
+// never shown bad); the error says which were not drilled.
+func TestDrillStopsWhenCancelled(t *testing.T) {
+	store := tempFolder(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got []string
+	j := drillJob("postgres://s:p@scratch.example.com/s", 3, 18)
+	j.o.Store = cancellingStore{Store: store, hook: func(key string) error {
+		got = append(got, key)
+		switch len(got) {
+		case 1:
+			return errors.New("503 Slow Down") // a real failure
+		case 2:
+			cancel() // the signal, during the second drill
+			return context.Canceled
+		}
+		return errors.New("drilled on a cancelled context")
+	}}
+	j.o.Drill.ran, j.o.Drill.offered = true, 3
+	rs := drillResults()
+	err := j.drillChosen(ctx, rs, []int{0, 1, 2})
+	if len(got) != 2 {
+		t.Errorf("manifests read: %v, want the first two drills only", got)
+	}
+	d := j.o.Drill
+	if !slices.Equal(d.failed, []string{"a"}) || !slices.Equal(d.drilled, []string{"a"}) || !slices.Equal(d.cancelled, []string{"b"}) {
+		t.Errorf("drilled %v, failed %v, cancelled %v", d.drilled, d.failed, d.cancelled)
+	}
+	if err == nil || !strings.Contains(err.Error(), "1 of 1 backups could not be restored: the backup a/") || strings.Contains(err.Error(), "of b") ||
+		!strings.Contains(err.Error(), "restore drill cancelled: 1 of 3 chosen backups were drilled; not drilled: b (db2.example.com/b), c (db1.example.com/c)") {
+		t.Errorf("error: %v", err)
+	}
+	if rs[0].Status != fleet.Failed || rs[1].Status != fleet.Cancelled || rs[2].Status != fleet.Succeeded || rs[2].Detail.(*Detail).Drill != nil {
+		t.Errorf("statuses %s %s %s, c's drill %+v", rs[0].Status, rs[1].Status, rs[2].Status, rs[2].Detail.(*Detail).Drill)
+	}
+	if out := j.Outputs(rs); out["drill-failed"] != "a" || out["drilled"] != "a" {
+		t.Errorf("outputs %v", out)
+	}
+	sec := j.Sections(rs)[1]
+	if !strings.Contains(sec.Note, "1 failed: ") || !strings.Contains(sec.Note, "1 cut short when the run was cancelled") ||
+		len(sec.Rows) != 2 || !strings.HasPrefix(sec.Rows[1][5], "⏹ cancelled: ") {
+		t.Errorf("drill section: %+v", sec)
+	}
+}
+
+// A signal after the drills, before or while retention runs: the prune it
+// cut short and those it kept from starting (also one that waited for its
+// turn) say "cancelled", not "pruning failed", and the error (Finish's, so
+// the run fails) names every tenant whose retention did not run; their
+// statuses alone would let a run stopped before retention end clean.
+func TestPruneAfterDrillCancelled(t *testing.T) {
+	store := tempFolder(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rs := drillResults()
+	rs[3].Status, rs[3].Detail.(*Detail).complete = fleet.Succeeded, true
+	for _, r := range rs {
+		deferred(r.Detail.(*Detail), ago(0))
+	}
+	j := drillJob("postgres://s:p@scratch.example.com/s", 2, 18)
+	j.o.Store = cancellingStore{Store: store, prefix: archive.Folder("a", "a") + "/", hook: func(string) error {
+		cancel() // the signal, during a's prune
+		return context.Canceled
+	}}
+	j.o.RetentionDays, j.o.KeepLast, j.o.Now = 7, 1, func() time.Time { return now }
+	j.o.Drill.ran, j.o.Drill.offered, j.o.Drill.concurrency = true, 4, 1
+	rs[1].Detail.(*Detail).Drill, rs[1].Status = &Drill{Error: "the dump does not match its manifest"}, fleet.Failed
+	err := j.pruneAfterDrill(ctx, rs)
+	if err == nil || !strings.Contains(err.Error(), "retention did not run, or did not finish, for 3 tenants because the run was cancelled") ||
+		!strings.Contains(err.Error(), "a (db1.example.com/a), c (db1.example.com/c), d (db1.example.com/d)") {
+		t.Errorf("error: %v", err)
+	}
+	for i, want := range []string{"not pruned: the run was cancelled while pruning", notPrunedDrillFail, notPrunedCancelled, notPrunedCancelled} {
+		if d := rs[i].Detail.(*Detail); !strings.HasPrefix(d.RetentionNote, want) || d.Cells()[3] != "not pruned" {
+			t.Errorf("%s: note %q, cell %q", rs[i].Tenant.ID, d.RetentionNote, d.Cells()[3])
+		}
+	}
+	if rs[0].Status != fleet.Cancelled || !errors.Is(rs[0].Err, context.Canceled) || rs[2].Status != fleet.Succeeded {
+		t.Errorf("statuses %s (%v), %s", rs[0].Status, rs[0].Err, rs[2].Status)
+	}
+}
+
+// A prune that fails part-way says what it removed before it stopped: the
+// cell counts the backups gone ("partly"), the note says why it stopped,
+// rather than "not pruned" for a folder that lost backups.
+func TestPruneAfterDrillPartly(t *testing.T) {
+	ctx := context.Background()
+	store := tempFolder(t)
+	rs := drillResults()[:1]
+	f := archive.Folder("a", "a")
+	for _, s := range []string{ago(0), ago(10 * day), ago(20 * day)} {
+		for _, k := range []string{f + "/" + s + ".dump.zst", f + "/" + s + ".manifest.json"} {
+			if _, err := store.Put(ctx, k, strings.NewReader("x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	d := rs[0].Detail.(*Detail)
+	deferred(d, ago(0))
+	j := drillJob("postgres://s:p@scratch.example.com/s", 1, 18)
+	deletes := 0
+	j.o.Store = cancellingStore{Store: store, prefix: "none/", del: func(string) error {
+		if deletes++; deletes == 3 { // the first backup's two keys went
+			return errors.New("403 AccessDenied")
+		}
+		return nil
+	}}
+	j.o.RetentionDays, j.o.KeepLast, j.o.Now = 7, 1, func() time.Time { return now }
+	j.o.Drill.ran, j.o.Drill.offered = true, 1
+	if err := j.pruneAfterDrill(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Pruned) != 1 || d.Cells()[3] != "1 (partly: stopped)" || rs[0].Status != fleet.Failed ||
+		d.RetentionNote != "partly pruned: pruning failed after removing 1 backup: 403 AccessDenied" {
+		t.Errorf("pruned %v, cell %q, note %q, status %s", d.Pruned, d.Cells()[3], d.RetentionNote, rs[0].Status)
+	}
+	if rows := j.Sections(rs)[0].Rows; len(rows) != 2 || rows[0][1] != d.RetentionNote || rows[1][1] != d.Pruned[0] {
+		t.Errorf("retention rows: %v", rows)
+	}
+}
+
+// tempFolder is an empty folder store.
+func tempFolder(t *testing.T) *dir.Store {
+	t.Helper()
+	store, err := dir.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
 }

@@ -172,6 +172,7 @@ func (j *Job) Work(ctx context.Context, t tenant.Tenant) (fleet.Status, fleet.De
 		return fleet.Succeeded, d, nil
 	}
 	if err := j.prune(ctx, folder, archive.Stamp(started), d); err != nil {
+		d.notePruneFailed("pruning failed", err)
 		return fleet.Failed, d, pruneFailed(key, err)
 	}
 	return fleet.Succeeded, d, nil
