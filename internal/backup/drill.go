@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"filippo.io/age"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pgfleet/pgfleet/internal/archive"
 	"github.com/pgfleet/pgfleet/internal/fleet"
@@ -355,14 +357,14 @@ const (
 // stopped before retention would end as clean as one that pruned.
 func (j *Job) pruneAfterDrill(ctx context.Context, results []fleet.Result) error {
 	d := j.o.Drill
-	sem := make(chan struct{}, max(d.concurrency, 1))
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(max(d.concurrency, 1))
 	var mu sync.Mutex // d.log and skipped
-	var skipped []string
-	cancelled := func(r *fleet.Result) {
+	var skipped []int // indexes in results, named in their order below
+	cancelled := func(i int) {
 		mu.Lock()
 		defer mu.Unlock()
-		skipped = append(skipped, r.Tenant.String())
+		skipped = append(skipped, i)
 	}
 	for i := range results {
 		r := &results[i]
@@ -379,50 +381,52 @@ func (j *Job) pruneAfterDrill(ctx context.Context, results []fleet.Result) error
 			continue
 		case ctx.Err() != nil: // a drill cut short by the signal too
 			det.RetentionNote = notPrunedCancelled
-			cancelled(r)
+			cancelled(i)
 			continue
 		case r.Status != fleet.Succeeded:
 			continue
 		}
-		sem <- struct{}{}
-		if ctx.Err() != nil {
-			// The signal came while this prune waited for its turn: it
-			// is not started, rather than failing at once.
-			<-sem
-			det.RetentionNote = notPrunedCancelled
-			cancelled(r)
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
+			if ctx.Err() != nil {
+				// The signal came while this prune waited for its turn:
+				// it is not started, rather than failing at once.
+				det.RetentionNote = notPrunedCancelled
+				cancelled(i)
+				return nil
+			}
 			pctx, cancel := context.WithTimeout(ctx, d.timeout)
 			defer cancel()
 			det.RetentionNote, det.unpruned = "", false
 			err := j.prune(pctx, archive.Folder(r.Tenant.Name, r.Tenant.ID), det.pruneStamp, det)
 			det.pruneStamp = ""
 			if err == nil {
-				return
+				return nil
 			}
 			if ctx.Err() != nil {
 				det.notePruneFailed("the run was cancelled while pruning", err)
 				r.Status, r.Err = fleet.Cancelled, fmt.Errorf("retention cut short: the run was cancelled: %w", err)
-				cancelled(r)
-				return
+				cancelled(i)
+				return nil
 			}
 			det.notePruneFailed("pruning failed", err)
 			r.Status, r.Err = fleet.Failed, pruneFailed(det.Object, err)
 			mu.Lock()
 			defer mu.Unlock()
 			d.log("retention      failed     %s: %s", r.Tenant, report.OneLine(r.Err.Error()))
-		}()
+			return nil // the tenant's failure, not the group's
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	if len(skipped) == 0 {
 		return nil
 	}
+	slices.Sort(skipped)
+	names := make([]string, len(skipped))
+	for k, i := range skipped {
+		names[k] = results[i].Tenant.String()
+	}
 	return fmt.Errorf("retention did not run, or did not finish, for %s because the run was cancelled: their folders keep older backups retention would have removed: %s",
-		report.Plural(len(skipped), "tenant", "tenants"), strings.Join(skipped, ", "))
+		report.Plural(len(skipped), "tenant", "tenants"), strings.Join(names, ", "))
 }
 
 // drillOne restores one new backup into the emptied scratch database the
