@@ -287,3 +287,19 @@ func cut(s string, n int) string {
 	}
 	return s
 }
+
+// DecryptsFor reports whether some identity is the secret key of one of
+// the recipients (age1... keys, as ParseRecipients returns them): a check
+// before any backup is written that the identity given can read them.
+func DecryptsFor(ids []age.Identity, recipients []string) bool {
+	for _, id := range ids {
+		if x, ok := id.(*age.X25519Identity); ok {
+			for _, r := range recipients {
+				if x.Recipient().String() == r {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

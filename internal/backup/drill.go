@@ -126,7 +126,7 @@ func prepareDrill(ctx context.Context, env mode.Env, o *Options) error {
 			in.Bad(archive.InputEncryptionIdentity, "required for a restore drill of encrypted backups (encryption-recipient is set): give the secret key of one of the recipients, or remove drill-target-url")
 		} else if ids, err := archive.ParseIdentities(in.Raw(archive.InputEncryptionIdentity)); err != nil {
 			in.Bad(archive.InputEncryptionIdentity, "%v", err)
-		} else if !decryptsFor(ids, o.RecipientKeys) {
+		} else if !archive.DecryptsFor(ids, o.RecipientKeys) {
 			in.Bad(archive.InputEncryptionIdentity, "is the secret key of none of encryption-recipient's keys: the drill could not decrypt the backups")
 		} else {
 			d.identities = ids
@@ -149,21 +149,6 @@ func prepareDrill(ctx context.Context, env mode.Env, o *Options) error {
 		return &input.Error{Input: InputDrillTargetURL.Name, Problem: err.Error(), Err: err}
 	}
 	return nil
-}
-
-// decryptsFor reports whether some identity is the secret key of one of
-// the recipients.
-func decryptsFor(ids []age.Identity, recipients []string) bool {
-	for _, id := range ids {
-		if x, ok := id.(*age.X25519Identity); ok {
-			for _, r := range recipients {
-				if x.Recipient().String() == r {
-					return true
-				}
-			}
-		}
-	}
-	return false
 }
 
 // probe connects to the target and reads its version; a standby, which
